@@ -1,0 +1,306 @@
+// Package gobuild resolves package patterns with `go list` and builds each package's test
+// binary once with `go test -c`, passing on the build events that `go test -json` would write.
+package gobuild
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/gotest"
+)
+
+// ErrNoPackages is returned by Resolve when the patterns match no packages.
+var ErrNoPackages = errors.New("gobuild: no packages to test")
+
+// PatternError is a package pattern that go list rejected or that matched nothing.
+type PatternError struct {
+	Pattern string
+	Msg     string
+}
+
+func (e *PatternError) Error() string {
+	return fmt.Sprintf("package pattern %q: %s (accepted: import paths, ./relative dirs, and ... wildcards as go test takes them)", e.Pattern, e.Msg)
+}
+
+// Package is one package to test.
+type Package struct {
+	ImportPath string
+	Name       string
+	Dir        string
+	// HasTests is true when the package has _test.go files (in-package or external).
+	HasTests bool
+	// Module root directory of the package, "" outside a module.
+	ModuleDir string
+}
+
+// Options control Resolve and Build.
+type Options struct {
+	Dir   string   // working directory for the go command ("" = current)
+	Tags  string   // -tags
+	Race  bool     // -race
+	Cover bool     // -cover
+	Env   []string // extra environment for the go command (e.g. GOOS=, GOARCH=)
+}
+
+// Resolve runs `go list` on the patterns and returns the matched packages in go list order.
+// A pattern that matches nothing or that go list rejects is a *PatternError.
+func Resolve(ctx context.Context, opts Options, patterns []string) ([]Package, error) {
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	args := []string{"list", "-e", "-json=ImportPath,Name,Dir,TestGoFiles,XTestGoFiles,Error,Module"}
+	if opts.Tags != "" {
+		args = append(args, "-tags", opts.Tags)
+	}
+	args = append(args, "--")
+	args = append(args, patterns...)
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = opts.Dir
+	cmd.Env = append(os.Environ(), opts.Env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return nil, fmt.Errorf("go list: %s", firstLine(msg))
+	}
+	for _, line := range strings.Split(stderr.String(), "\n") {
+		// go list warns, and exits 0, for a pattern that matches nothing.
+		if i := strings.Index(line, "matched no packages"); i >= 0 {
+			pat := strings.TrimPrefix(line, "go: warning: ")
+			pat = strings.TrimSpace(strings.TrimSuffix(pat[:strings.Index(pat, "matched no packages")], " "))
+			pat = strings.Trim(pat, "\"")
+			return nil, &PatternError{Pattern: pat, Msg: "matched no packages"}
+		}
+	}
+	type listed struct {
+		ImportPath   string
+		Name         string
+		Dir          string
+		TestGoFiles  []string
+		XTestGoFiles []string
+		Error        *struct{ Err string }
+		Module       *struct{ Dir string }
+	}
+	var pkgs []Package
+	dec := json.NewDecoder(bytes.NewReader(out))
+	for {
+		var l listed
+		if err := dec.Decode(&l); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("go list: decoding its output: %w", err)
+		}
+		if l.Error != nil && l.Dir == "" {
+			// A pattern that names no directory or package at all.
+			return nil, &PatternError{Pattern: l.ImportPath, Msg: firstLine(l.Error.Err)}
+		}
+		p := Package{ImportPath: l.ImportPath, Name: l.Name, Dir: l.Dir,
+			HasTests: len(l.TestGoFiles)+len(l.XTestGoFiles) > 0}
+		if l.Module != nil {
+			p.ModuleDir = l.Module.Dir
+		}
+		pkgs = append(pkgs, p)
+	}
+	if len(pkgs) == 0 {
+		return nil, ErrNoPackages
+	}
+	return pkgs, nil
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
+// Binary is a built test binary.
+type Binary struct {
+	Package Package
+	Path    string
+}
+
+// Result of Build.
+type Result struct {
+	// Binaries of the packages that built and have tests, in the order of pkgs.
+	Binaries []Binary
+	// Reported are the packages whose outcome the build already settled (build failures,
+	// setup failures, packages without test files); their events went to emit.
+	Reported map[string]bool
+}
+
+// Build builds the test binary of every package in pkgs that has tests into outDir, each
+// once, with as few go commands as there are packages sharing one last path element.
+// Build events (build-output, build-fail) and the package results of packages that cannot
+// run (build failed, setup failed, no test files) are passed to emit as `go test -json`
+// writes them; emit is called from one goroutine at a time.
+func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emit func(gotest.Event)) (*Result, error) {
+	res := &Result{Reported: map[string]bool{}}
+	var mu sync.Mutex
+	locked := func(e gotest.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		emit(e)
+	}
+	now := time.Now()
+	// Packages without test files: report as go test does, without a build.
+	var groups [][]Package
+	seen := map[string]int{}
+	for _, p := range pkgs {
+		if !p.HasTests {
+			continue
+		}
+		elem := path.Base(p.ImportPath)
+		k := seen[elem]
+		seen[elem] = k + 1
+		for len(groups) <= k {
+			groups = append(groups, nil)
+		}
+		groups[k] = append(groups[k], p)
+	}
+	failedBuild := map[string]string{} // package -> FailedBuild of its build-fail event
+	var wg sync.WaitGroup
+	errs := make([]error, len(groups))
+	for i, g := range groups {
+		dir := filepath.Join(outDir, fmt.Sprint(i))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = buildGroup(ctx, opts, g, dir, func(e gotest.Event) {
+				if e.Action == gotest.ActionBuildFail {
+					mu.Lock()
+					failedBuild[buildPackage(e.ImportPath)] = e.ImportPath
+					mu.Unlock()
+				}
+				if e.Package != "" {
+					mu.Lock()
+					res.Reported[e.Package] = true
+					mu.Unlock()
+				}
+				locked(e)
+			})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for i, p := range pkgs {
+		if res.Reported[p.ImportPath] {
+			continue
+		}
+		if !p.HasTests {
+			emitPackage(emit, now, p.ImportPath, "?   \t"+p.ImportPath+"\t[no test files]\n", gotest.ActionSkip, "")
+			res.Reported[p.ImportPath] = true
+			continue
+		}
+		k := 0
+		for _, q := range pkgs[:i] {
+			if q.HasTests && path.Base(q.ImportPath) == path.Base(p.ImportPath) {
+				k++
+			}
+		}
+		bin := filepath.Join(outDir, fmt.Sprint(k), path.Base(p.ImportPath)+".test")
+		if _, err := os.Stat(bin); err != nil {
+			fb := failedBuild[p.ImportPath]
+			if fb == "" {
+				fb = p.ImportPath + " [" + p.ImportPath + ".test]"
+			}
+			emitPackage(emit, now, p.ImportPath, "FAIL\t"+p.ImportPath+" [build failed]\n", gotest.ActionFail, fb)
+			res.Reported[p.ImportPath] = true
+			continue
+		}
+		res.Binaries = append(res.Binaries, Binary{Package: p, Path: bin})
+	}
+	return res, nil
+}
+
+// buildPackage maps the ImportPath of a build event ("p [p.test]", "p_test [p.test]", "p")
+// to the package under test it belongs to.
+func buildPackage(importPath string) string {
+	if i := strings.Index(importPath, " ["); i >= 0 && strings.HasSuffix(importPath, ".test]") {
+		return strings.TrimSuffix(importPath[i+2:], ".test]")
+	}
+	return importPath
+}
+
+func emitPackage(emit func(gotest.Event), t time.Time, pkg, output, action, failedBuild string) {
+	zero := 0.0
+	emit(gotest.Event{Time: &t, Action: gotest.ActionStart, Package: pkg})
+	emit(gotest.Event{Time: &t, Action: gotest.ActionOutput, Package: pkg, Output: output})
+	emit(gotest.Event{Time: &t, Action: action, Package: pkg, Elapsed: &zero, FailedBuild: failedBuild})
+}
+
+func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit func(gotest.Event)) error {
+	args := []string{"test", "-c", "-json", "-o", dir + string(filepath.Separator)}
+	if opts.Tags != "" {
+		args = append(args, "-tags", opts.Tags)
+	}
+	if opts.Race {
+		args = append(args, "-race")
+	}
+	if opts.Cover {
+		args = append(args, "-cover")
+	}
+	args = append(args, "--")
+	for _, p := range g {
+		args = append(args, p.ImportPath)
+	}
+	sort.Strings(args[len(args)-len(g):])
+	cmd := exec.CommandContext(ctx, "go", args...)
+	cmd.Dir = opts.Dir
+	cmd.Env = append(os.Environ(), opts.Env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("go test -c: %w", err)
+	}
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		var e gotest.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			// go test -c -json writes only JSON; pass anything else on as build output.
+			e = gotest.Event{Action: gotest.ActionBuildOutput, Output: sc.Text() + "\n"}
+		}
+		emit(e)
+	}
+	err = cmd.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		return fmt.Errorf("go test -c: %w", err)
+	}
+	if err != nil && stderr.Len() > 0 {
+		// Errors that are not about one package (bad flags, toolchain trouble).
+		msg := strings.TrimSpace(stderr.String())
+		if !strings.Contains(msg, "build failed") {
+			emit(gotest.Event{Action: gotest.ActionBuildOutput, Output: msg + "\n"})
+		}
+	}
+	return nil
+}

@@ -1,0 +1,284 @@
+// Package scheduler decides which tests run where and when. The Plan is pure bookkeeping —
+// no processes, no clocks — so every decision can be tested on its own; the runner drives
+// it from one goroutine per worker.
+//
+// Load mode hands out batches of one package's top-level tests (one process each, so a
+// costly TestMain runs once per batch, not once per test). A batch aims at a share of the
+// remaining estimated work that shrinks as the run goes on (guided self-scheduling: the
+// remaining work over twice the number of workers, but never less than what it costs to
+// start a process), longest tests first, so that early batches are large and the last ones
+// small, and no worker idles at the end while another still holds a long queue.
+//
+// Each mode gives every gateway its own copy of the work; a gateway runs each package as a
+// single batch.
+package scheduler
+
+import (
+	"sort"
+	"sync"
+	"time"
+)
+
+// Test is one top-level test (or example, or fuzz target) of a package.
+type Test struct {
+	Name string
+	Est  time.Duration // estimated duration
+}
+
+// Package is a package's work.
+type Package struct {
+	Path  string
+	Tests []Test
+	// Whole marks a package whose tests are not known one by one (its binary could not list
+	// them, or the -run pattern selects none): it runs as one batch with no test selection.
+	Whole bool
+	// Startup is the estimated cost of starting one process of this package (TestMain).
+	Startup time.Duration
+}
+
+// Batch is what one test process runs.
+type Batch struct {
+	Package string
+	Tests   []string // nil for a Whole package
+	Whole   bool
+	Est     time.Duration
+	Retry   bool // these tests are re-run after the process that held them crashed
+}
+
+// Mode of distribution.
+type Mode int
+
+const (
+	// Load runs each test once, on some worker.
+	Load Mode = iota
+	// Each runs every test on every gateway.
+	Each
+)
+
+// MinBatch is the smallest batch, in estimated time, that load mode hands out while more
+// work remains than that: below it, process start-up dominates.
+const MinBatch = 20 * time.Millisecond
+
+type queue struct {
+	pkgs    map[string]*pkgQueue
+	retries []Batch // re-runs go first
+	inFlight int
+}
+
+type pkgQueue struct {
+	path    string
+	tests   []Test // longest first
+	whole   bool
+	startup time.Duration
+	work    time.Duration
+	stopped bool // -failfast: no new batches
+}
+
+// Plan hands out batches to workers. It is safe for concurrent use; Next blocks while the
+// queue is empty but batches in flight may still give work back.
+type Plan struct {
+	mu      sync.Mutex
+	cond    *sync.Cond
+	mode    Mode
+	workers int
+	queues  map[string]*queue // by queue key: "" in load mode, the gateway id in each mode
+	closed  bool
+}
+
+// NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
+// queue; in Each mode gateways names the gateways, each of which gets all of pkgs.
+func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
+	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}}
+	p.cond = sync.NewCond(&p.mu)
+	keys := []string{""}
+	if mode == Each {
+		keys = gateways
+	}
+	for _, k := range keys {
+		q := &queue{pkgs: map[string]*pkgQueue{}}
+		for _, pk := range pkgs {
+			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup}
+			pq.tests = append([]Test(nil), pk.Tests...)
+			sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
+			for _, t := range pq.tests {
+				pq.work += t.Est
+			}
+			q.pkgs[pk.Path] = pq
+		}
+		p.queues[k] = q
+	}
+	return p
+}
+
+func (p *Plan) queueOf(gateway string) *queue {
+	if p.mode == Each {
+		return p.queues[gateway]
+	}
+	return p.queues[""]
+}
+
+// Next returns the next batch for a worker of gateway, blocking while there is none yet
+// but some may come back from batches in flight. ok is false when the worker's work is done
+// (or the plan was closed). Every batch Next returns must be given back with Finish.
+func (p *Plan) Next(gateway string) (b Batch, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		q := p.queueOf(gateway)
+		if p.closed || q == nil {
+			return Batch{}, false
+		}
+		if b, ok := p.take(q); ok {
+			q.inFlight++
+			return b, true
+		}
+		if q.inFlight == 0 {
+			return Batch{}, false
+		}
+		p.cond.Wait()
+	}
+}
+
+func (p *Plan) take(q *queue) (Batch, bool) {
+	if len(q.retries) > 0 {
+		b := q.retries[0]
+		q.retries = q.retries[1:]
+		return b, true
+	}
+	// The package with the most work left goes first (longest processing time first).
+	var best *pkgQueue
+	var total time.Duration
+	for _, pq := range q.pkgs {
+		if pq.stopped || (len(pq.tests) == 0 && !pq.whole) {
+			continue
+		}
+		total += pq.work
+		if best == nil || pq.work > best.work || (pq.work == best.work && pq.path < best.path) {
+			best = pq
+		}
+	}
+	if best == nil {
+		return Batch{}, false
+	}
+	if best.whole {
+		best.whole = false
+		return Batch{Package: best.path, Whole: true, Est: best.work}, true
+	}
+	n := len(best.tests)
+	if p.mode == Load {
+		target := total / time.Duration(2*p.workers)
+		target = max(target, MinBatch, best.startup)
+		var sum time.Duration
+		n = 0
+		for n < len(best.tests) && (n == 0 || sum+best.tests[n].Est <= target) {
+			sum += best.tests[n].Est
+			n++
+		}
+	}
+	b := Batch{Package: best.path}
+	for _, t := range best.tests[:n] {
+		b.Tests = append(b.Tests, t.Name)
+		b.Est += t.Est
+	}
+	best.tests = best.tests[n:]
+	best.work -= b.Est
+	return b, true
+}
+
+// Finish gives a batch back. retry lists the tests of the batch that must run again in a
+// new process (they shared a process that crashed before they ran); they go to the front
+// of the queue.
+func (p *Plan) Finish(gateway string, b Batch, retry []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queueOf(gateway)
+	if q == nil {
+		return
+	}
+	q.inFlight--
+	if len(retry) > 0 {
+		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true})
+	}
+	p.cond.Broadcast()
+}
+
+// Stop drops the tests of pkg that have not been handed out yet (for -failfast) and
+// returns how many were dropped.
+func (p *Plan) Stop(gateway, pkg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queueOf(gateway)
+	if q == nil {
+		return 0
+	}
+	pq := q.pkgs[pkg]
+	if pq == nil || pq.stopped {
+		return 0
+	}
+	pq.stopped = true
+	n := len(pq.tests)
+	for _, r := range q.retries {
+		if r.Package == pkg {
+			n += len(r.Tests)
+		}
+	}
+	kept := q.retries[:0]
+	for _, r := range q.retries {
+		if r.Package != pkg {
+			kept = append(kept, r)
+		}
+	}
+	q.retries = kept
+	p.cond.Broadcast()
+	return n
+}
+
+// Abandon gives up the queue of a gateway that was lost in Each mode, returning how many
+// tests it still held; in Load mode the shared queue stays for the other workers.
+func (p *Plan) Abandon(gateway string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.mode != Each {
+		return 0
+	}
+	q := p.queues[gateway]
+	if q == nil {
+		return 0
+	}
+	n := 0
+	for _, pq := range q.pkgs {
+		n += len(pq.tests)
+	}
+	for _, r := range q.retries {
+		n += len(r.Tests)
+	}
+	delete(p.queues, gateway)
+	p.cond.Broadcast()
+	return n
+}
+
+// Remaining counts the tests not yet handed out, over all queues.
+func (p *Plan) Remaining() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, q := range p.queues {
+		for _, pq := range q.pkgs {
+			if !pq.stopped {
+				n += len(pq.tests)
+			}
+		}
+		for _, r := range q.retries {
+			n += len(r.Tests)
+		}
+	}
+	return n
+}
+
+// Close ends the plan: every blocked and later Next returns ok=false.
+func (p *Plan) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	p.cond.Broadcast()
+}

@@ -1,0 +1,213 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+)
+
+func tests(n int, est time.Duration) []Test {
+	var ts []Test
+	for i := 0; i < n; i++ {
+		ts = append(ts, Test{Name: fmt.Sprintf("Test%03d", i), Est: est})
+	}
+	return ts
+}
+
+// drain takes every batch of a load plan with w workers in turn and returns them.
+func drain(t *testing.T, p *Plan, gateway string) []Batch {
+	t.Helper()
+	var out []Batch
+	for {
+		b, ok := p.Next(gateway)
+		if !ok {
+			return out
+		}
+		out = append(out, b)
+		p.Finish(gateway, b, nil)
+	}
+}
+
+func TestLoadBatchesShrinkAndCoverEveryTestOnce(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(400, 25*time.Millisecond)}}, 8, nil)
+	batches := drain(t, p, "gw0")
+	seen := map[string]int{}
+	for _, b := range batches {
+		for _, n := range b.Tests {
+			seen[n]++
+		}
+	}
+	if len(seen) != 400 {
+		t.Fatalf("batches cover %d tests, want 400", len(seen))
+	}
+	for n, c := range seen {
+		if c != 1 {
+			t.Fatalf("%s handed out %d times", n, c)
+		}
+	}
+	first, last := len(batches[0].Tests), len(batches[len(batches)-1].Tests)
+	if first != 25 { // 10s / (2*8) = 625ms = 25 tests
+		t.Errorf("first batch has %d tests, want 25", first)
+	}
+	if last >= first {
+		t.Errorf("batches did not shrink: first %d, last %d", first, last)
+	}
+	if len(batches) > 120 {
+		t.Errorf("%d batches for 400 tests on 8 workers: too many processes", len(batches))
+	}
+	for _, b := range batches {
+		if b.Est < MinBatch && len(b.Tests) > 1 {
+			t.Errorf("batch of %d tests below the minimum: %v", len(b.Tests), b.Est)
+		}
+	}
+}
+
+func TestLoadTinyTestsStayInOneBatch(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(2000, 0)}}, 2, nil)
+	batches := drain(t, p, "gw0")
+	if len(batches) != 1 || len(batches[0].Tests) != 2000 {
+		t.Fatalf("got %d batches; want all 2000 tests that cost nothing in one process", len(batches))
+	}
+}
+
+func TestLoadLongestFirstAndPackagesWithMostWorkFirst(t *testing.T) {
+	p := NewPlan(Load, []Package{
+		{Path: "small", Tests: tests(2, time.Second)},
+		{Path: "big", Tests: []Test{{"TestShort", time.Millisecond}, {"TestLong", 10 * time.Second}}},
+	}, 4, nil)
+	b, _ := p.Next("gw0")
+	if b.Package != "big" || b.Tests[0] != "TestLong" {
+		t.Fatalf("first batch %+v, want big's TestLong first", b)
+	}
+}
+
+func TestRetryGoesFirst(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(10, time.Second)}}, 2, nil)
+	b, _ := p.Next("gw0")
+	p.Finish("gw0", b, []string{b.Tests[len(b.Tests)-1]})
+	r, _ := p.Next("gw1")
+	if !r.Retry || len(r.Tests) != 1 || r.Tests[0] != b.Tests[len(b.Tests)-1] {
+		t.Fatalf("after a crash the next batch is %+v, want the retry", r)
+	}
+}
+
+func TestNextWaitsForInFlightRetries(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 2, nil)
+	b, _ := p.Next("gw0")
+	got := make(chan Batch)
+	go func() {
+		r, ok := p.Next("gw1") // queue empty, but gw0's batch may come back
+		if !ok {
+			close(got)
+			return
+		}
+		got <- r
+	}()
+	select {
+	case <-got:
+		t.Fatal("Next returned while a batch in flight could still give work back")
+	case <-time.After(50 * time.Millisecond):
+	}
+	p.Finish("gw0", b, b.Tests)
+	r, ok := <-got
+	if !ok || r.Tests[0] != b.Tests[0] {
+		t.Fatalf("waiting worker got %+v, %v; want the retried test", r, ok)
+	}
+	p.Finish("gw1", r, nil)
+	if _, ok := p.Next("gw1"); ok {
+		t.Fatal("plan should be done")
+	}
+}
+
+func TestCloseUnblocksNext(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 2, nil)
+	p.Next("gw0")
+	done := make(chan bool)
+	go func() { _, ok := p.Next("gw1"); done <- ok }()
+	time.Sleep(10 * time.Millisecond)
+	p.Close()
+	select {
+	case ok := <-done:
+		if ok {
+			t.Fatal("Next after Close returned a batch")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not unblock Next")
+	}
+}
+
+func TestEachGivesEveryGatewayEverything(t *testing.T) {
+	pkgs := []Package{{Path: "a", Tests: tests(5, time.Second)}, {Path: "b", Whole: true}}
+	p := NewPlan(Each, pkgs, 1, []string{"gw0", "gw1"})
+	var mu sync.Mutex
+	got := map[string][]string{}
+	var wg sync.WaitGroup
+	for _, g := range []string{"gw0", "gw1"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, b := range drain(t, p, g) {
+				mu.Lock()
+				if b.Whole {
+					got[g] = append(got[g], b.Package+":whole")
+				}
+				for _, n := range b.Tests {
+					got[g] = append(got[g], b.Package+":"+n)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for _, g := range []string{"gw0", "gw1"} {
+		sort.Strings(got[g])
+		if len(got[g]) != 6 {
+			t.Errorf("%s ran %v, want 5 tests of a and package b", g, got[g])
+		}
+	}
+}
+
+func TestStopDropsQueuedTestsOfPackage(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(100, time.Second)}, {Path: "q", Tests: tests(1, time.Second)}}, 4, nil)
+	b, _ := p.Next("gw0")
+	n := p.Stop("gw0", "p")
+	if n != 100-len(b.Tests) {
+		t.Fatalf("Stop dropped %d, want %d", n, 100-len(b.Tests))
+	}
+	p.Finish("gw0", b, nil)
+	rest := drain(t, p, "gw0")
+	if len(rest) != 1 || rest[0].Package != "q" {
+		t.Fatalf("after Stop got %+v, want only q", rest)
+	}
+}
+
+func TestDurationsEstimates(t *testing.T) {
+	d := NewDurations()
+	d.Record("p", "TestA", time.Second)
+	d.Record("p", "TestB", 3*time.Second)
+	d.Record("p", "TestC", 2*time.Second)
+	est, _ := d.Estimates("p", []string{"TestA", "TestNew"})
+	if est[0] != time.Second || est[1] != 2*time.Second {
+		t.Fatalf("estimates %v, want [1s 2s] (recorded, then the package median)", est)
+	}
+	est, _ = d.Estimates("other", []string{"TestX"})
+	if est[0] != 2*time.Second {
+		t.Fatalf("unknown package estimate %v, want the global median 2s", est)
+	}
+	path := t.TempDir() + "/d.json"
+	if err := d.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	d2, err := LoadDurations(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, _ := d2.Estimates("p", []string{"TestB"}); e[0] != 3*time.Second {
+		t.Fatalf("after a round trip TestB is %v", e[0])
+	}
+	if _, err := LoadDurations(t.TempDir() + "/missing.json"); err != nil {
+		t.Fatalf("a missing file is an empty store, got %v", err)
+	}
+}
