@@ -511,12 +511,7 @@ func (s *Spec) String() string {
 	if s.HasNice {
 		kv("nice", strconv.Itoa(s.Nice))
 	}
-	names := make([]string, 0, len(s.Env))
-	for n := range s.Env {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range s.envNames() {
 		kv("env:"+n, s.Env[n])
 	}
 	if s.Via != "" {
@@ -529,4 +524,23 @@ func (s *Spec) String() string {
 		kv("goarch", s.GOARCH)
 	}
 	return b.String()
+}
+
+// EnvList returns the env: keys as "NAME=VALUE" strings, sorted by NAME, in
+// the form of os.Environ and exec.Cmd.Env. It is nil when there are none.
+func (s *Spec) EnvList() []string {
+	var list []string
+	for _, n := range s.envNames() {
+		list = append(list, n+"="+s.Env[n])
+	}
+	return list
+}
+
+func (s *Spec) envNames() []string {
+	names := make([]string, 0, len(s.Env))
+	for n := range s.Env {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }

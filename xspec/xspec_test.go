@@ -272,6 +272,19 @@ func TestErrorExample(t *testing.T) {
 	}
 }
 
+func TestEnvList(t *testing.T) {
+	sp, err := Parse("popen//env:B=2//env:A=x=y//env:C=")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sp.EnvList(), []string{"A=x=y", "B=2", "C="}; !reflect.DeepEqual(got, want) {
+		t.Errorf("EnvList() = %q, want %q", got, want)
+	}
+	if sp, _ := Parse("popen"); sp.EnvList() != nil {
+		t.Errorf("EnvList() without env = %q, want nil", sp.EnvList())
+	}
+}
+
 func TestPortsTable(t *testing.T) {
 	if len(ports) < 40 || !isPort("linux", "amd64") || !isPort("windows", "arm64") || isPort("linux", "wasm") {
 		t.Fatalf("ports table looks wrong: %d entries", len(ports))
