@@ -1,0 +1,549 @@
+// Package report turns the scheduler's stream of gotest.Event into what people and CI read:
+// live lines while tests run (on a terminal, also a status line redrawn in place), then the
+// failed tests with their output, the build failures, and exactly one summary line.
+//
+// # Counting
+//
+// Passed, Failed and Skipped count tests the way gotestsum does: every test that reports a
+// result counts, top-level tests and subtests alike (a test with two subtests that all pass
+// counts 3 passed). Examples and fuzz seeds count as tests. In --dist each mode a test that
+// runs on three workers counts three times. The total given to SetTotal and the status
+// line's "done" count are top-level test units instead, because that is what the runner
+// plans; NotRun is planned top-level units that never reported a result.
+//
+// # Output
+//
+// Without a terminal (Options.TTY false) every line is plain text with no escape codes,
+// shaped like go test's: one line per finished package
+//
+//	ok  	example.com/pkg	0.123s
+//	FAIL	example.com/pkg	0.100s
+//	?   	example.com/pkg	[no test files]
+//	FAIL	example.com/pkg [build failed]
+//
+// and, as each test fails, "--- FAIL: TestX (0.00s) example.com/pkg [gw1]" (the package and
+// worker follow the go test text, because tests of many packages and workers interleave).
+// With Verbose, every output line of every test is printed as go test -v prints it, instead
+// of the "--- FAIL" lines (which the output already holds).
+//
+// On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" and "ok   pkg 0.500s"
+// lines printed above a status line, styled with lipgloss when Options.Color is set.
+//
+// Close then prints the failures section (each failed test's output, kept apart per worker;
+// packages that failed outside any test, such as a TestMain exit or a panic in init, with
+// the package's output; tests that never finished; build failures with the build output) and
+// one summary line, see Summary.String.
+package report
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/gotest"
+)
+
+// Options configure a Reporter. Out is required; the rest have usable zero values.
+type Options struct {
+	Out     io.Writer // terminal/stdout; written only by the Reporter's methods and its ticker
+	TTY     bool      // live status line allowed (cmd decides: isatty && NO_COLOR unset && TERM != dumb)
+	Color   bool      // styling allowed (false under NO_COLOR or not a TTY)
+	Verbose bool      // -v: print every test's output as go test -v would (plain lines)
+	// Format is "" for godist's own output, or a gotestsum format name (see Formats). A
+	// gotestsum format replaces the live output (and the status line) but not the failures
+	// section and summary line that Close prints. Verbose has no effect with a Format.
+	Format  string
+	Workers int // number of workers, for the status line
+	// Each is set in --dist each mode, where every test runs on every worker and every
+	// package reports once per worker: package lines then name their worker.
+	Each bool
+	// Width is the terminal's width in columns; the status line is cut to fit. 0 means 80.
+	Width int
+	Now   func() time.Time // the clock for the status line's elapsed time; nil means time.Now
+}
+
+// Summary is what a run came to. Counting rules are in the package documentation.
+type Summary struct {
+	Passed, Failed, Skipped int
+	// Packages is every package that reported a result or failed to build; FailedPackages
+	// those that failed, build failures included.
+	Packages, FailedPackages, BuildFailures int
+	// NotRun is the planned top-level test units (SetTotal) that reported no result,
+	// including tests that started but never finished.
+	NotRun int
+	// PackageErrors counts packages that failed outside any test (TestMain or init exited or
+	// panicked, a timeout hit between tests), build failures excluded.
+	PackageErrors int
+	Elapsed       time.Duration
+}
+
+// String is the summary line, without styling or newline:
+//
+//	12 passed, 1 failed, 2 skipped in 3.45s
+//	12 passed, 0 failed, 0 skipped in 3.45s, 3 not run, 1 build failure, 1 package error
+//
+// It always contains "N passed, N failed" literally; the optional parts come after the
+// time so that "N skipped in" stays put as well.
+func (s Summary) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d passed, %d failed, %d skipped in %s",
+		s.Passed, s.Failed, s.Skipped, formatSeconds(s.Elapsed, 2))
+	if s.NotRun > 0 {
+		fmt.Fprintf(&b, ", %d not run", s.NotRun)
+	}
+	if s.BuildFailures > 0 {
+		fmt.Fprintf(&b, ", %s", plural(s.BuildFailures, "build failure"))
+	}
+	if s.PackageErrors > 0 {
+		fmt.Fprintf(&b, ", %s", plural(s.PackageErrors, "package error"))
+	}
+	return b.String()
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// ErrNoOutput is returned by New when Options.Out is nil.
+var ErrNoOutput = errors.New("report: Options.Out is nil")
+
+// UnknownFormatError is returned by New for a Format it does not know.
+type UnknownFormatError struct {
+	Format string
+}
+
+func (e *UnknownFormatError) Error() string {
+	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(Formats(), ", "))
+}
+
+// Reporter renders one run. Its methods are safe for concurrent use, but Event must be
+// given the stream in order (feed it from one goroutine). Close (or Abort) must be called
+// once the stream ends: a Reporter owns a goroutine on a terminal (redrawing the status
+// line) and with a Format (feeding gotestsum), and only Close and Abort stop it. After
+// Close the other methods do nothing. Output goes to Options.Out only from the Reporter's
+// methods and its goroutine, one write at a time.
+type Reporter struct {
+	opts  Options
+	out   *errWriter
+	sty   styles
+	start time.Time
+
+	closeOnce sync.Once
+	summary   Summary
+
+	// stop and tickerDone exist on a terminal without a Format: the ticker goroutine runs
+	// until stop is closed, then closes tickerDone.
+	stop       chan struct{}
+	tickerDone chan struct{}
+
+	mu      sync.Mutex // guards everything below and every write to out
+	closed  bool
+	tally   *tally
+	verbose lineBuffer
+	lastSrc testSrc // the test whose output was printed last, with Verbose
+	workers map[string]string
+	total   int
+	feed    *formatFeed // non-nil with a gotestsum Format
+	wrote   bool        // a permanent line was written
+	status  statusLine
+}
+
+// New returns a Reporter writing to opts.Out. It fails with ErrNoOutput or an
+// *UnknownFormatError. It starts the status line's ticker goroutine on a terminal (TTY set,
+// no Format) and the gotestsum feed goroutine with a Format; Close stops either.
+func New(opts Options) (*Reporter, error) {
+	if opts.Out == nil {
+		return nil, ErrNoOutput
+	}
+	if opts.Format != "" && !knownFormat(opts.Format) {
+		return nil, &UnknownFormatError{Format: opts.Format}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Width <= 0 {
+		opts.Width = 80
+	}
+	r := &Reporter{
+		opts:    opts,
+		out:     &errWriter{w: opts.Out},
+		sty:     newStyles(opts.Out, opts.Color),
+		start:   opts.Now(),
+		tally:   newTally(),
+		workers: make(map[string]string),
+	}
+	if opts.Format != "" {
+		var w io.Writer = r.out
+		if !opts.Color {
+			w = &ansiStripper{w: w}
+		}
+		r.feed = startFormatFeed(w, formatName(opts.Format, opts.TTY), opts.Each)
+		return r, nil
+	}
+	if opts.TTY {
+		r.stop = make(chan struct{})
+		r.tickerDone = make(chan struct{})
+		go r.tick(statusInterval)
+	}
+	return r, nil
+}
+
+// SetTotal sets the number of top-level test units planned; it may grow as the run does.
+func (r *Reporter) SetTotal(tests int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.total = tests
+}
+
+// WorkerState records a worker's state ("starting", "ready", "busy", "lost", or any other
+// word) for the status line.
+func (r *Reporter) WorkerState(id string, state string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.workers[id] = state
+}
+
+// Note prints a one-line notice from the runner, such as a crashed process being replaced.
+func (r *Reporter) Note(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	msg = strings.TrimRight(msg, "\n")
+	if r.opts.TTY && r.feed == nil {
+		msg = r.sty.note.render(msg)
+	}
+	r.line(msg)
+}
+
+// Err returns the first error writing to Options.Out, or from the gotestsum formatter.
+func (r *Reporter) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.out.err != nil {
+		return r.out.err
+	}
+	if r.feed != nil {
+		return r.feed.error()
+	}
+	return nil
+}
+
+// Event takes the next event of the stream.
+func (r *Reporter) Event(e gotest.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
+	if r.feed != nil {
+		r.feed.send(e)
+	}
+	switch {
+	case e.Action == gotest.ActionBuildOutput:
+		r.tally.buildOutput(e.ImportPath, e.Output)
+	case e.Action == gotest.ActionBuildFail:
+		r.tally.buildFail(e.ImportPath)
+	case e.Test == "":
+		r.packageEvent(e)
+	default:
+		r.testEvent(e)
+	}
+}
+
+func (r *Reporter) packageEvent(e gotest.Event) {
+	t := r.tally
+	switch e.Action {
+	case gotest.ActionOutput:
+		t.packageOutput(e.Package, e.Worker, e.Output)
+		if r.opts.Verbose && r.feed == nil && !isResultLine(e.Output, e.Package) {
+			r.verboseOutput(e)
+		}
+	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
+		res := t.packageResult(e.Package, e.Worker, e.Action, elapsedOf(e), e.FailedBuild)
+		r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
+		if r.feed == nil {
+			r.line(r.packageLine(res))
+		}
+	default:
+		t.pkg(e.Package)
+	}
+}
+
+func (r *Reporter) testEvent(e gotest.Event) {
+	t := r.tally
+	switch e.Action {
+	case gotest.ActionRun:
+		t.run(e.Package, e.Test, e.Worker)
+	case gotest.ActionOutput, gotest.ActionBench:
+		t.testOutput(e.Package, e.Test, e.Worker, e.Output)
+		if r.opts.Verbose && r.feed == nil {
+			r.verboseOutput(e)
+		}
+	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
+		t.testResult(e.Package, e.Test, e.Worker, e.Action, elapsedOf(e))
+		if e.Action == gotest.ActionFail && r.feed == nil && (r.opts.TTY || !r.opts.Verbose) {
+			r.line(r.failLine(e))
+		}
+	}
+}
+
+// verboseOutput prints the whole lines of an output event. When output of another test
+// (or worker, or package) was printed last, a test line is introduced by "=== NAME  Test",
+// as go test -v does when parallel tests take turns.
+func (r *Reporter) verboseOutput(e gotest.Event) {
+	for _, l := range r.verbose.add(srcKey{worker: e.Worker, pkg: e.Package}, e.Output) {
+		src := testSrc{e.Package, e.Test, e.Worker}
+		if src != r.lastSrc && r.lastSrc != (testSrc{}) && e.Test != "" && !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(l, "--- ") {
+			r.line("=== NAME  " + e.Test)
+		}
+		r.lastSrc = src
+		r.line(l)
+	}
+}
+
+func (r *Reporter) flushVerbose(match func(srcKey) bool) {
+	for _, l := range r.verbose.flush(match) {
+		r.line(l)
+	}
+}
+
+// line writes one permanent line, above the status line on a terminal. Callers hold mu.
+func (r *Reporter) line(s string) {
+	r.clearStatus()
+	r.out.endLine()
+	io.WriteString(r.out, s+"\n")
+	r.wrote = true
+}
+
+// Close stops the status line, prints the failures section and the summary line, and
+// returns the Summary. elapsed is the run's wall time, as the caller measured it. Calling
+// Close again returns the same Summary and prints nothing.
+func (r *Reporter) Close(elapsed time.Duration) Summary {
+	r.closeOnce.Do(func() { r.summary = r.finish(elapsed, true) })
+	return r.summary
+}
+
+// Abort is Close for a run that could not be done (the caller reports why): it stops and
+// erases the status line and prints nothing more. Close after Abort, or Abort after Close,
+// does nothing.
+func (r *Reporter) Abort() {
+	r.closeOnce.Do(func() { r.summary = r.finish(0, false) })
+}
+
+func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	if r.stop != nil {
+		close(r.stop)
+		<-r.tickerDone // the ticker takes mu, so wait for it unlocked
+	}
+
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.flushVerbose(func(srcKey) bool { return true })
+	r.clearStatus()
+	if r.feed != nil {
+		r.feed.close()
+		r.out.endLine()
+	}
+	s := r.tally.summary(r.total, r.opts.Each)
+	s.Elapsed = elapsed
+	if !print {
+		return s
+	}
+	if r.writeSections() {
+		r.wrote = true
+	}
+	if r.wrote || r.feed != nil {
+		io.WriteString(r.out, "\n")
+	}
+	line := s.String()
+	switch {
+	case s.Failed > 0 || s.FailedPackages > 0 || s.BuildFailures > 0:
+		line = r.sty.fail.render(line)
+	case s.NotRun > 0:
+		line = r.sty.skip.render(line)
+	default:
+		line = r.sty.pass.render(line)
+	}
+	io.WriteString(r.out, line+"\n")
+	return s
+}
+
+// writeSections prints the failures, unfinished tests and build failures; it reports
+// whether it printed anything.
+func (r *Reporter) writeSections() bool {
+	t := r.tally
+	wrote := false
+	section := func(title string) {
+		io.WriteString(r.out, "\n"+r.sty.header.render("=== "+title)+"\n")
+		wrote = true
+	}
+
+	entries := t.failureEntries(r.opts.Each)
+	if len(entries) > 0 {
+		section("Failed")
+		for i, fe := range entries {
+			if i > 0 {
+				io.WriteString(r.out, "\n")
+			}
+			io.WriteString(r.out, r.sty.fail.render("=== FAIL:")+" "+fe.title+workerSuffix(fe.worker)+"\n")
+			writeBlock(r.out, fe.lines)
+		}
+	}
+
+	unfinished := t.unfinished()
+	if len(unfinished) > 0 {
+		section("Not finished")
+		for i, ru := range unfinished {
+			if i > 0 {
+				io.WriteString(r.out, "\n")
+			}
+			io.WriteString(r.out, r.sty.skip.render("=== NO RESULT:")+" "+ru.pkg+" "+ru.name+workerSuffix(ru.worker)+"\n")
+			writeBlock(r.out, ru.outputLines())
+		}
+	}
+
+	builds := t.failedBuilds()
+	if len(builds) > 0 {
+		section("Build failed")
+		for i, b := range builds {
+			if i > 0 {
+				io.WriteString(r.out, "\n")
+			}
+			io.WriteString(r.out, r.sty.fail.render("=== BUILD FAIL:")+" "+b.importPath+"\n")
+			var lines []string
+			for _, l := range b.output {
+				if strings.TrimRight(l, "\n") == "# "+b.importPath {
+					continue // the header above already says it
+				}
+				lines = append(lines, l)
+			}
+			writeBlock(r.out, lines)
+		}
+	}
+	return wrote
+}
+
+// writeBlock writes output chunks, making sure the block ends with a newline.
+func writeBlock(w io.Writer, chunks []string) {
+	var b strings.Builder
+	for _, c := range chunks {
+		b.WriteString(c)
+	}
+	s := b.String()
+	if s != "" && !strings.HasSuffix(s, "\n") {
+		s += "\n"
+	}
+	io.WriteString(w, s)
+}
+
+func workerSuffix(worker string) string {
+	if worker == "" {
+		return ""
+	}
+	return " [" + worker + "]"
+}
+
+func elapsedOf(e gotest.Event) float64 {
+	if e.Elapsed == nil {
+		return 0
+	}
+	return *e.Elapsed
+}
+
+func formatSeconds(d time.Duration, precision int) string {
+	return fmt.Sprintf("%.*fs", precision, d.Seconds())
+}
+
+// errWriter keeps the first write error and drops later writes. It also knows whether
+// the output ends mid-line, which a gotestsum format (dots) may leave it.
+type errWriter struct {
+	w       io.Writer
+	err     error
+	midLine bool
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.w.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	if n > 0 {
+		w.midLine = p[n-1] != '\n'
+	}
+	return n, err
+}
+
+// endLine ends a line a formatter left unfinished.
+func (w *errWriter) endLine() {
+	if w.midLine {
+		io.WriteString(w, "\n")
+	}
+}
+
+// testSrc is where an output line came from.
+type testSrc struct{ pkg, test, worker string }
+
+// srcKey names one stream of output lines: a worker's process running a package.
+type srcKey struct{ worker, pkg string }
+
+// lineBuffer joins output chunks into whole lines per source, so that lines of interleaved
+// workers are never spliced together.
+type lineBuffer struct {
+	partial map[srcKey]string
+}
+
+// add appends s to k's pending text and returns the lines it completed, without newlines.
+func (b *lineBuffer) add(k srcKey, s string) []string {
+	if b.partial == nil {
+		b.partial = make(map[srcKey]string)
+	}
+	s = b.partial[k] + s
+	i := strings.LastIndexByte(s, '\n')
+	if i < 0 {
+		b.partial[k] = s
+		return nil
+	}
+	if rest := s[i+1:]; rest != "" {
+		b.partial[k] = rest
+	} else {
+		delete(b.partial, k)
+	}
+	return strings.Split(s[:i], "\n")
+}
+
+// flush returns the pending partial lines of the matching sources, in a stable order.
+func (b *lineBuffer) flush(match func(srcKey) bool) []string {
+	var keys []srcKey
+	for k := range b.partial {
+		if match(k) {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].pkg != keys[j].pkg {
+			return keys[i].pkg < keys[j].pkg
+		}
+		return keys[i].worker < keys[j].worker
+	})
+	lines := make([]string, 0, len(keys))
+	for _, k := range keys {
+		lines = append(lines, b.partial[k])
+		delete(b.partial, k)
+	}
+	return lines
+}
