@@ -17,6 +17,7 @@ const (
 	ActionOutput      = "output"
 	ActionBench       = "bench"
 	ActionAttr        = "attr"
+	ActionArtifacts   = "artifacts"
 	ActionBuildOutput = "build-output"
 	ActionBuildFail   = "build-fail"
 )
