@@ -260,7 +260,6 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	if opts.Cover {
 		args = append(args, "-cover")
 	}
-	args = append(args, "--")
 	for _, p := range g {
 		args = append(args, p.ImportPath)
 	}

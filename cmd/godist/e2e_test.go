@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/godist/godist/gotest"
+)
+
+// godistBin is the godist binary built once for the end-to-end tests.
+var godistBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "godist-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	godistBin = filepath.Join(dir, "godist")
+	out, err := exec.Command("go", "build", "-o", godistBin, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building godist: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func fixturesDir(t *testing.T) string {
+	t.Helper()
+	d, err := filepath.Abs("../../fixtures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// outcome of one stream: the terminal actions of each test and package.
+type outcome struct {
+	tests    map[string][]string // "pkg TestName" -> terminal actions in order
+	pkgs     map[string][]string // pkg (+ " @gw" in each mode) -> terminal actions
+	started  map[string]bool     // tests that had a run event
+	workers  map[string]bool
+	builds   map[string]bool // ImportPath of build-fail events
+	failedBy map[string]string
+}
+
+func parseStream(t *testing.T, data []byte, perWorker bool) outcome {
+	t.Helper()
+	o := outcome{tests: map[string][]string{}, pkgs: map[string][]string{}, started: map[string]bool{},
+		workers: map[string]bool{}, builds: map[string]bool{}, failedBy: map[string]string{}}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e gotest.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("line is not a go test -json event: %q: %v", sc.Text(), err)
+		}
+		if e.Worker != "" {
+			o.workers[e.Worker] = true
+		}
+		if e.Action == gotest.ActionBuildFail {
+			o.builds[e.ImportPath] = true
+		}
+		key := e.Package
+		if perWorker {
+			key += " @" + e.Worker
+		}
+		if e.Test != "" {
+			key += " " + e.Test
+		}
+		if e.Action == gotest.ActionRun {
+			o.started[key] = true
+		}
+		if !gotest.IsTerminal(e.Action) {
+			continue
+		}
+		if e.Test == "" {
+			o.pkgs[key] = append(o.pkgs[key], e.Action)
+			if e.FailedBuild != "" {
+				o.failedBy[key] = e.FailedBuild
+			}
+		} else {
+			o.tests[key] = append(o.tests[key], e.Action)
+		}
+	}
+	return o
+}
+
+func runCmd(t *testing.T, dir string, name string, args ...string) ([]byte, []byte, int) {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return stdout.Bytes(), stderr.Bytes(), code
+}
+
+// goTestJSON runs go test -json on the fixture packages.
+func goTestJSON(t *testing.T, dir string, args ...string) outcome {
+	t.Helper()
+	out, _, _ := runCmd(t, dir, "go", append([]string{"test", "-json"}, args...)...)
+	o := parseStream(t, out, false)
+	// go test leaves a test that was running when its process died without a terminal
+	// action; godist fails it. That is the outcome to compare with.
+	for k := range o.started {
+		if len(o.tests[k]) == 0 {
+			o.tests[k] = []string{gotest.ActionFail}
+		}
+	}
+	return o
+}
+
+func godistJSON(t *testing.T, dir string, args ...string) (outcome, []byte, int) {
+	t.Helper()
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, stderr, code := runCmd(t, dir, godistBin, append([]string{"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	data, err := os.ReadFile(jf)
+	if err != nil {
+		t.Fatalf("no --jsonfile: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
+	}
+	return parseStream(t, data, false), append(stdout, stderr...), code
+}
+
+// crashPackages are fixtures whose test process dies mid-run under go test, so go test
+// never reports the tests after the crash; godist runs those in a new process.
+var crashPackages = map[string]bool{
+	"github.com/godist/godist/fixtures/panic": true,
+	"github.com/godist/godist/fixtures/exit":  true,
+	"github.com/godist/godist/fixtures/hang":  true,
+}
+
+func TestEndToEndSameResultsAsGoTest(t *testing.T) {
+	dir := fixturesDir(t)
+	args := []string{"-timeout", "3s", "./..."}
+	want := goTestJSON(t, dir, args...)
+	got, output, code := godistJSON(t, dir, append([]string{"-n", "3"}, args...)...)
+	if code != 1 {
+		t.Errorf("exit status %d, want 1 (fixtures fail)\n%s", code, output)
+	}
+	compareOutcomes(t, want, got, map[string]bool{"github.com/godist/godist/fixtures/flaky": true})
+	if len(got.workers) < 2 {
+		t.Errorf("events came from workers %v; want the work spread over several", got.workers)
+	}
+}
+
+func compareOutcomes(t *testing.T, want, got outcome, ignore map[string]bool) {
+	t.Helper()
+	for k, acts := range got.tests {
+		if len(acts) != 1 {
+			t.Errorf("%s: %d terminal actions %v, want exactly one", k, len(acts), acts)
+		}
+	}
+	for k, acts := range got.pkgs {
+		if len(acts) != 1 {
+			t.Errorf("package %s: %d terminal actions %v, want exactly one", k, len(acts), acts)
+		}
+	}
+	var keys []string
+	for k := range want.tests {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		pkg, _, _ := strings.Cut(k, " ")
+		if ignore[pkg] {
+			continue
+		}
+		w, g := want.tests[k], got.tests[k]
+		if len(g) == 0 {
+			t.Errorf("%s: go test says %v, godist reports nothing", k, w)
+			continue
+		}
+		if w[len(w)-1] != g[len(g)-1] {
+			t.Errorf("%s: go test says %s, godist says %s", k, w[len(w)-1], g[len(g)-1])
+		}
+	}
+	for k := range got.tests {
+		pkg, _, _ := strings.Cut(k, " ")
+		if _, ok := want.tests[k]; !ok && !crashPackages[pkg] && !ignore[pkg] {
+			t.Errorf("%s: godist reports %v, go test does not report it", k, got.tests[k])
+		}
+	}
+	for k, w := range want.pkgs {
+		if ignore[k] {
+			continue
+		}
+		g := got.pkgs[k]
+		if len(g) == 0 {
+			t.Errorf("package %s: go test says %v, godist reports nothing", k, w)
+			continue
+		}
+		if w[0] != g[0] {
+			t.Errorf("package %s: go test says %s, godist says %s", k, w[0], g[0])
+		}
+	}
+	for k := range got.pkgs {
+		if _, ok := want.pkgs[k]; !ok {
+			t.Errorf("package %s: godist reports it, go test does not", k)
+		}
+	}
+	for b := range want.builds {
+		if !got.builds[b] {
+			t.Errorf("build failure %s: reported by go test, not by godist", b)
+		}
+	}
+}
+
+// A crashing test costs only itself: the tests that shared its process run again.
+func TestEndToEndCrashCostsOnlyTheCrashingTest(t *testing.T) {
+	dir := fixturesDir(t)
+	// -n 1 puts every test of a package in one process, so each crash strands the rest.
+	got, output, code := godistJSON(t, dir, "-n", "1", "-timeout", "2s", "./panic", "./exit", "./hang")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1\n%s", code, output)
+	}
+	const fx = "github.com/godist/godist/fixtures/"
+	want := map[string]string{
+		fx + "panic TestBefore": "pass", fx + "panic TestPanic": "fail", fx + "panic TestAfter": "pass",
+		fx + "panic TestAfterWithSub": "pass", fx + "panic TestAfterWithSub/sub": "pass",
+		fx + "exit TestBefore": "pass", fx + "exit TestExit": "fail", fx + "exit TestAfter": "pass",
+		fx + "hang TestBefore": "pass", fx + "hang TestHang": "fail", fx + "hang TestAfter": "pass",
+	}
+	for k, w := range want {
+		g := got.tests[k]
+		if len(g) != 1 || g[0] != w {
+			t.Errorf("%s: got %v, want exactly [%s]", k, g, w)
+		}
+	}
+	for _, p := range []string{"panic", "exit", "hang"} {
+		if g := got.pkgs[fx+p]; len(g) != 1 || g[0] != "fail" {
+			t.Errorf("package %s: got %v, want [fail]", p, g)
+		}
+	}
+}

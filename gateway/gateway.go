@@ -1,0 +1,263 @@
+// Package gateway starts godist workers where an XSpec says and talks to them over one
+// channel session each: popen (a local worker process) for now. A gateway offers remote
+// exec — functions registered by name in the worker binary, called with a channel — and
+// its teardown takes the worker and everything it started with it.
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/godist/godist/channel"
+	"github.com/godist/godist/xspec"
+)
+
+// ErrUnsupported is returned by Start for a gateway type this build cannot start yet.
+var ErrUnsupported = errors.New("gateway: unsupported gateway type")
+
+// StartError says which gateway failed to start and why.
+type StartError struct {
+	ID   string
+	Spec string
+	Err  error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("gateway %s (%s): %v", e.ID, e.Spec, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
+
+// Options for Start.
+type Options struct {
+	// Executable is the worker binary to run ("" = this process's own executable). It is
+	// started as `Executable worker`.
+	Executable string
+	// Env is added to the worker's environment after the spec's env: keys.
+	Env []string
+	// Config of the channel session ("nil" = channel.DefaultConfig()).
+	Config *channel.Config
+}
+
+// Gateway is one started worker, seen from the master. Its methods are safe for concurrent
+// use.
+type Gateway struct {
+	ID   string
+	Spec *xspec.Spec
+	Info Info
+
+	sess    *channel.Session
+	cmd     *exec.Cmd
+	stderr  *tailBuffer
+	exited  chan struct{}
+	waitErr error
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts the gateway id of spec and waits for its handshake and Info. On error
+// nothing it started is left running.
+func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	var g *Gateway
+	var err error
+	switch spec.Type {
+	case "popen":
+		g, err = startPopen(ctx, id, spec, opts)
+	default:
+		err = fmt.Errorf("%w %q (this build starts: popen)", ErrUnsupported, spec.Type)
+	}
+	if err != nil {
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
+	}
+	return g, nil
+}
+
+func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	exe := opts.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, err
+		}
+	}
+	cmd := exec.Command(exe, "worker")
+	cmd.Dir = spec.Chdir
+	cmd.Env = os.Environ()
+	for _, kv := range spec.EnvList() {
+		cmd.Env = append(cmd.Env, kv)
+	}
+	cmd.Env = append(cmd.Env, opts.Env...)
+	// Its own process group, so a terminal's Ctrl-C reaches the master, which then tears the
+	// worker down in order; and it dies with the master even when the master is SIGKILLed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// Pipes of our own rather than cmd.StdinPipe/StdoutPipe: cmd.Wait would close those as
+	// soon as the worker exits, possibly before the session has read its last frames.
+	inR, inW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	outR, outW, err := os.Pipe()
+	if err != nil {
+		inR.Close()
+		inW.Close()
+		return nil, err
+	}
+	cmd.Stdin, cmd.Stdout = inR, outW
+	g := &Gateway{ID: id, Spec: spec, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = g.stderr
+	err = cmd.Start()
+	inR.Close()
+	outW.Close()
+	if err != nil {
+		inW.Close()
+		outR.Close()
+		return nil, err
+	}
+	rwc := &pipeRWC{r: outR, w: inW}
+	go func() {
+		g.waitErr = cmd.Wait()
+		close(g.exited)
+	}()
+	if spec.HasNice {
+		// Children inherit it: the worker's test processes run at the same niceness.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, spec.Nice); err != nil {
+			rwc.Close()
+			g.kill()
+			return nil, fmt.Errorf("nice=%d: %w", spec.Nice, err)
+		}
+	}
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = channel.DefaultConfig()
+	}
+	sess, err := channel.NewSession(ctx, rwc, true, cfg)
+	if err != nil {
+		rwc.Close()
+		g.kill()
+		return nil, g.explain(err)
+	}
+	g.sess = sess
+	if err := g.fetchInfo(ctx); err != nil {
+		g.Close()
+		return nil, g.explain(err)
+	}
+	return g, nil
+}
+
+func (g *Gateway) fetchInfo(ctx context.Context) error {
+	ch, err := g.RemoteExec(ctx, InfoFunc)
+	if err != nil {
+		return err
+	}
+	defer ch.Close()
+	return ch.Receive(ctx, &g.Info)
+}
+
+// explain adds what the worker wrote to stderr, if anything, to a start-up error.
+func (g *Gateway) explain(err error) error {
+	select {
+	case <-g.exited:
+	case <-time.After(100 * time.Millisecond):
+	}
+	if s := bytes.TrimSpace(g.stderr.Bytes()); len(s) > 0 {
+		return fmt.Errorf("%w; worker stderr: %s", err, lastLine(s))
+	}
+	return err
+}
+
+func lastLine(b []byte) string {
+	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+		b = b[i+1:]
+	}
+	return string(b)
+}
+
+// RemoteExec opens a channel to the worker's function name. The caller owns the channel
+// and must Close it.
+func (g *Gateway) RemoteExec(ctx context.Context, name string) (*channel.Channel, error) {
+	return g.sess.Open(ctx, name)
+}
+
+// Done is closed when the gateway is lost or closed.
+func (g *Gateway) Done() <-chan struct{} { return g.sess.Done() }
+
+// Err is why the gateway is gone, nil while it is up.
+func (g *Gateway) Err() error {
+	select {
+	case <-g.sess.Done():
+		return g.explain(g.sess.Err())
+	default:
+		return nil
+	}
+}
+
+// Close ends the session and waits up to 5 seconds for the worker to exit, then kills it.
+// Idempotent.
+func (g *Gateway) Close() error { return g.Terminate(5 * time.Second) }
+
+// Terminate ends the session — the worker then kills its test processes and exits — and
+// waits up to timeout for the worker process to go, after which it is killed.
+func (g *Gateway) Terminate(timeout time.Duration) error {
+	g.closeOnce.Do(func() {
+		if g.sess != nil {
+			g.sess.Close()
+		}
+		select {
+		case <-g.exited:
+		case <-time.After(timeout):
+			g.kill()
+			g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+		}
+	})
+	return g.closeErr
+}
+
+func (g *Gateway) kill() {
+	if g.cmd.Process != nil {
+		syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+		g.cmd.Process.Kill()
+	}
+	<-g.exited
+}
+
+type pipeRWC struct {
+	r io.ReadCloser
+	w io.WriteCloser
+}
+
+func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeRWC) Close() error {
+	err := p.w.Close()
+	p.r.Close()
+	return err
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) Bytes() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return append([]byte(nil), t.buf...)
+}

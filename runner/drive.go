@@ -1,0 +1,429 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/scheduler"
+	"github.com/godist/godist/worker"
+	"github.com/godist/godist/xspec"
+)
+
+func hashString(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:8])
+}
+
+// drive starts the gateways concurrently and runs one worker loop per gateway until the
+// plan is done. A gateway that fails to start or is lost gives its work back.
+func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
+	var wg sync.WaitGroup
+	var upMu sync.Mutex
+	up := 0
+	started := make(chan struct{}, len(gws))
+	for _, g := range gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.workerState(g.ID, "starting")
+			gw, err := gateway.Start(ctx, g.ID, g.Spec, gateway.Options{Executable: r.cfg.Executable, Env: r.workerEnv(g.ID)})
+			started <- struct{}{}
+			if err != nil {
+				r.workerState(g.ID, "lost")
+				r.note("godist: " + err.Error())
+				if n := r.plan.Abandon(g.ID); n > 0 {
+					r.abandonScope(g.ID)
+				}
+				return
+			}
+			defer gw.Close()
+			upMu.Lock()
+			up++
+			upMu.Unlock()
+			r.workerState(g.ID, "ready")
+			r.workLoop(ctx, gw, platformOf(g.Spec))
+		}()
+	}
+	wg.Wait()
+}
+
+// workLoop runs batches on one gateway until the plan has none left for it.
+func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform string) {
+	for {
+		b, ok := r.plan.Next(gw.ID)
+		if !ok {
+			r.workerState(gw.ID, "done")
+			return
+		}
+		if ctx.Err() != nil {
+			r.plan.Finish(gw.ID, b, nil)
+			return
+		}
+		r.workerState(gw.ID, "busy")
+		retry, lostErr := r.runBatch(ctx, gw, platform, b)
+		if lostErr != nil {
+			// The gateway is gone: the batch's unsettled tests go back to the others.
+			r.plan.Finish(gw.ID, b, retry)
+			r.workerState(gw.ID, "lost")
+			if ctx.Err() == nil {
+				r.note(fmt.Sprintf("godist: gateway %s lost: %v", gw.ID, lostErr))
+			}
+			if r.plan.Abandon(gw.ID) > 0 || r.cfg.Mode == scheduler.Each {
+				r.abandonScope(gw.ID)
+			}
+			return
+		}
+		r.plan.Finish(gw.ID, b, retry)
+		r.workerState(gw.ID, "ready")
+	}
+}
+
+// testState is what one process showed of one test.
+type testState struct {
+	state   string // "run", "pause", "cont" or a terminal action
+	start   time.Time
+	elapsed time.Duration // from its terminal event
+	order   int
+}
+
+// runBatch runs one batch in one test process and settles what it can. It returns the
+// top-level tests that must run again in a new process, and a non-nil error when the
+// gateway was lost (then the tests whose fate is unknown are in the retry list too).
+func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform string, b scheduler.Batch) ([]string, error) {
+	scope := ""
+	if r.cfg.Mode == scheduler.Each {
+		scope = gw.ID
+	}
+	key := scopeKey(b.Package, scope)
+	bin := r.bins[platform][b.Package]
+	if bin == "" {
+		// This gateway's platform has no binary for the package (it failed to build there).
+		r.note(fmt.Sprintf("godist: %s: no %s test binary for %s", gw.ID, platform, b.Package))
+		r.settle(key, gw.ID, unitsOf(b), true, "")
+		return nil, nil
+	}
+	r.startPackage(key, gw.ID)
+
+	states := map[string]*testState{}
+	order := 0
+	finalPhase := false
+	var procFailed bool
+	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
+		e.Worker = gw.ID
+		if e.Test == "" {
+			// Package-level events: the run's own start and end are the runner's to write,
+			// once per package; each process's "PASS"/"FAIL" lines would repeat them.
+			if finalPhase || e.Action == gotest.ActionStart || gotest.IsTerminal(e.Action) {
+				if e.Action == gotest.ActionFail {
+					procFailed = true
+				}
+				return
+			}
+			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
+				return
+			}
+			r.emit(e)
+			return
+		}
+		st := states[e.Test]
+		if st == nil {
+			st = &testState{order: order}
+			order++
+			states[e.Test] = st
+		}
+		switch e.Action {
+		case gotest.ActionRun:
+			st.state, st.start = e.Action, time.Now()
+		case gotest.ActionPause, gotest.ActionCont:
+			st.state = e.Action
+		case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
+			st.state = e.Action
+			if e.Action == gotest.ActionFail {
+				procFailed = true
+			}
+			if e.Elapsed != nil {
+				st.elapsed = time.Duration(*e.Elapsed * float64(time.Second))
+			}
+			if !strings.Contains(e.Test, "/") {
+				r.durations.Record(b.Package, e.Test, st.elapsed)
+			}
+		}
+		r.emit(e)
+	}, time.Now)
+
+	args := r.testArgs(b)
+	req := worker.Request{Path: bin, Args: args, Dir: r.pkgInfo[b.Package].Dir, Env: r.workerEnv(gw.ID)}
+	if r.cfg.Timeout > 0 {
+		req.KillAfter = r.cfg.Timeout + time.Minute
+	}
+	start := time.Now()
+	exit, err := worker.Run(ctx, gw, req, func(p []byte) { conv.Write(p) })
+	elapsed := time.Since(start)
+	if err != nil {
+		// Fate unknown: every unsettled test of the batch runs again elsewhere.
+		finalPhase = true
+		var retry []string
+		for _, t := range b.Tests {
+			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
+				retry = append(retry, t)
+			}
+		}
+		r.settleSettled(key, gw.ID, b, states)
+		if b.Whole {
+			r.settle(key, gw.ID, 1, true, fmt.Sprintf("godist: %s was lost while running this package: %v\n", gw.ID, err))
+		}
+		return retry, err
+	}
+	finalPhase = true
+	conv.Exited(exitError(exit), elapsed)
+
+	// Tests that started and never ended were running when the process died: they fail,
+	// innermost first, keeping their output. Tests that never started, or were paused
+	// waiting for a parallel turn, run again in a new process.
+	var running []string
+	for name, st := range states {
+		if st.state == gotest.ActionRun || st.state == gotest.ActionCont {
+			running = append(running, name)
+		}
+	}
+	sortByDepthThenOrder(running, states)
+	var progressed bool
+	for _, st := range states {
+		if st.state != "" {
+			progressed = true
+		}
+	}
+	for _, name := range running {
+		el := time.Since(states[name].start).Seconds()
+		now := time.Now()
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: b.Package, Test: name, Worker: gw.ID,
+			Output: fmt.Sprintf("=== godist: test process %s on %s while %s was running\n", exit, gw.ID, name)})
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionFail, Package: b.Package, Test: name, Elapsed: &el, Worker: gw.ID})
+		states[name].state = gotest.ActionFail
+		procFailed = true
+	}
+	var retry []string
+	if !exit.Success() && progressed && !b.Whole {
+		for _, t := range b.Tests {
+			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
+				retry = append(retry, t)
+			}
+		}
+		if len(retry) > 0 {
+			r.note(fmt.Sprintf("godist: %s: test process for %s %s; running %d test(s) again in a new process", gw.ID, b.Package, exit, len(retry)))
+		}
+	}
+	if !exit.Success() {
+		procFailed = true
+	}
+	// A test process's start-up cost: its time less its top-level tests' time.
+	if exit.Success() && len(b.Tests) > 0 {
+		var testTime time.Duration
+		for name, st := range states {
+			if !strings.Contains(name, "/") {
+				testTime += st.elapsed
+			}
+		}
+		r.durations.RecordStartup(b.Package, max(elapsed-testTime, 0))
+	}
+	n := len(b.Tests) - len(retry)
+	if b.Whole {
+		n = 1
+	}
+	r.settle(key, gw.ID, n, procFailed, "")
+	if procFailed && r.cfg.Failfast {
+		if dropped := r.plan.Stop(gw.ID, b.Package); dropped > 0 {
+			r.settle(key, gw.ID, dropped, true, "")
+		}
+	}
+	return retry, nil
+}
+
+func unitsOf(b scheduler.Batch) int {
+	if b.Whole {
+		return 1
+	}
+	return len(b.Tests)
+}
+
+// settleSettled settles the tests of a batch that ended before its gateway was lost.
+func (r *runner) settleSettled(key, worker string, b scheduler.Batch, states map[string]*testState) {
+	n := 0
+	for _, t := range b.Tests {
+		if st := states[t]; st != nil && gotest.IsTerminal(st.state) {
+			n++
+		}
+	}
+	failed := false
+	for _, st := range states {
+		if st.state == gotest.ActionFail {
+			failed = true
+		}
+	}
+	if n > 0 || failed {
+		r.settle(key, worker, n, failed, "")
+	}
+}
+
+func sortByDepthThenOrder(names []string, states map[string]*testState) {
+	depth := func(s string) int { return strings.Count(s, "/") }
+	for i := 1; i < len(names); i++ {
+		for j := i; j > 0; j-- {
+			a, b := names[j-1], names[j]
+			if depth(a) > depth(b) || (depth(a) == depth(b) && states[a].order <= states[b].order) {
+				break
+			}
+			names[j-1], names[j] = b, a
+		}
+	}
+}
+
+func exitError(e *worker.Exit) error {
+	if e.Success() {
+		return nil
+	}
+	return fmt.Errorf("%s", e)
+}
+
+// testArgs are the flags of one test process.
+func (r *runner) testArgs(b scheduler.Batch) []string {
+	args := []string{"-test.v=test2json", "-test.paniconexit0"}
+	if b.Whole {
+		if r.cfg.Run != "" {
+			args = append(args, "-test.run="+r.cfg.Run)
+		}
+	} else {
+		args = append(args, "-test.run="+gotest.RunPattern(r.cfg.Run, b.Tests))
+	}
+	if r.cfg.Skip != "" {
+		args = append(args, "-test.skip="+r.cfg.Skip)
+	}
+	if r.cfg.Timeout > 0 {
+		args = append(args, "-test.timeout="+r.cfg.Timeout.String())
+	}
+	if r.cfg.Count > 0 {
+		args = append(args, "-test.count="+strconv.Itoa(r.cfg.Count))
+	}
+	if r.cfg.Short {
+		args = append(args, "-test.short")
+	}
+	if r.cfg.Failfast {
+		args = append(args, "-test.failfast")
+	}
+	if r.cfg.Shuffle != "" {
+		args = append(args, "-test.shuffle="+r.cfg.Shuffle)
+	}
+	return append(args, r.cfg.TestArgs...)
+}
+
+// startPackage writes a package's start event the first time one of its batches starts.
+func (r *runner) startPackage(key, worker string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	ps := r.pkgs[key]
+	if ps == nil || ps.started {
+		return
+	}
+	ps.started = true
+	ps.start = time.Now()
+	t := ps.start
+	r.emitLocked(gotest.Event{Time: &t, Action: gotest.ActionStart, Package: ps.path, Worker: worker})
+}
+
+// settle marks n units of a package's scope as done; when none is left, the package ends
+// with its one terminal event, as go test writes it. note, if any, is package output.
+func (r *runner) settle(key, worker string, n int, failed bool, note string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	ps := r.pkgs[key]
+	if ps == nil || ps.done {
+		return
+	}
+	if !ps.started {
+		ps.started = true
+		ps.start = time.Now()
+		t := ps.start
+		r.emitLocked(gotest.Event{Time: &t, Action: gotest.ActionStart, Package: ps.path, Worker: worker})
+	}
+	if note != "" {
+		t := time.Now()
+		r.emitLocked(gotest.Event{Time: &t, Action: gotest.ActionOutput, Package: ps.path, Output: note, Worker: worker})
+	}
+	ps.failed = ps.failed || failed
+	ps.pending -= n
+	if ps.pending > 0 {
+		return
+	}
+	ps.done = true
+	now := time.Now()
+	el := roundMillis(now.Sub(ps.start).Seconds())
+	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs\n", ps.path, el)
+	if ps.failed {
+		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs\n", ps.path, el)
+	}
+	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: word, Worker: worker})
+	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: line, Worker: worker})
+	r.emitLocked(gotest.Event{Time: &now, Action: action, Package: ps.path, Elapsed: &el, Worker: worker})
+}
+
+func roundMillis(s float64) float64 { return float64(int64(s*1000+0.5)) / 1000 }
+
+// abandonScope settles every package of a lost gateway in each mode.
+func (r *runner) abandonScope(worker string) {
+	if r.cfg.Mode != scheduler.Each {
+		return
+	}
+	r.emitMu.Lock()
+	var keys []string
+	for k, ps := range r.pkgs {
+		if ps.worker == worker && !ps.done {
+			keys = append(keys, k)
+		}
+	}
+	r.lost = true
+	r.emitMu.Unlock()
+	for _, k := range keys {
+		r.emitMu.Lock()
+		ps := r.pkgs[k]
+		n := ps.pending
+		r.emitMu.Unlock()
+		r.settle(k, worker, n, true, fmt.Sprintf("godist: gateway %s was lost; %d test(s) of this package did not run there\n", worker, n))
+	}
+}
+
+// settleLeftovers ends the packages that never finished: the run was interrupted or every
+// gateway was lost.
+func (r *runner) settleLeftovers(ctx context.Context) {
+	r.emitMu.Lock()
+	var keys []string
+	for k, ps := range r.pkgs {
+		if !ps.done {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) > 0 && ctx.Err() == nil {
+		r.lost = true
+	}
+	r.emitMu.Unlock()
+	sort.Strings(keys)
+	for _, k := range keys {
+		r.emitMu.Lock()
+		ps := r.pkgs[k]
+		n := ps.pending
+		r.emitMu.Unlock()
+		why := "no gateway was left to run them"
+		if ctx.Err() != nil {
+			why = "the run was interrupted"
+		}
+		r.settle(k, ps.worker, n, true, fmt.Sprintf("godist: %d test(s) of this package did not run: %s\n", n, why))
+	}
+}

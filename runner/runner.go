@@ -1,0 +1,410 @@
+// Package runner is one godist run: resolve the packages, build each test binary once,
+// list its tests once, start the gateways, let the scheduler hand batches to their
+// workers, turn what the test processes print into one `go test -json` stream, and settle
+// every test and every package exactly once.
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/gobuild"
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/scheduler"
+	"github.com/godist/godist/xspec"
+)
+
+// Exit statuses, as CONTRACT.md gives them.
+const (
+	ExitOK       = 0
+	ExitFailed   = 1
+	ExitUsage    = 2
+	ExitNoWorker = 3
+)
+
+// UsageError is bad input from the user: exit status 2.
+type UsageError struct{ Err error }
+
+func (e *UsageError) Error() string { return e.Err.Error() }
+func (e *UsageError) Unwrap() error { return e.Err }
+
+// RunError is work that could not be run at all: exit status 3.
+type RunError struct{ Err error }
+
+func (e *RunError) Error() string { return e.Err.Error() }
+func (e *RunError) Unwrap() error { return e.Err }
+
+// Reporter receives the run as it happens. Calls come one at a time.
+type Reporter interface {
+	SetTotal(tests int)
+	Event(e gotest.Event)
+	WorkerState(id, state string)
+	Note(msg string)
+}
+
+// Config of a run.
+type Config struct {
+	Dir      string   // module directory ("" = current)
+	Patterns []string // package patterns (default ./...)
+	Gateways []xspec.Gateway
+	Mode     scheduler.Mode
+
+	Tags  string
+	Race  bool
+	Cover bool
+
+	// Flags for the test binaries, as go test takes them.
+	Run, Skip, Shuffle string
+	Count              int
+	Short, Failfast    bool
+	Timeout            time.Duration // 0: none; go test's default is 10m
+	TestArgs           []string      // after --
+
+	JSON          io.Writer // --jsonfile, nil for none
+	Reporter      Reporter
+	DurationsFile string // "" = the user cache
+	Executable    string // the worker binary ("" = this one)
+}
+
+// Result of a run.
+type Result struct {
+	Status  int
+	Passed  int
+	Failed  int
+	Skipped int
+	NotRun  int
+}
+
+type runner struct {
+	cfg     Config
+	uid     string
+	emitMu  sync.Mutex
+	failed  bool // a test or package failed (guarded by emitMu)
+	lost    bool // some work could not run (guarded by emitMu)
+	jsonErr error
+
+	durations *scheduler.Durations
+	plan      *scheduler.Plan
+	bins      map[string]map[string]string // platform -> package -> binary
+	pkgs      map[string]*pkgState         // by scope key
+	pkgInfo   map[string]gobuild.Package
+	nworkers  int
+}
+
+// pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
+// in each mode) until its single terminal event.
+type pkgState struct {
+	path    string
+	worker  string // "" in load mode
+	pending int    // units not settled yet
+	started bool
+	start   time.Time
+	failed  bool
+	done    bool
+	outputs int
+}
+
+// Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
+// toolchain; test failures are in Result.Status.
+func Run(ctx context.Context, cfg Config) (*Result, error) {
+	r := &runner{cfg: cfg, pkgs: map[string]*pkgState{}, pkgInfo: map[string]gobuild.Package{}, bins: map[string]map[string]string{}}
+	r.uid = newUID()
+	if len(cfg.Gateways) == 0 {
+		return nil, &UsageError{errors.New("no gateways: give -n N or --tx SPEC")}
+	}
+	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover}
+	pkgs, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
+	if err != nil {
+		var pe *gobuild.PatternError
+		if errors.As(err, &pe) || errors.Is(err, gobuild.ErrNoPackages) {
+			return nil, &UsageError{err}
+		}
+		return nil, err
+	}
+	for _, p := range pkgs {
+		r.pkgInfo[p.ImportPath] = p
+	}
+	if err := r.loadDurations(pkgs); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp("", "godist-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	// One build per platform the gateways need; the host's (or the first) one reports.
+	platforms := r.platforms()
+	var runnable []gobuild.Binary
+	for i, pl := range platforms {
+		opts := bopts
+		if pl != hostPlatform() {
+			goos, goarch, _ := strings.Cut(pl, "/")
+			opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
+		}
+		emit := r.emit
+		if i > 0 {
+			emit = func(gotest.Event) {}
+		}
+		res, err := gobuild.Build(ctx, opts, pkgs, filepath.Join(tmp, strconv.Itoa(i)), emit)
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]string{}
+		for _, b := range res.Binaries {
+			m[b.Package.ImportPath] = b.Path
+		}
+		r.bins[pl] = m
+		if i == 0 {
+			runnable = res.Binaries
+		}
+	}
+
+	// List the tests of every binary, in parallel, on this machine.
+	units, err := r.list(ctx, runnable, platforms[0])
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	for _, u := range units {
+		total += max(len(u.Tests), 1)
+	}
+	gws := cfg.Gateways
+	if cfg.Mode == scheduler.Load && len(gws) > total {
+		gws = gws[:max(total, 0)] // never more workers than tests
+	}
+	ids := make([]string, len(gws))
+	for i, g := range gws {
+		ids[i] = g.ID
+	}
+	r.nworkers = len(gws)
+	if cfg.Mode == scheduler.Each {
+		total *= len(gws)
+	}
+	if cfg.Reporter != nil {
+		cfg.Reporter.SetTotal(total)
+	}
+	r.plan = scheduler.NewPlan(cfg.Mode, units, len(gws), ids)
+	for _, u := range units {
+		scopes := []string{""}
+		if cfg.Mode == scheduler.Each {
+			scopes = ids
+		}
+		for _, w := range scopes {
+			r.pkgs[scopeKey(u.Path, w)] = &pkgState{path: u.Path, worker: w, pending: max(len(u.Tests), 1)}
+		}
+	}
+
+	if len(units) > 0 {
+		r.drive(ctx, gws)
+	}
+	// Whatever is still unsettled could not be run: all gateways lost, or interrupted.
+	r.settleLeftovers(ctx)
+	if err := r.durations.Save(r.durationsPath()); err != nil && r.cfg.Reporter != nil {
+		r.cfg.Reporter.Note("godist: could not save test durations: " + err.Error())
+	}
+	res := &Result{Status: ExitOK}
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if r.failed {
+		res.Status = ExitFailed
+	}
+	if ctx.Err() != nil {
+		return res, ctx.Err()
+	}
+	if r.lost {
+		return res, &RunError{errors.New("godist: no gateway could run the remaining tests")}
+	}
+	if r.jsonErr != nil {
+		return res, fmt.Errorf("--jsonfile: %w", r.jsonErr)
+	}
+	return res, nil
+}
+
+func scopeKey(pkg, worker string) string { return pkg + "\x00" + worker }
+
+func newUID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func hostPlatform() string { return runtime.GOOS + "/" + runtime.GOARCH }
+
+// platformOf is the GOOS/GOARCH a gateway's tests must be built for.
+func platformOf(s *xspec.Spec) string {
+	goos, goarch := runtime.GOOS, runtime.GOARCH
+	if s.GOOS != "" {
+		goos = s.GOOS
+	}
+	if s.GOARCH != "" {
+		goarch = s.GOARCH
+	}
+	return goos + "/" + goarch
+}
+
+// platforms lists the platforms to build for, the host's first when any gateway uses it.
+func (r *runner) platforms() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, g := range r.cfg.Gateways {
+		p := platformOf(g.Spec)
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i] == hostPlatform() && out[j] != hostPlatform() })
+	return out
+}
+
+func (r *runner) durationsPath() string {
+	if r.cfg.DurationsFile != "" {
+		return r.cfg.DurationsFile
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	abs, _ := filepath.Abs(r.cfg.Dir)
+	if abs == "" {
+		abs, _ = os.Getwd()
+	}
+	sum := hashString(abs)
+	return filepath.Join(dir, "godist", "durations", sum+".json")
+}
+
+func (r *runner) loadDurations(pkgs []gobuild.Package) error {
+	d, err := scheduler.LoadDurations(r.durationsPath())
+	if err != nil {
+		if r.cfg.DurationsFile != "" {
+			return &UsageError{err}
+		}
+		d = scheduler.NewDurations()
+	}
+	r.durations = d
+	return nil
+}
+
+// emit writes one event to the JSON stream and the reporter.
+func (r *runner) emit(e gotest.Event) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	r.emitLocked(e)
+}
+
+func (r *runner) emitLocked(e gotest.Event) {
+	if e.Action == gotest.ActionFail || e.Action == gotest.ActionBuildFail {
+		r.failed = true
+	}
+	if r.cfg.JSON != nil && r.jsonErr == nil {
+		b, err := json.Marshal(e)
+		if err == nil {
+			_, err = r.cfg.JSON.Write(append(b, '\n'))
+		}
+		r.jsonErr = err
+	}
+	if r.cfg.Reporter != nil {
+		r.cfg.Reporter.Event(e)
+	}
+}
+
+func (r *runner) note(msg string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if r.cfg.Reporter != nil {
+		r.cfg.Reporter.Note(msg)
+	}
+}
+
+func (r *runner) workerState(id, state string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if r.cfg.Reporter != nil {
+		r.cfg.Reporter.WorkerState(id, state)
+	}
+}
+
+// workerEnv is the environment every test process sees.
+func (r *runner) workerEnv(id string) []string {
+	return []string{"GODIST_WORKER=" + id, "GODIST_WORKER_COUNT=" + strconv.Itoa(r.nworkers), "GODIST_TESTRUNUID=" + r.uid}
+}
+
+// list asks each binary for its tests and makes the scheduler's packages.
+func (r *runner) list(ctx context.Context, bins []gobuild.Binary, platform string) ([]scheduler.Package, error) {
+	out := make([]scheduler.Package, len(bins))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, b := range bins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			names, err := listTests(ctx, b, r.workerEnv("list"))
+			p := scheduler.Package{Path: b.Package.ImportPath}
+			var sel []string
+			if err == nil {
+				sel = selectTop(r.cfg.Run, names)
+			}
+			if err != nil || len(sel) == 0 {
+				// Run the package as go test would, in one process: it lists no tests we
+				// may pick one by one, or it could not list them at all.
+				p.Whole = true
+				_, p.Startup = r.durations.Estimates(p.Path, nil)
+				out[i] = p
+				return
+			}
+			est, startup := r.durations.Estimates(p.Path, sel)
+			for j, n := range sel {
+				p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j]})
+			}
+			p.Startup = startup
+			out[i] = p
+		}()
+	}
+	wg.Wait()
+	return out, ctx.Err()
+}
+
+// listTests runs `bin -test.list .` in the package directory.
+func listTests(ctx context.Context, b gobuild.Binary, env []string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.Path, "-test.list", ".")
+	cmd.Dir = b.Package.Dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, err
+	}
+	return gotest.ParseList(out).Runnable(), nil
+}
+
+// selectTop keeps the names that the -run pattern selects at the top level.
+func selectTop(run string, names []string) []string {
+	if run == "" {
+		return names
+	}
+	var sel []string
+	for _, n := range names {
+		if gotest.RunPattern(run, []string{n}) != "^$" {
+			sel = append(sel, n)
+		}
+	}
+	return sel
+}

@@ -1,0 +1,244 @@
+// Package worker is what a godist worker does for the test runner: it starts a test binary
+// with pipes of its own, streams its output back over a channel as it comes, reports how the
+// process ended, and kills the process — with its whole process group — when told to, when
+// the channel or the session goes away, or when the time limit passes.
+//
+// The master side is Run; the worker side is the function registered under RunFunc.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/godist/godist/channel"
+	"github.com/godist/godist/gateway"
+)
+
+// RunFunc is the registered name of the function that runs one test process.
+const RunFunc = "godist.run"
+
+// Request asks the worker to run one process. It is the first message on a RunFunc channel.
+type Request struct {
+	Path string   // executable
+	Args []string // arguments, without argv[0]
+	Dir  string   // working directory
+	Env  []string // added to the worker's own environment
+	// KillAfter, if positive, kills the process group that long after the start, as a last
+	// resort behind the test binary's own -test.timeout.
+	KillAfter time.Duration
+}
+
+// Control is what the master may send after the Request.
+type Control struct {
+	Kill bool
+}
+
+// Message is what the worker sends: output chunks in order, then one Exit.
+type Message struct {
+	Out  []byte `cbor:"1,keyasint,omitempty"`
+	Exit *Exit  `cbor:"2,keyasint,omitempty"`
+}
+
+// Exit says how the process ended.
+type Exit struct {
+	Code    int    // exit code; -1 when killed by a signal or not started
+	Signal  string // the signal that ended it, if any
+	Killed  string // why the worker killed it ("timeout", "requested", ""), if it did
+	Err     string // the process could not be started
+	Elapsed time.Duration
+}
+
+// Success reports whether the process exited with status 0.
+func (e *Exit) Success() bool { return e.Code == 0 && e.Err == "" }
+
+func (e *Exit) String() string {
+	switch {
+	case e.Err != "":
+		return "could not start: " + e.Err
+	case e.Killed != "":
+		return fmt.Sprintf("killed (%s)", e.Killed)
+	case e.Signal != "":
+		return "signal: " + e.Signal
+	default:
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+}
+
+// Register adds the worker's functions to reg.
+func Register(reg *gateway.Registry) {
+	reg.Register(RunFunc, serveRun)
+}
+
+const chunkSize = 32 << 10
+
+func serveRun(ctx context.Context, ch *channel.Channel) error {
+	var req Request
+	if err := ch.Receive(ctx, &req); err != nil {
+		return fmt.Errorf("worker: reading the run request: %w", err)
+	}
+	start := time.Now()
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(req.Path, req.Args...)
+	cmd.Dir = req.Dir
+	cmd.Env = append(os.Environ(), req.Env...)
+	// One pipe for stdout and stderr, as go test gives a test binary.
+	cmd.Stdout, cmd.Stderr = w, w
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		r.Close()
+		w.Close()
+		return ch.Send(ctx, Message{Exit: &Exit{Code: -1, Err: err.Error()}})
+	}
+	w.Close()
+	pgid := cmd.Process.Pid
+	killed := make(chan string, 1)
+	var reaped atomic.Bool // after Wait, the pgid may belong to someone else
+	kill := func(why string) {
+		if reaped.Load() {
+			return
+		}
+		select {
+		case killed <- why:
+		default:
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		exited <- err
+	}()
+
+	// Control messages, and the end of the channel, arrive here.
+	ctlCtx, ctlCancel := context.WithCancel(ctx)
+	defer ctlCancel()
+	go func() {
+		for {
+			var c Control
+			err := ch.Receive(ctlCtx, &c)
+			if err == nil && !c.Kill {
+				continue
+			}
+			if ctlCtx.Err() == nil {
+				kill("requested")
+			}
+			return
+		}
+	}()
+	var timer <-chan time.Time
+	if req.KillAfter > 0 {
+		t := time.NewTimer(req.KillAfter)
+		defer t.Stop()
+		timer = t.C
+	}
+	// Read output until EOF: every holder of the pipe's write end — the test process and
+	// anything it started — has exited or closed it.
+	outDone := make(chan error, 1)
+	go func() {
+		buf := make([]byte, chunkSize)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				if serr := ch.Send(ctx, Message{Out: buf[:n]}); serr != nil {
+					kill("requested")
+					outDone <- serr
+					r.Close()
+					return
+				}
+			}
+			if err != nil {
+				r.Close()
+				if errors.Is(err, io.EOF) {
+					err = nil
+				}
+				outDone <- err
+				return
+			}
+		}
+	}()
+	var waitErr error
+	gotExit, gotOut := false, false
+	var outErr error
+	for !gotExit || !gotOut {
+		select {
+		case waitErr = <-exited:
+			gotExit = true
+			reaped.Store(true)
+			// A grandchild holding the pipe open must not keep us waiting forever.
+			if !gotOut {
+				syscall.Kill(-pgid, syscall.SIGKILL)
+			}
+		case outErr = <-outDone:
+			gotOut = true
+		case <-timer:
+			kill("timeout")
+			timer = nil
+		case <-ctx.Done():
+			kill("requested")
+			<-exited
+			<-outDone
+			return ctx.Err()
+		}
+	}
+	exit := &Exit{Elapsed: time.Since(start), Code: cmd.ProcessState.ExitCode()}
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		exit.Signal = ws.Signal().String()
+	}
+	select {
+	case exit.Killed = <-killed:
+	default:
+	}
+	_ = waitErr
+	ctlCancel()
+	if outErr != nil {
+		return outErr
+	}
+	return ch.Send(ctx, Message{Exit: exit})
+}
+
+// Run runs req on gw and calls out with each chunk of the process's output, in order, from
+// the calling goroutine. Cancelling ctx kills the process (and its process group) on the
+// worker; Run then returns ctx's error. The error is non-nil only when the process's fate
+// is unknown (the gateway was lost, ctx ended); a failing process is reported in Exit.
+func Run(ctx context.Context, gw *gateway.Gateway, req Request, out func([]byte)) (*Exit, error) {
+	ch, err := gw.RemoteExec(ctx, RunFunc)
+	if err != nil {
+		return nil, err
+	}
+	defer ch.Close()
+	if err := ch.Send(ctx, req); err != nil {
+		return nil, err
+	}
+	for {
+		var m Message
+		if err := ch.Receive(ctx, &m); err != nil {
+			if ctx.Err() != nil {
+				// Best effort: tell the worker to kill it now rather than when the channel closes.
+				kctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				ch.Send(kctx, Control{Kill: true})
+				cancel()
+				return nil, ctx.Err()
+			}
+			if errors.Is(err, io.EOF) {
+				err = fmt.Errorf("worker: %s closed the run channel without an exit status", gw.ID)
+			}
+			return nil, err
+		}
+		if len(m.Out) > 0 {
+			out(m.Out)
+		}
+		if m.Exit != nil {
+			return m.Exit, nil
+		}
+	}
+}
