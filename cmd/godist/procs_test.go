@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// procsMatching lists the pids whose command line contains every one of subs.
+func procsMatching(subs ...string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		ok := true
+		for _, s := range subs {
+			if !strings.Contains(cmd, s) {
+				ok = false
+			}
+		}
+		if ok && !isZombie(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func isZombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if cond() {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return cond()
+}
+
+// workers and test processes that belong to this test's godist binary.
+func leftovers() (workers, tests []int) {
+	return procsMatching(godistBin, " worker"), procsMatching(os.TempDir()+"/godist-", "hang.test")
+}
+
+func startHang(t *testing.T, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(godistBin, append([]string{"--durations", filepath.Join(t.TempDir(), "d.json"), "-timeout", "1m"}, args...)...)
+	cmd.Dir = fixturesDir(t)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	if !waitFor(60*time.Second, func() bool { _, tests := leftovers(); return len(tests) > 0 }) {
+		t.Fatalf("the hang test process never started; godist said:\n%s", out.String())
+	}
+	return cmd
+}
+
+func assertNoLeftovers(t *testing.T) {
+	t.Helper()
+	if !waitFor(10*time.Second, func() bool { w, tp := leftovers(); return len(w) == 0 && len(tp) == 0 }) {
+		w, tp := leftovers()
+		t.Fatalf("left behind: workers %v, test processes %v", w, tp)
+	}
+}
+
+func TestNoProcessLeftAfterNormalExit(t *testing.T) {
+	assertNoLeftovers(t)
+	_, _, code := runCmd(t, fixturesDir(t), godistBin, "--durations", filepath.Join(t.TempDir(), "d.json"), "-n", "2", "-timeout", "2s", "./hang", "./pass")
+	if code != 1 {
+		t.Fatalf("exit status %d, want 1", code)
+	}
+	assertNoLeftovers(t)
+}
+
+func TestNoProcessLeftAfterInterrupt(t *testing.T) {
+	assertNoLeftovers(t)
+	cmd := startHang(t, "-n", "2", "./hang")
+	cmd.Process.Signal(os.Interrupt)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("godist did not exit within 15s of SIGINT")
+	}
+	if code := cmd.ProcessState.ExitCode(); code == 0 {
+		t.Errorf("interrupted run exited 0")
+	}
+	assertNoLeftovers(t)
+}
+
+func TestNoProcessLeftAfterMasterKilled(t *testing.T) {
+	assertNoLeftovers(t)
+	cmd := startHang(t, "-n", "2", "./hang")
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	assertNoLeftovers(t)
+}
+
+// A worker that dies takes its test processes with it, and the master runs the tests it
+// held on another worker.
+func TestWorkerCrashLosesNoResult(t *testing.T) {
+	assertNoLeftovers(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	cmd := startHang(t, "-n", "2", "--jsonfile", jf, "-timeout", "3s", "./hang")
+	// Kill the worker that runs the hang test: the parent of the hang.test process.
+	_, tests := leftovers()
+	ppid := parentOf(tests[0])
+	cmd.Process.Signal(syscall.Signal(0))
+	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	data, err := os.ReadFile(jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := parseStream(t, data, false)
+	const fx = "github.com/godist/godist/fixtures/hang"
+	for _, name := range []string{"TestBefore", "TestHang", "TestAfter"} {
+		if len(got.tests[fx+" "+name]) != 1 {
+			t.Errorf("%s: %v, want exactly one result after its worker died", name, got.tests[fx+" "+name])
+		}
+	}
+	if len(got.pkgs[fx]) != 1 {
+		t.Errorf("package: %v, want exactly one result", got.pkgs[fx])
+	}
+	assertNoLeftovers(t)
+}
+
+func parentOf(pid int) int {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	f := strings.Fields(s[i+1:])
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
+}
