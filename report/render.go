@@ -54,8 +54,14 @@ func formatFloatSeconds(s float64, precision int) string {
 // one on a terminal.
 func (r *Reporter) packageLine(res pkgResult) string {
 	var suffix string
+	if res.coverage != "" && res.failedBuild == "" && res.action != gotest.ActionSkip {
+		suffix = "\t" + res.coverage
+		if r.opts.TTY {
+			suffix = " " + res.coverage
+		}
+	}
 	if r.opts.Each && res.worker != "" {
-		suffix = " [" + res.worker + "]"
+		suffix += " [" + res.worker + "]"
 	}
 	if !r.opts.TTY {
 		switch {

@@ -47,13 +47,15 @@ type pkgState struct {
 	failedTests map[string]int      // failed tests (any level) by worker
 	tests       int                 // tests with a result
 	noTestsRun  bool                // "testing: warning: no tests to run" was seen
+	coverage    map[string]string   // "coverage: N% of statements" by worker
 }
 
 type pkgResult struct {
 	pkg, worker, action string
 	elapsed             float64
 	failedBuild         string
-	noTests             bool // passed, ran no test, and said so
+	noTests             bool   // passed, ran no test, and said so
+	coverage            string // "coverage: N% of statements", if reported
 }
 
 type buildState struct {
@@ -104,12 +106,19 @@ func (t *tally) packageOutput(pkg, worker, output string) {
 	if output == "testing: warning: no tests to run\n" {
 		p.noTestsRun = true
 	}
+	if strings.HasPrefix(output, "coverage: ") && strings.HasSuffix(output, " of statements\n") {
+		if p.coverage == nil {
+			p.coverage = map[string]string{}
+		}
+		p.coverage[worker] = strings.TrimSuffix(output, "\n")
+	}
 }
 
 func (t *tally) packageResult(pkg, worker, action string, elapsed float64, failedBuild string) pkgResult {
 	p := t.pkg(pkg)
 	res := pkgResult{pkg: pkg, worker: worker, action: action, elapsed: elapsed, failedBuild: failedBuild}
 	res.noTests = action == gotest.ActionPass && p.tests == 0 && p.noTestsRun
+	res.coverage = p.coverage[worker]
 	if failedBuild != "" {
 		t.build(failedBuild).failed = true
 	}

@@ -131,6 +131,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
 				return
 			}
+			if r.coverRoot != "" && e.Action == gotest.ActionOutput && coverageLine.MatchString(e.Output) && strings.HasPrefix(e.Output, "coverage: ") {
+				return // one process's share; the package's merged figure comes at its end
+			}
 			r.emit(e)
 			return
 		}
@@ -161,6 +164,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}, time.Now)
 
 	args := r.testArgs(b)
+	if dir := r.coverDir(key); dir != "" {
+		args = append(args, "-test.gocoverdir="+dir)
+	}
 	req := worker.Request{Path: bin, Args: args, Dir: r.pkgInfo[b.Package].Dir, Env: r.workerEnv(gw.ID)}
 	if r.cfg.Timeout > 0 {
 		req.KillAfter = r.cfg.Timeout + time.Minute
@@ -219,7 +225,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			}
 		}
 		if len(retry) > 0 {
-			r.note(fmt.Sprintf("godist: %s: test process for %s %s; running %d test(s) again in a new process", gw.ID, b.Package, exit, len(retry)))
+			r.note(fmt.Sprintf("godist: %s: the test process of %s ended (%s); running %d test(s) again in a new process", gw.ID, b.Package, exit, len(retry)))
 		}
 	}
 	if !exit.Success() {
@@ -364,14 +370,26 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 		return
 	}
 	ps.done = true
+	cover := ""
+	if r.coverRoot != "" {
+		// All of the package's processes are done; merging takes a moment, so not under
+		// the lock: nothing more of this package can arrive meanwhile.
+		r.emitMu.Unlock()
+		cover = coverPercent(context.Background(), r.coverDir(key))
+		r.emitMu.Lock()
+	}
 	now := time.Now()
 	el := roundMillis(now.Sub(ps.start).Seconds())
-	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs\n", ps.path, el)
+	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs", ps.path, el)
 	if ps.failed {
-		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs\n", ps.path, el)
+		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs", ps.path, el)
 	}
 	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: word, Worker: worker})
-	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: line, Worker: worker})
+	if cover != "" {
+		r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: cover + "\n", Worker: worker})
+		line += "\t" + cover
+	}
+	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: line + "\n", Worker: worker})
 	r.emitLocked(gotest.Event{Time: &now, Action: action, Package: ps.path, Elapsed: &el, Worker: worker})
 }
 

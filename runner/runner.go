@@ -63,9 +63,10 @@ type Config struct {
 	Gateways []xspec.Gateway
 	Mode     scheduler.Mode
 
-	Tags  string
-	Race  bool
-	Cover bool
+	Tags         string
+	Race         bool
+	Cover        bool
+	CoverProfile string // -coverprofile: the merged profile of every package
 
 	// Flags for the test binaries, as go test takes them.
 	Run, Skip, Shuffle string
@@ -103,6 +104,7 @@ type runner struct {
 	pkgs      map[string]*pkgState         // by scope key
 	pkgInfo   map[string]gobuild.Package
 	nworkers  int
+	coverRoot string // "" unless -cover
 }
 
 // pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
@@ -146,6 +148,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
+	if cfg.Cover {
+		r.coverRoot = filepath.Join(tmp, "cover")
+	}
 
 	// One build per platform the gateways need; the host's (or the first) one reports.
 	platforms := r.platforms()
@@ -214,6 +219,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// Whatever is still unsettled could not be run: all gateways lost, or interrupted.
 	r.settleLeftovers(ctx)
+	if cfg.CoverProfile != "" && ctx.Err() == nil {
+		if err := r.writeCoverProfile(ctx, cfg.CoverProfile); err != nil {
+			return nil, fmt.Errorf("-coverprofile: %w", err)
+		}
+	}
 	if err := r.durations.Save(r.durationsPath()); err != nil && r.cfg.Reporter != nil {
 		r.cfg.Reporter.Note("godist: could not save test durations: " + err.Error())
 	}

@@ -73,3 +73,46 @@ func fetchModule(t *testing.T, mod string) string {
 	}
 	return dst
 }
+
+// Coverage merged from every worker equals what go test -cover reports, per package.
+// (A suite whose coverage depends on which tests share a process — sync.Once caches, say,
+// as in google/uuid — can differ; pkg/errors' does not.)
+func TestCoverMergedAcrossWorkersEqualsGoTest(t *testing.T) {
+	dir := fetchModule(t, "github.com/pkg/errors@v0.9.1")
+	goOut, _, goCode := runCmd(t, dir, "go", "test", "-json", "-cover", "./...")
+	profile := filepath.Join(t.TempDir(), "c.out")
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, _, code := runCmd(t, dir, godistBin, "-n", "2", "-cover", "-coverprofile", profile, "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./...")
+	if code != goCode {
+		t.Fatalf("exit status %d, go test's %d", code, goCode)
+	}
+	data, _ := os.ReadFile(jf)
+	want, got := coverageLines(goOut), coverageLines(data)
+	if len(want) == 0 {
+		t.Fatal("go test -cover reported no coverage")
+	}
+	for pkg, w := range want {
+		if got[pkg] != w {
+			t.Errorf("%s: go test says %q, godist says %q", pkg, w, got[pkg])
+		}
+	}
+	b, err := os.ReadFile(profile)
+	if err != nil || !strings.HasPrefix(string(b), "mode: ") || strings.Count(string(b), "\n") < 10 {
+		t.Errorf("-coverprofile wrote %d bytes (%v), want a merged text profile", len(b), err)
+	}
+}
+
+// coverageLines maps each package to its "coverage: N% of statements" output line.
+func coverageLines(stream []byte) map[string]string {
+	m := map[string]string{}
+	for _, line := range strings.Split(string(stream), "\n") {
+		var e struct{ Package, Test, Action, Output string }
+		if json.Unmarshal([]byte(line), &e) != nil || e.Test != "" || e.Action != "output" {
+			continue
+		}
+		if strings.HasPrefix(e.Output, "coverage: ") {
+			m[e.Package] = strings.TrimSpace(e.Output)
+		}
+	}
+	return m
+}

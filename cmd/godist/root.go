@@ -134,7 +134,7 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	start := time.Now()
 	res, err := runner.Run(cmd.Context(), runner.Config{
 		Dir: o.dir, Patterns: pkgs, Gateways: gws, Mode: mode,
-		Tags: o.tags, Race: o.race, Cover: o.cover,
+		Tags: o.tags, Race: o.race, Cover: o.cover, CoverProfile: o.coverprofile,
 		Run: o.run, Skip: o.skip, Shuffle: o.shuffle, Count: o.count, Short: o.short,
 		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
 		JSON: json, Reporter: rep, DurationsFile: o.durations,
