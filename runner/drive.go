@@ -174,6 +174,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	start := time.Now()
 	exit, err := worker.Run(ctx, gw, req, func(p []byte) { conv.Write(p) })
 	elapsed := time.Since(start)
+	r.addProcessTime(key, elapsed)
 	if err != nil {
 		// Fate unknown: every unsettled test of the batch runs again elsewhere.
 		finalPhase = true
@@ -379,7 +380,7 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 		r.emitMu.Lock()
 	}
 	now := time.Now()
-	el := roundMillis(now.Sub(ps.start).Seconds())
+	el := roundMillis(ps.procTime.Seconds())
 	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs", ps.path, el)
 	if ps.failed {
 		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs", ps.path, el)
@@ -391,6 +392,16 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	}
 	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: line + "\n", Worker: worker})
 	r.emitLocked(gotest.Event{Time: &now, Action: action, Package: ps.path, Elapsed: &el, Worker: worker})
+}
+
+// addProcessTime adds the run time of one of a package's processes: a package's elapsed
+// time is that of its processes together, as go test reports one process's time.
+func (r *runner) addProcessTime(key string, d time.Duration) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if ps := r.pkgs[key]; ps != nil {
+		ps.procTime += d
+	}
 }
 
 func roundMillis(s float64) float64 { return float64(int64(s*1000+0.5)) / 1000 }

@@ -110,14 +110,14 @@ type runner struct {
 // pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
 // in each mode) until its single terminal event.
 type pkgState struct {
-	path    string
-	worker  string // "" in load mode
-	pending int    // units not settled yet
-	started bool
-	start   time.Time
-	failed  bool
-	done    bool
-	outputs int
+	path     string
+	worker   string // "" in load mode
+	pending  int    // units not settled yet
+	started  bool
+	start    time.Time
+	failed   bool
+	done     bool
+	procTime time.Duration // its test processes' run time, added up: its Elapsed
 }
 
 // Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
