@@ -116,6 +116,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	states := map[string]*testState{}
 	order := 0
 	finalPhase := false
+	completed := false
 	var procFailed bool
 	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
 		e.Worker = gw.ID
@@ -129,6 +130,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 				return
 			}
 			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
+				completed = true // the testing package finished its run: no crash
 				return
 			}
 			if r.coverRoot != "" && e.Action == gotest.ActionOutput && coverageLine.MatchString(e.Output) && strings.HasPrefix(e.Output, "coverage: ") {
@@ -219,7 +221,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		procFailed = true
 	}
 	var retry []string
-	if !exit.Success() && progressed && !b.Whole {
+	// A process that ended without the testing package's final PASS or FAIL crashed; one
+	// that printed it chose not to run the rest (-failfast).
+	if !exit.Success() && !completed && progressed && !b.Whole {
 		for _, t := range b.Tests {
 			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
 				retry = append(retry, t)

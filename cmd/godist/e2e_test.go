@@ -250,3 +250,121 @@ func TestEndToEndCrashCostsOnlyTheCrashingTest(t *testing.T) {
 		}
 	}
 }
+
+// go test's flags select the same tests under godist as under go test.
+func TestEndToEndGoTestFlags(t *testing.T) {
+	dir := fixturesDir(t)
+	cases := [][]string{
+		{"-run", "TestA/sub|TestY/[ac]", "./subtests"},
+		{"-run", "X/a|Y/b", "./subtests"},
+		{"-skip", "TestA/fail|TestB", "./subtests"},
+		{"-run", "TestNothingMatches", "./subtests", "./pass"},
+		{"-count", "1", "-short", "-shuffle", "on", "./pass", "./parallel"},
+		{"-run", "Example", "./examples"},
+		{"-run", "Fuzz", "./fuzz", "./fuzzfail"},
+	}
+	for _, args := range cases {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			want := goTestJSON(t, dir, args...)
+			got, output, _ := godistJSON(t, dir, append([]string{"-n", "2"}, args...)...)
+			compareOutcomes(t, want, got, nil)
+			if t.Failed() {
+				t.Logf("godist said:\n%s", output)
+			}
+		})
+	}
+}
+
+// -failfast on one worker stops where go test stops. (With several workers, tests that
+// started before the first failure was known still finish, as in pytest-xdist.)
+func TestEndToEndFailfast(t *testing.T) {
+	dir := fixturesDir(t)
+	want := goTestJSON(t, dir, "-failfast", "./fail", "./pass")
+	got, output, _ := godistJSON(t, dir, "-n", "1", "-failfast", "./fail", "./pass")
+	compareOutcomes(t, want, got, nil)
+	if t.Failed() {
+		t.Logf("godist said:\n%s", output)
+	}
+}
+
+// In each mode every test runs on every gateway, and each gateway's package gets its own
+// result.
+func TestEndToEndEachMode(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, _, code := runCmd(t, dir, godistBin, "--dist", "each", "--tx", "2*popen", "--tx", "popen//id=third",
+		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./pass", "./subtests", "./buildfail")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, true)
+	want := goTestJSON(t, dir, "./pass", "./subtests", "./buildfail")
+	for _, w := range []string{"gw0", "gw1", "third"} {
+		for k, acts := range want.tests {
+			pkg, test, _ := strings.Cut(k, " ")
+			g := got.tests[pkg+" @"+w+" "+test]
+			if len(g) != 1 || g[0] != acts[0] {
+				t.Errorf("%s on %s: got %v, want [%s]", k, w, g, acts[0])
+			}
+		}
+		for _, p := range []string{"pass", "subtests"} {
+			if g := got.pkgs["github.com/godist/godist/fixtures/"+p+" @"+w]; len(g) != 1 {
+				t.Errorf("package %s on %s: %v, want one result", p, w, g)
+			}
+		}
+	}
+	if g := got.pkgs["github.com/godist/godist/fixtures/buildfail @"]; len(g) != 1 || g[0] != "fail" {
+		t.Errorf("build failure reported %v, want once", g)
+	}
+}
+
+// Tests see GODIST_WORKER, GODIST_WORKER_COUNT and GODIST_TESTRUNUID.
+func TestEndToEndWorkerEnvironment(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	runCmd(t, dir, godistBin, "--dist", "each", "-n", "2", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./env")
+	data, _ := os.ReadFile(jf)
+	var uids []string
+	for _, w := range []string{"gw0", "gw1"} {
+		if !bytes.Contains(data, []byte(`GODIST_WORKER=\"`+w+`\"`)) {
+			t.Errorf("no test saw GODIST_WORKER=%s", w)
+		}
+	}
+	if !bytes.Contains(data, []byte(`GODIST_WORKER_COUNT=\"2\"`)) {
+		t.Error("tests did not see GODIST_WORKER_COUNT=2")
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if i := strings.Index(line, `GODIST_TESTRUNUID=\"`); i >= 0 {
+			rest := line[i+len(`GODIST_TESTRUNUID=\"`):]
+			uids = append(uids, rest[:strings.Index(rest, `\"`)])
+		}
+	}
+	if len(uids) != 2 || uids[0] == "" || uids[0] != uids[1] {
+		t.Errorf("GODIST_TESTRUNUID seen as %q, want one non-empty value for the run", uids)
+	}
+}
+
+// popen//goarch=386 builds the tests for 386 and runs them there.
+func TestEndToEndCrossArch386(t *testing.T) {
+	dir := fixturesDir(t)
+	args := []string{"-run", "TestA|TestB|TestPass", "./pass", "./subtests"}
+	want := goTestJSON(t, dir, args...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	runCmd(t, dir, godistBin, append([]string{"--tx", "popen//goarch=386", "--tx", "popen", "--dist", "each",
+		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, true)
+	for k, acts := range want.tests {
+		pkg, test, _ := strings.Cut(k, " ")
+		for _, w := range []string{"gw0", "gw1"} {
+			if g := got.tests[pkg+" @"+w+" "+test]; len(g) != 1 || g[0] != acts[0] {
+				t.Errorf("%s on %s: %v, want [%s]", k, w, g, acts[0])
+			}
+		}
+	}
+	// The 386 gateway really ran 386 binaries.
+	if !bytes.Contains(data, []byte(`"Worker":"gw0"`)) {
+		t.Fatal("no events from the 386 gateway")
+	}
+}
