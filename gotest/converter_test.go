@@ -135,26 +135,33 @@ func TestConverterLive(t *testing.T) {
 		for _, c := range g.cases {
 			pkgs = append(pkgs, c.pkg)
 		}
-		want := goTestJSON(t, nil, g.flags, pkgs...)
-		for _, c := range g.cases {
-			t.Run(c.name, func(t *testing.T) {
-				got := alike(runs[c.name].events)
-				w := alike(want[fixturesModule+"/"+c.pkg])
-				if !c.unordered {
-					diffEvents(t, c.name, got, w)
-					return
+		t.Run(strings.Join(append([]string{"go", "test"}, g.flags...), " "), func(t *testing.T) {
+			t.Parallel()
+			compareLive(t, runs, g.cases, goTestJSON(t, nil, g.flags, pkgs...))
+		})
+	}
+}
+
+// compareLive compares each case's events with those go test -json wrote for its package.
+func compareLive(t *testing.T, runs map[string]liveRun, cases []liveCase, want map[string][]Event) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := alike(runs[c.name].events)
+			w := alike(want[fixturesModule+"/"+c.pkg])
+			if !c.unordered {
+				diffEvents(t, c.name, got, w)
+				return
+			}
+			gt, wt := byTest(got), byTest(w)
+			for name := range wt {
+				diffEvents(t, fmt.Sprintf("%s test %q", c.name, name), gt[name], wt[name])
+			}
+			for name := range gt {
+				if _, ok := wt[name]; !ok {
+					t.Errorf("%s: events for test %q that go test -json does not have", c.name, name)
 				}
-				gt, wt := byTest(got), byTest(w)
-				for name := range wt {
-					diffEvents(t, fmt.Sprintf("%s test %q", c.name, name), gt[name], wt[name])
-				}
-				for name := range gt {
-					if _, ok := wt[name]; !ok {
-						t.Errorf("%s: events for test %q that go test -json does not have", c.name, name)
-					}
-				}
-			})
-		}
+			}
+		})
 	}
 }
 

@@ -357,15 +357,25 @@ var runVariance = []struct {
 	{regexp.MustCompile(`\t[0-9]+\.[0-9]{3}s`), "\tT"},                           // ok/FAIL line
 	{regexp.MustCompile(`0x[0-9a-f]+`), "0xX"},                                   // addresses
 	{regexp.MustCompile(`goroutine [0-9]+`), "goroutine N"},
-	{regexp.MustCompile(`[0-9]+(\.[0-9]+)? ns/op`), "N ns/op"},
+	{regexp.MustCompile(`\s*[0-9]+(\.[0-9]+)? ns/op`), " N ns/op"},
 	{regexp.MustCompile(`(?m)^(Benchmark\S*)\s+\t\s*[0-9]+`), "$1 N"},
 }
 
 // alike returns the events as the live tests compare them, with what varies between runs
 // masked: times, addresses, goroutine numbers.
+//
+// A benchmark's result line is one output event or two (name, then result), depending on
+// whether the reader of the pipe saw the binary pause after the name: go test -json is not
+// reproducible there either, so such halves are joined.
 func alike(events []Event) []cmpEvent {
 	var out []cmpEvent
-	for _, e := range events {
+	for i := 0; i < len(events); i++ {
+		e := events[i]
+		if e.Action == ActionOutput && strings.HasPrefix(e.Output, "Benchmark") && !strings.HasSuffix(e.Output, "\n") &&
+			i+1 < len(events) && events[i+1].Action == ActionOutput && events[i+1].Test == e.Test {
+			e.Output += events[i+1].Output
+			i++
+		}
 		o := e.Output
 		for _, v := range runVariance {
 			o = v.re.ReplaceAllString(o, v.repl)
