@@ -88,6 +88,7 @@ func (s *Session) callbackLoop() {
 		c.runCallbacks(false)
 	}
 	<-s.readerDone
+	s.rtok <- struct{}{} // wait out any reading receiver; nobody reads after this
 	s.mu.Lock()
 	s.cbClosed = true
 	list := make([]*Channel, 0, len(s.cbChans))

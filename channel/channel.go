@@ -39,6 +39,7 @@ type Channel struct {
 	qWire         []int // wire bytes of q[i] not yet credited
 	qHead         int
 	waiting       int // goroutines blocked in Receive
+	inlineReaders int // of which reading the stream (0 or 1)
 	recvSig       chan struct{}
 	recvUsed      int  // bytes received and not yet returned as credit
 	pendingCredit int  // consumed bytes to return with the next CREDIT
@@ -149,7 +150,7 @@ func (c *Channel) Send(ctx context.Context, v any) error {
 		if _, err := c.takeCredit(ctx, n, n); err != nil {
 			return err
 		}
-		if _, ok := s.w.appendOrdered(c, frameData, 0, false, head, body); !ok {
+		if !s.sendSmall(c, head, body) {
 			return s.err
 		}
 		return nil
@@ -471,8 +472,9 @@ func (c *Channel) complete(data []byte, wire int) error {
 	c.qWire = append(c.qWire, wire)
 	if c.cb != nil {
 		c.scheduleLocked()
-	} else if c.waiting > 0 {
+	} else if c.waiting > c.inlineReaders {
 		signal(c.recvSig)
+		s.lastRecv.Store(s.now()) // let the receiver read next time
 	}
 	c.mu.Unlock()
 	return nil
@@ -561,6 +563,7 @@ func (c *Channel) next(ctx context.Context) (RawMessage, error) {
 			return RawMessage{}, err
 		}
 		c.waiting++
+		s.w.streak.Store(0)
 		if c.partialWire > 0 {
 			// A receiver now waits for the message being reassembled:
 			// let it grow past the window.
@@ -569,11 +572,27 @@ func (c *Channel) next(ctx context.Context) (RawMessage, error) {
 		}
 		c.mu.Unlock()
 		var err error
-		select {
-		case <-c.recvSig:
-		case <-s.done:
-		case <-ctx.Done():
-			err = ctx.Err()
+		if s.canReadInline(ctx) {
+			select {
+			case s.rtok <- struct{}{}: // fast path: nobody is reading
+				err = c.readInlineToken(ctx)
+			default:
+				select {
+				case <-c.recvSig:
+				case s.rtok <- struct{}{}:
+					err = c.readInlineToken(ctx)
+				case <-s.done:
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+		} else {
+			select {
+			case <-c.recvSig:
+			case <-s.done:
+			case <-ctx.Done():
+				err = ctx.Err()
+			}
 		}
 		c.mu.Lock()
 		c.waiting--

@@ -131,7 +131,9 @@ type ConnError struct {
 	Err error
 }
 
-func (e *ConnError) Error() string { return "channel: connection lost (" + e.Op + "): " + e.Err.Error() }
+func (e *ConnError) Error() string {
+	return "channel: connection lost (" + e.Op + "): " + e.Err.Error()
+}
 func (e *ConnError) Unwrap() error { return e.Err }
 
 // RemoteError is an error (or panic) of the peer, carried over the wire by

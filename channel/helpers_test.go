@@ -61,8 +61,9 @@ var transports = []transport{
 // pipeRWC joins the read end of one OS pipe and the write end of another.
 type pipeRWC struct{ r, w *os.File }
 
-func (p pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p pipeRWC) Read(b []byte) (int, error)        { return p.r.Read(b) }
+func (p pipeRWC) Write(b []byte) (int, error)       { return p.w.Write(b) }
+func (p pipeRWC) SetReadDeadline(t time.Time) error { return p.r.SetReadDeadline(t) }
 func (p pipeRWC) Close() error {
 	err1 := p.r.Close()
 	err2 := p.w.Close()

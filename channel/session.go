@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -63,7 +64,17 @@ type Session struct {
 
 	w writer
 
-	slab []byte // reader-owned allocation slab for small messages
+	// Reading. Whoever holds rtok (a 1-slot semaphore) reads frames:
+	// the background readLoop, or a goroutine blocked in Receive (see
+	// reader.go). The fields below are used only by the token holder.
+	rtok     chan struct{}
+	slab     []byte // allocation slab for small messages
+	epoch    time.Time
+	lastRecv atomic.Int64 // ns since epoch when a receiver last read or was served
+	deadline deadliner    // rwc's SetReadDeadline, or nil
+	imu      sync.Mutex   // guards interruptible, interrupted
+	interruptible,
+	interrupted bool
 }
 
 // NewSession runs the version/capability handshake over rwc and starts the
@@ -103,7 +114,10 @@ func NewSession(ctx context.Context, rwc io.ReadWriteCloser, isClient bool, cfg 
 		acceptSig:  make(chan struct{}, 1),
 		cbChans:    make(map[*Channel]struct{}),
 		cbSig:      make(chan struct{}, 1),
+		rtok:       make(chan struct{}, 1),
+		epoch:      time.Now(),
 	}
+	s.deadline, _ = rwc.(deadliner)
 	s.nextID = 2
 	if isClient {
 		s.nextID = 1
@@ -391,59 +405,6 @@ func (s *Session) maybeFreeLocked(c *Channel) {
 // ownID reports whether id has this side's parity.
 func (s *Session) ownID(id uint32) bool {
 	return (id%2 == 1) == s.isClient
-}
-
-// readLoop reads frames until the stream fails or a protocol violation.
-func (s *Session) readLoop() {
-	defer s.wg.Done()
-	defer close(s.readerDone)
-	err := s.readFrames()
-	var pe *ProtocolError
-	switch {
-	case errors.As(err, &pe):
-		code := codeForError(pe.Kind)
-		msg := pe.Error()
-		if len(msg) > maxGoAwayText {
-			msg = msg[:maxGoAwayText]
-		}
-		var b [4]byte
-		binary.BigEndian.PutUint32(b[:], code)
-		s.w.appendFrame(frameGoAway, 0, 0, b[:], []byte(msg))
-		s.fail(err)
-		s.linger()
-	default:
-		s.fail(err)
-		s.closeRWC()
-	}
-}
-
-// readFrames returns the cause that ended reading.
-func (s *Session) readFrames() error {
-	var hb [frameHeaderLen]byte
-	for {
-		if _, err := io.ReadFull(s.br, hb[:]); err != nil {
-			return s.readErr(err)
-		}
-		h := parseHeader(hb[:])
-		var err error
-		switch h.typ {
-		case frameData:
-			err = s.readData(h)
-		case frameOpen:
-			err = s.readOpen(h)
-		case frameClose:
-			err = s.readClose(h)
-		case frameCredit:
-			err = s.readCredit(h)
-		case frameGoAway:
-			err = s.readGoAway(h)
-		default:
-			err = protoErr(ErrProtocol, "unknown frame type 0x%02x", h.typ)
-		}
-		if err != nil {
-			return err
-		}
-	}
 }
 
 // readErr turns a stream read error into a session cause.

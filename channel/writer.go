@@ -1,6 +1,9 @@
 package channel
 
-import "sync"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // The write side of a session is one goroutine (writeLoop) draining two
 // queues:
@@ -30,14 +33,14 @@ const maxArenaKeep = 1 << 20
 
 // chunk is one queued frame whose payload may alias the sender's memory.
 type chunk struct {
-	hdr   [frameHeaderLen + sizedPrefixLen + 9]byte // header, prefix, CBOR head
-	hlen  uint8
-	data  []byte // rest of the payload
-	msg   uint64 // the message this chunk belongs to (0: a lone frame)
-	credit int   // flow-control credit the chunk took
-	last  bool   // last frame of msg
-	close bool   // the channel's CLOSE frame
-	owned bool   // data is a private copy (frames queued behind chunks)
+	hdr    [frameHeaderLen + sizedPrefixLen + 9]byte // header, prefix, CBOR head
+	hlen   uint8
+	data   []byte // rest of the payload
+	msg    uint64 // the message this chunk belongs to (0: a lone frame)
+	credit int    // flow-control credit the chunk took
+	last   bool   // last frame of msg
+	close  bool   // the channel's CLOSE frame
+	owned  bool   // data is a private copy (frames queued behind chunks)
 }
 
 type writer struct {
@@ -49,7 +52,22 @@ type writer struct {
 	wake  chan struct{}
 	idle  bool
 	dead  bool // writeLoop has exited; nothing more will be written
+
+	// writing is set while some goroutine owns rwc for writing: writeLoop,
+	// or a sender writing directly (see sendSmall).
+	writing bool
+
+	// streak counts messages written directly by senders since a
+	// receiver last blocked (reset in Channel.next).
+	streak atomic.Int32
 }
+
+// maxStreak is how many messages senders write directly in a row before
+// leaving writes to writeLoop. A sender that alternates with a blocking
+// Receive (request/response traffic) writes its message itself, which
+// saves a goroutine handoff; a sender streaming messages hands them to
+// writeLoop, which coalesces them into few large writes.
+const maxStreak = 4
 
 func (w *writer) init() {
 	w.cond.L = &w.mu
@@ -136,6 +154,56 @@ func (w *writer) appendOrdered(c *Channel, typ, flags byte, isClose bool, payloa
 	return false, true
 }
 
+// sendSmall queues a single-frame DATA message of c (like appendOrdered)
+// and, unless a sender is streaming (see maxStreak), writes it at once on
+// the calling goroutine. It reports false if the writer is gone.
+func (s *Session) sendSmall(c *Channel, head, body []byte) bool {
+	w := &s.w
+	w.mu.Lock()
+	if w.dead {
+		w.mu.Unlock()
+		return false
+	}
+	n := len(head) + len(body)
+	if len(c.wq) != 0 || c.wbusy {
+		w.mu.Unlock()
+		_, ok := w.appendOrdered(c, frameData, 0, false, head, body)
+		return ok
+	}
+	direct := !w.writing && len(w.arena) == 0 && len(w.ready) == 0 && w.streak.Load() < maxStreak
+	w.arena = appendHeader(w.arena, frameData, 0, c.id, uint32(n))
+	w.arena = append(w.arena, head...)
+	w.arena = append(w.arena, body...)
+	if !direct {
+		w.kickLocked()
+		w.mu.Unlock()
+		return true
+	}
+	w.writing = true
+	buf := w.arena
+	w.arena = w.spare[:0]
+	w.spare = nil
+	w.streak.Add(1)
+	w.mu.Unlock()
+
+	_, err := s.rwc.Write(buf)
+
+	w.mu.Lock()
+	w.writing = false
+	if w.spare == nil && cap(buf) <= maxArenaKeep {
+		w.spare = buf[:0]
+	}
+	if len(w.arena) > 0 || len(w.ready) > 0 || err != nil {
+		w.kickLocked()
+	}
+	w.mu.Unlock()
+	if err != nil {
+		s.fail(&ConnError{Op: "write", Err: err})
+		s.closeRWC()
+	}
+	return true
+}
+
 // push queues a chunk of c. It reports false if the writer is gone.
 func (w *writer) push(c *Channel, ch chunk) bool {
 	w.mu.Lock()
@@ -163,8 +231,8 @@ func (s *Session) writeLoop() {
 	w := &s.w
 	for {
 		w.mu.Lock()
-		for len(w.arena) == 0 && len(w.ready) == 0 {
-			if s.isDone() {
+		for (len(w.arena) == 0 && len(w.ready) == 0) || w.writing {
+			if s.isDone() && !w.writing {
 				s.writerExitLocked()
 				w.mu.Unlock()
 				return
@@ -191,6 +259,7 @@ func (s *Session) writeLoop() {
 			}
 			return
 		}
+		w.writing = true
 		buf := w.arena
 		w.arena = w.spare[:0]
 		w.spare = nil
@@ -224,6 +293,7 @@ func (s *Session) writeLoop() {
 		}
 
 		w.mu.Lock()
+		w.writing = false
 		if cap(buf) <= maxArenaKeep {
 			w.spare = buf[:0]
 		} else {

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package channel
+
+import "os"
+
+func setPipeSize(f *os.File, size int) {}
