@@ -1,0 +1,240 @@
+package channel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+)
+
+// Each blocking call is shown to return on ctx cancellation and on
+// Session.Close, over every transport.
+
+// blocked runs f, checks that it is still blocked after a moment, then
+// runs release and checks that f returns an error matching want.
+func blocked(t *testing.T, f func() error, release func(), want error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- f() }()
+	select {
+	case err := <-errc:
+		t.Fatalf("returned early: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, want) {
+			t.Fatalf("got %v, want %v", err, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("still blocked after release")
+	}
+}
+
+// noDeadline hides SetReadDeadline, so receivers cannot read inline.
+type noDeadline struct{ io.ReadWriteCloser }
+
+var unblockTransports = append(transports, transport{"netpipe-nodeadline", func(t testing.TB) (io.ReadWriteCloser, io.ReadWriteCloser) {
+	a, b := transports[0].pair(t)
+	return noDeadline{a}, noDeadline{b}
+}})
+
+func forUnblock(t *testing.T, f func(t *testing.T, tr transport)) {
+	for _, tr := range unblockTransports {
+		t.Run(tr.name, func(t *testing.T) {
+			checkLeaks(t)
+			f(t, tr)
+		})
+	}
+}
+
+func smallWindow() *Config {
+	c := DefaultConfig()
+	c.WindowSize = 1024
+	return c
+}
+
+func TestSendUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, sv := sessionPair(t, tr, nil, smallWindow())
+		ctx := testCtx(t)
+		ch, _ := cl.Open(ctx, "x")
+		peer, err := sv.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		big := make([]byte, 10000)
+
+		// ctx: the Send is abandoned mid-message; the peer discards
+		// the part it got and the channel stays usable.
+		cctx, cancel := context.WithCancel(ctx)
+		blocked(t, func() error { return ch.Send(cctx, big) }, cancel, context.Canceled)
+		if err := ch.Send(ctx, "after"); err != nil {
+			t.Fatal(err)
+		}
+		var s string
+		if err := peer.Receive(ctx, &s); err != nil || s != "after" {
+			t.Fatalf("after abort: %q %v", s, err)
+		}
+
+		// Channel Close.
+		blocked(t, func() error { return ch.Send(ctx, big) }, func() { ch.Close() }, ErrChannelClosed)
+		if err := peer.Receive(ctx, &s); err != io.EOF {
+			t.Fatalf("after close: %v", err)
+		}
+
+		// Session Close.
+		ch2, _ := cl.Open(ctx, "y")
+		blocked(t, func() error { return ch2.Send(ctx, big) }, func() { cl.Close() }, ErrSessionClosed)
+		if err := sv.Wait(ctx); err != ErrPeerClosed {
+			t.Fatalf("peer: %v", err)
+		}
+	})
+}
+
+func TestReceiveUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, sv := sessionPair(t, tr, nil, nil)
+		ctx := testCtx(t)
+		ch, _ := cl.Open(ctx, "x")
+		peer, _ := sv.Accept(ctx)
+		for i := 0; i < 3; i++ {
+			cctx, cancel := context.WithCancel(ctx)
+			blocked(t, func() error { return ch.Receive(cctx, new(any)) }, cancel, context.Canceled)
+			// The stream is intact after an interrupted read.
+			peer.Send(ctx, i)
+			var v int
+			if err := ch.Receive(ctx, &v); err != nil || v != i {
+				t.Fatalf("after cancel: %v %v", v, err)
+			}
+		}
+		cctx, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancel()
+		if err := ch.Receive(cctx, new(any)); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("deadline: %v", err)
+		}
+		blocked(t, func() error { return ch.Receive(ctx, new(any)) }, func() { cl.Close() }, ErrSessionClosed)
+	})
+}
+
+// The peer's death releases a blocked Receive with the connection error.
+func TestReceiveUnblockPeerDeath(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		a, b := tr.pair(t)
+		ctx := testCtx(t)
+		errc := make(chan error, 1)
+		var sv *Session
+		go func() {
+			var err error
+			sv, err = NewSession(ctx, b, false, nil)
+			errc <- err
+		}()
+		cl, err := NewSession(ctx, a, true, nil)
+		if err != nil || <-errc != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ch, _ := cl.Open(ctx, "x")
+		// Kill the server's stream without a goodbye.
+		blocked(t, func() error { return ch.Receive(ctx, new(any)) }, func() { b.Close() }, io.ErrUnexpectedEOF)
+		var ce *ConnError
+		if !errors.As(cl.Err(), &ce) {
+			t.Fatalf("cause %v is not a *ConnError", cl.Err())
+		}
+		// First cause is kept.
+		cl.Close()
+		if !errors.As(cl.Err(), &ce) {
+			t.Fatalf("cause changed to %v", cl.Err())
+		}
+		sv.Close()
+	})
+}
+
+func TestOpenUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, _ := sessionPair(t, tr, nil, nil)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		cancel()
+		if _, err := cl.Open(ctx, "x"); !errors.Is(err, context.Canceled) {
+			t.Fatalf("canceled: %v", err)
+		}
+		cl.Close()
+		if _, err := cl.Open(testCtx(t), "x"); err != ErrSessionClosed {
+			t.Fatalf("closed: %v", err)
+		}
+	})
+}
+
+func TestAcceptUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, sv := sessionPair(t, tr, nil, nil)
+		ctx := testCtx(t)
+		cctx, cancel := context.WithCancel(ctx)
+		blocked(t, func() error { _, err := sv.Accept(cctx); return err }, cancel, context.Canceled)
+		blocked(t, func() error { _, err := sv.Accept(ctx); return err }, func() { sv.Close() }, ErrSessionClosed)
+		if err := cl.Wait(ctx); err != ErrPeerClosed {
+			t.Fatalf("client: %v", err)
+		}
+	})
+}
+
+func TestWaitCloseUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, _ := sessionPair(t, tr, nil, nil)
+		ctx := testCtx(t)
+		ch, _ := cl.Open(ctx, "x")
+		cctx, cancel := context.WithCancel(ctx)
+		blocked(t, func() error { return ch.WaitClose(cctx) }, cancel, context.Canceled)
+		blocked(t, func() error { return ch.WaitClose(ctx) }, func() { cl.Close() }, ErrSessionClosed)
+	})
+}
+
+func TestSessionWaitUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, sv := sessionPair(t, tr, nil, nil)
+		ctx := testCtx(t)
+		cctx, cancel := context.WithCancel(ctx)
+		blocked(t, func() error { return cl.Wait(cctx) }, cancel, context.Canceled)
+		blocked(t, func() error { return cl.Wait(ctx) }, func() { sv.Close() }, ErrPeerClosed)
+		select {
+		case <-cl.Done():
+		default:
+			t.Fatal("Done not closed")
+		}
+	})
+}
+
+func TestReaderWriterUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, sv := sessionPair(t, tr, nil, smallWindow())
+		ctx := testCtx(t)
+		ch, _ := cl.Open(ctx, "x")
+		r := ch.Reader()
+		blocked(t, func() error { _, err := r.Read(make([]byte, 10)); return err }, func() { ch.Close(); sv.Close() }, ErrPeerClosed)
+	})
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, _ := sessionPair(t, tr, nil, smallWindow())
+		ctx := testCtx(t)
+		ch, _ := cl.Open(ctx, "x")
+		w := ch.Writer()
+		blocked(t, func() error { _, err := w.Write(make([]byte, 5000)); return err }, func() { w.Close() }, ErrChannelClosed)
+	})
+}
+
+func TestReceiveQueueUnblock(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		cl, _ := sessionPair(t, tr, nil, nil)
+		ctx := testCtx(t)
+		a, _ := cl.Open(ctx, "a")
+		b, _ := cl.Open(ctx, "b")
+		cctx, cancel := context.WithCancel(ctx)
+		q := ReceiveQueue(cctx, a, b)
+		blocked(t, func() error {
+			for range q {
+			}
+			return context.Canceled
+		}, cancel, context.Canceled)
+	})
+}
