@@ -10,9 +10,11 @@ import (
 	"github.com/fxamacker/cbor/v2"
 )
 
+type encMode = cbor.UserBufferEncMode
+
 // codec holds one session's CBOR modes, built once from its Config.
 type codec struct {
-	enc cbor.UserBufferEncMode
+	enc encMode
 	dec cbor.DecMode
 }
 

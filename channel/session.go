@@ -101,6 +101,21 @@ func NewSession(ctx context.Context, rwc io.ReadWriteCloser, isClient bool, cfg 
 		rwc.Close()
 		return nil, err
 	}
+	s := newSession(rwc, isClient, cfg, cd)
+	if err := s.handshake(ctx); err != nil {
+		return nil, err
+	}
+	s.outLimit = min(s.cfg.MaxChannels, int(s.peer.maxChannels))
+	s.wg.Add(3)
+	go s.readLoop()
+	go s.writeLoop()
+	go s.callbackLoop()
+	return s, nil
+}
+
+// newSession builds a session without running the handshake or starting
+// its goroutines.
+func newSession(rwc io.ReadWriteCloser, isClient bool, cfg *Config, cd *codec) *Session {
 	s := &Session{
 		rwc:        rwc,
 		br:         bufio.NewReaderSize(rwc, readBufferSize),
@@ -123,15 +138,7 @@ func NewSession(ctx context.Context, rwc io.ReadWriteCloser, isClient bool, cfg 
 		s.nextID = 1
 	}
 	s.w.init()
-	if err := s.handshake(ctx); err != nil {
-		return nil, err
-	}
-	s.outLimit = min(s.cfg.MaxChannels, int(s.peer.maxChannels))
-	s.wg.Add(3)
-	go s.readLoop()
-	go s.writeLoop()
-	go s.callbackLoop()
-	return s, nil
+	return s
 }
 
 // handshake sends our hello and reads the peer's, concurrently (net.Pipe
