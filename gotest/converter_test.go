@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -325,6 +326,9 @@ func TestConverterReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := slices.Clone(syntheticCases)
+	for seed := range len(fixturePackages) {
+		cases = append(cases, replayCase{name: fmt.Sprintf("random-%d", seed), rec: randomRecording(uint64(seed))})
+	}
 	for _, c := range liveCases {
 		cases = append(cases, replayCase{name: "live/" + c.name, pkg: c.pkg, rec: runs[c.name].rec})
 	}
@@ -394,7 +398,9 @@ func TestConverterReplay(t *testing.T) {
 		if r.cover {
 			flags = append(flags, "-cover")
 		}
+		t0 := time.Now()
 		want := goTestJSON(t, []string{replayEnv + "=" + dir}, flags, pkgs...)
+		t.Logf("round %d: %v", i, time.Since(t0))
 		for _, pkg := range pkgs {
 			c := r.cases[pkg]
 			t.Run(c.name, func(t *testing.T) {
@@ -403,6 +409,60 @@ func TestConverterReplay(t *testing.T) {
 				diffEvents(t, c.name, exact(got), exact(want[ip]))
 			})
 		}
+	}
+}
+
+// randomRecording strings together framing lines, output and line fragments at random.
+func randomRecording(seed uint64) *recording {
+	rnd := rand.New(rand.NewPCG(seed, 42))
+	names := []string{"TestA", "TestA/b", "TestA/b/c", "TestB", "TestA/b#01"}
+	name := func() string { return names[rnd.IntN(len(names))] }
+	indent := func() string { return strings.Repeat("    ", rnd.IntN(3)) }
+	tokens := []func() string{
+		func() string { return mark + "=== RUN   " + name() + "\n" },
+		func() string { return mark + "=== PAUSE " + name() + "\n" },
+		func() string { return mark + "=== CONT  " + name() + "\n" },
+		func() string { return mark + "=== NAME  " + name() + "\n" },
+		func() string { return mark + "=== NAME\n" },
+		func() string { return mark + "=== ATTR  " + name() + " k v w\n" },
+		func() string { return mark + indent() + "--- PASS: " + name() + " (0.01s)\n" },
+		func() string { return mark + indent() + "--- FAIL: " + name() + " (1.50s)\n" },
+		func() string { return mark + indent() + "--- SKIP: " + name() + " (0.00s)\n" },
+		func() string { return indent() + "--- FAIL: " + name() + " (0.00s)\n" },
+		func() string { return indent() + "x_test.go:1: log\n" },
+		func() string { return "plain\n" },
+		func() string { return "partial " },
+		func() string { return mark + "PASS\n" },
+		func() string { return mark + "FAIL\n" },
+		func() string { return "FAIL\tx\t0.1s\n" },
+		func() string { return "\xff\xfe日本\n" },
+		func() string { return "BenchmarkX-2   \t" },
+		func() string { return "       1\t       2.0 ns/op\n" },
+		func() string { return "\r\n" },
+		func() string { return strings.Repeat("x", 700+rnd.IntN(900)) },
+		func() string { return "testing: warning: no tests to run\n" },
+		func() string { return mark },
+	}
+	var writes []string
+	for range 5 + rnd.IntN(30) {
+		writes = append(writes, tokens[rnd.IntN(len(tokens))]())
+	}
+	// Join some writes, so that lines also end inside a write.
+	for i := 0; i+1 < len(writes); i++ {
+		if rnd.IntN(3) == 0 {
+			writes[i] += writes[i+1]
+			writes = slices.Delete(writes, i+1, i+2)
+		}
+	}
+	switch rnd.IntN(4) {
+	case 0:
+		return synth(0, writes...)
+	case 1:
+		return synth(1, writes...)
+	case 2:
+		return synth(2, writes...)
+	default:
+		return killed(syscall.SIGKILL, writes...)
 	}
 }
 
@@ -487,6 +547,8 @@ func TestConverterResults(t *testing.T) {
 		{"exit", []string{"TestExit"}, map[string]string{"TestBefore": ActionPass}},
 		{"panic", nil, map[string]string{"TestBefore": ActionPass, "TestPanic": ActionFail}},
 		{"hang", []string{"TestHang"}, map[string]string{"TestBefore": ActionPass}},
+		{"panic/goroutine", []string{"TestPanicInGoroutine"}, map[string]string{"TestBefore": ActionPass}},
+		{"exit/zero", nil, map[string]string{"TestBefore": ActionPass, "TestExitZero": ActionFail}},
 		{"subtests-run-sub", nil, map[string]string{
 			"TestA": ActionPass, "TestA/sub": ActionPass, "TestA/sub/deeper": ActionPass,
 			"TestA/sub/deeper/deepest": ActionPass, "TestA/sub#01": ActionPass,
@@ -556,11 +618,20 @@ func TestConverterExitError(t *testing.T) {
 // FuzzConverter feeds arbitrary bytes, in arbitrary chunks, and checks that every event is
 // valid and that without benchmark lines the chunking does not matter.
 func FuzzConverter(f *testing.F) {
+	// Inputs are kept small: minimising a large one, with small writes each scanning the
+	// buffered line again, as test2json does, takes the fuzzer minutes.
+	const maxInput = 8 << 10
 	for _, c := range syntheticCases {
-		f.Add(c.rec.bytes(), []byte{7, 1, 200}, uint8(c.rec.Exit))
+		if b := c.rec.bytes(); len(b) <= maxInput {
+			f.Add(b, []byte{7, 1, 200}, uint8(c.rec.Exit))
+		}
 	}
+	f.Add([]byte(mark+"=== RUN   TestL\n"+strings.Repeat("é", 2100)+"\n"), []byte{255, 3}, uint8(1))
 	f.Add([]byte(mark+"=== RUN   TestA\n"+mark+"--- PASS: TestA (0.00s)\n"), []byte{}, uint8(0))
 	f.Fuzz(func(t *testing.T, data, cuts []byte, exit uint8) {
+		if len(data) > maxInput {
+			return
+		}
 		var exitErr error
 		switch exit % 4 {
 		case 1:

@@ -156,7 +156,8 @@ func cleanEnv() []string {
 // The fixture packages with test files that build, and their binaries' names.
 var fixturePackages = []string{
 	"pass", "fail", "skip", "skip/all", "subtests", "parallel", "examples", "fuzz", "fuzzfail",
-	"testmain", "files", "panic", "exit", "hang", "onlyx", "slow", "env", "flaky",
+	"testmain", "files", "panic", "panic/goroutine", "exit", "exit/zero", "hang", "onlyx", "slow",
+	"env", "flaky",
 	"samename1/util", "samename2/util", "attrs", "bench",
 }
 
