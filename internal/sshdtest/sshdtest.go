@@ -65,6 +65,10 @@ type Options struct {
 	Applets []string
 	// LogLevel is sshd's LogLevel ("" = VERBOSE). The log is shown when the test fails.
 	LogLevel string
+	// HostKeyTypes are the host key types sshd gets, as ssh-keygen -t takes them; nil means
+	// ed25519 only. The first is the one in known_hosts, HostKey and HostKeyFingerprint; the
+	// others the server has but nobody has recorded (to test host key algorithm choice).
+	HostKeyTypes []string
 	// Config lines are appended to sshd_config as they are (before the Match block).
 	Config []string
 }
@@ -99,7 +103,8 @@ type Server struct {
 	// HOME for sessions, so remote caches stay out of the real home directory.
 	RemoteHome string
 
-	dir  string
+	dir      string
+	hostKeys []string // private host key files
 	cmd  *exec.Cmd
 	log  *syncBuffer
 	done chan struct{} // closed when sshd has exited
@@ -223,13 +228,22 @@ func start(t testing.TB, opts Options) (*Server, error) {
 	if err := os.MkdirAll(sshDir, 0o700); err != nil {
 		return nil, err
 	}
-	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
-	s.IdentityFile = filepath.Join(sshDir, "id_ed25519")
-	for _, k := range []struct{ file, comment string }{{hostKey, "sshdtest-host"}, {s.IdentityFile, "sshdtest-user"}} {
-		if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", k.comment, "-f", k.file).CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("ssh-keygen: %v: %s", err, bytes.TrimSpace(out))
-		}
+	types := opts.HostKeyTypes
+	if len(types) == 0 {
+		types = []string{"ed25519"}
 	}
+	s.IdentityFile = filepath.Join(sshDir, "id_ed25519")
+	if err := keygen(s.IdentityFile, "ed25519", "sshdtest-user"); err != nil {
+		return nil, err
+	}
+	for _, typ := range types {
+		k := filepath.Join(dir, "ssh_host_"+typ+"_key")
+		if err := keygen(k, typ, "sshdtest-host"); err != nil {
+			return nil, err
+		}
+		s.hostKeys = append(s.hostKeys, k)
+	}
+	hostKey := s.hostKeys[0]
 	pub, err := os.ReadFile(hostKey + ".pub")
 	if err != nil {
 		return nil, err
@@ -310,7 +324,9 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	w := func(format string, args ...any) { fmt.Fprintf(&c, format+"\n", args...) }
 	w("Port %d", port)
 	w("ListenAddress 127.0.0.1")
-	w("HostKey %s", filepath.Join(s.dir, "ssh_host_ed25519_key"))
+	for _, k := range s.hostKeys {
+		w("HostKey %s", k)
+	}
 	w("PidFile %s", filepath.Join(s.dir, "sshd.pid"))
 	w("AuthorizedKeysFile %s", s.AuthorizedKeys)
 	w("AllowUsers %s", s.User)
@@ -380,6 +396,14 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	}
 	s.cmd, s.done = cmd, done
 	s.Port, s.Addr = port, addr
+	return nil
+}
+
+func keygen(file, typ, comment string) error {
+	out, err := exec.Command("ssh-keygen", "-q", "-t", typ, "-N", "", "-C", comment, "-f", file).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ssh-keygen -t %s: %v: %s", typ, err, bytes.TrimSpace(out))
+	}
 	return nil
 }
 
