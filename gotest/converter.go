@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -141,13 +142,14 @@ func (c *Converter) Write(p []byte) (int, error) {
 // with status 0) and elapsed its run time. Like go test, Exited writes the "ok  \tpkg\t0.123s"
 // line for a nil exitErr, and otherwise the error (when the binary printed nothing, or did not
 // exit normally) and a "FAIL\tpkg\t0.123s" line; then it flushes any partial line and emits
-// the package's final pass, fail or skip event, with Elapsed.
+// the package's final pass, fail or skip event, with Elapsed set to elapsed rounded to the
+// millisecond.
 //
-// exitErr did not exit normally unless it is or wraps an error with an `Exited() bool` method
-// that reports true, as *exec.ExitError does; a remote runner should rebuild such an error,
-// with the Error text of the original ("exit status 2", "signal: killed"). To reproduce go
-// test's "*** Test killed" line, Write it before calling Exited. Calls after the first are
-// ignored.
+// The binary counts as having exited normally only if exitErr is or wraps an error with an
+// `Exited() bool` method that reports true, as *exec.ExitError does: a remote runner should
+// rebuild such an error, with the Error text of the original ("exit status 2", "signal:
+// killed"). To reproduce go test's "*** Test killed" line, Write it before calling Exited.
+// Calls after the first are ignored.
 func (c *Converter) Exited(exitErr error, elapsed time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -209,11 +211,7 @@ func (c *Converter) Exited(exitErr error, elapsed time.Duration) {
 func (c *Converter) Results() map[string]string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := make(map[string]string, len(c.results))
-	for k, v := range c.results {
-		m[k] = v
-	}
-	return m
+	return maps.Clone(c.results)
 }
 
 // Running returns the tests that have started (a "run" event) but not ended, in the order
