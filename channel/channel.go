@@ -105,19 +105,31 @@ func (c *Channel) local() bool { return c.s.ownID(c.id) }
 func (c *Channel) Send(ctx context.Context, v any) error {
 	s := c.s
 	select {
-	case c.sendSem <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-c.closing:
-		return ErrChannelClosed
-	case <-s.done:
-		return s.err
-	}
-	defer func() { <-c.sendSem }()
-	select {
-	case <-c.closing:
-		return ErrChannelClosed
+	case c.sendSem <- struct{}{}: // fast path: no Send in progress
 	default:
+		select {
+		case c.sendSem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.closing:
+			return ErrChannelClosed
+		case <-s.done:
+			return s.err
+		}
+	}
+	err := c.send(ctx, v)
+	<-c.sendSem
+	return err
+}
+
+// send is Send holding the send semaphore.
+func (c *Channel) send(ctx context.Context, v any) error {
+	s := c.s
+	c.mu.Lock()
+	closed := c.localClosed
+	c.mu.Unlock()
+	if closed {
+		return ErrChannelClosed
 	}
 	if s.isDone() {
 		return s.err
@@ -411,7 +423,7 @@ func (c *Channel) readData(h header) error {
 		if total <= first {
 			return protoErr(ErrProtocol, "SIZED total %d not above the first frame's %d bytes on channel %d", total, first, c.id)
 		}
-		buf := make([]byte, first, min(total, max(first, s.cfg.WindowSize)))
+		buf := getBuf(min(total, max(first, s.cfg.WindowSize)))[:first]
 		if err := s.readFull(buf); err != nil {
 			return err
 		}

@@ -84,9 +84,11 @@ func servePeerChannel(ctx context.Context, ch *Channel) {
 				return
 			}
 			for i := 0; i < n; i++ {
-				if _, err := ch.ReceiveRaw(ctx); err != nil {
+				m, err := ch.ReceiveRaw(ctx)
+				if err != nil {
 					return
 				}
+				m.Release()
 			}
 			if err := ch.Send(ctx, n); err != nil {
 				return

@@ -159,8 +159,17 @@ func (c *Channel) readInline(ctx context.Context) error {
 		c.mu.Lock()
 		ready := c.qHead < len(c.q) || c.peerClosed || c.cb != nil
 		c.mu.Unlock()
-		if ready {
+		// Once c is served, go on through the frames already buffered
+		// (no system call), so that a stream of messages is queued in
+		// one go instead of one token round per message.
+		if ready && s.br.Buffered() < frameHeaderLen {
 			return nil
+		}
+		if ready {
+			hb, _ := s.br.Peek(frameHeaderLen)
+			if int(parseHeader(hb).length) > s.br.Buffered()-frameHeaderLen {
+				return nil // the payload is not all here yet
+			}
 		}
 		if stop != nil && s.br.Buffered() < frameHeaderLen {
 			if err := s.waitFrame(ctx); err != nil {

@@ -437,7 +437,7 @@ func (s *Session) readFull(b []byte) error {
 func (s *Session) alloc(n int) []byte {
 	const slabSize, slabMax = 32 << 10, 1 << 10
 	if n > slabMax {
-		return make([]byte, n)
+		return getBuf(n)
 	}
 	if cap(s.slab)-len(s.slab) < n {
 		s.slab = make([]byte, 0, slabSize)

@@ -15,6 +15,7 @@ func (c *Channel) Reader() io.Reader { return &chanReader{c: c} }
 
 type chanReader struct {
 	c   *Channel
+	m   RawMessage // the message buf points into, released once read
 	buf []byte
 }
 
@@ -23,6 +24,7 @@ func (r *chanReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	for len(r.buf) == 0 {
+		r.m.Release()
 		m, err := r.c.next(context.Background())
 		if err != nil {
 			return 0, err
@@ -30,6 +32,7 @@ func (r *chanReader) Read(p []byte) (int, error) {
 		if err := m.Decode(&r.buf); err != nil {
 			return 0, err
 		}
+		r.m = m
 	}
 	n := copy(p, r.buf)
 	r.buf = r.buf[n:]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -236,5 +237,57 @@ func TestReceiveQueueUnblock(t *testing.T) {
 			}
 			return context.Canceled
 		}, cancel, context.Canceled)
+	})
+}
+
+// When the stream dies, every kind of waiter is released with the same,
+// first cause.
+func TestPeerDeathReleasesAll(t *testing.T) {
+	forUnblock(t, func(t *testing.T, tr transport) {
+		a, b := tr.pair(t)
+		ctx := testCtx(t)
+		errc := make(chan error, 1)
+		go func() {
+			_, err := NewSession(ctx, b, false, smallWindow())
+			errc <- err
+		}()
+		cl, err := NewSession(ctx, a, true, nil)
+		if err != nil || <-errc != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		ch, _ := cl.Open(ctx, "x")
+		waiters := []func() error{
+			func() error { return ch.Send(ctx, make([]byte, 100000)) },
+			func() error { return ch.Receive(ctx, new(any)) },
+			func() error { _, err := cl.Accept(ctx); return err },
+			func() error { return ch.WaitClose(ctx) },
+			func() error { return cl.Wait(ctx) },
+		}
+		results := make(chan error, len(waiters))
+		for _, w := range waiters {
+			go func() { results <- w() }()
+		}
+		time.Sleep(50 * time.Millisecond)
+		b.Close() // the peer's end vanishes without a goodbye
+		var first error
+		for range waiters {
+			select {
+			case err := <-results:
+				if !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.ErrClosedPipe) && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
+					t.Errorf("waiter released with %v", err)
+				}
+				if first == nil {
+					first = err
+				} else if err != first {
+					t.Errorf("different causes: %v and %v", first, err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("a waiter is still blocked")
+			}
+		}
+		if _, err := cl.Open(ctx, "y"); err != first {
+			t.Errorf("Open after death: %v", err)
+		}
 	})
 }
