@@ -50,15 +50,23 @@ type Gateway struct {
 	ID   string
 	Spec *xspec.Spec
 	Info Info
+	// Shipped is how many bytes of worker binary the start sent (0 with a warm cache).
+	Shipped int64
 
-	sess    *channel.Session
-	cmd     *exec.Cmd
-	stderr  *tailBuffer
-	exited  chan struct{}
-	waitErr error
+	sess *channel.Session
+	link *link
 
 	closeOnce sync.Once
 	closeErr  error
+}
+
+// link is the byte stream to a worker and what holds it up: a local process (popen, exec=)
+// or a remote session (ssh, socket, via).
+type link struct {
+	rwc    io.ReadWriteCloser
+	stderr *tailBuffer
+	done   <-chan struct{} // closed when the process or session has ended
+	kill   func()          // ends it by force and returns once done is closed; idempotent
 }
 
 // Start starts the gateway id of spec and waits for its handshake and Info. On error
@@ -67,10 +75,12 @@ func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gat
 	var g *Gateway
 	var err error
 	switch spec.Type {
-	case "popen":
+	case xspec.TypePopen:
 		g, err = startPopen(ctx, id, spec, opts)
+	case xspec.TypeExec:
+		g, err = startExec(ctx, id, spec, opts)
 	default:
-		err = fmt.Errorf("%w %q (this build starts: popen)", ErrUnsupported, spec.Type)
+		err = fmt.Errorf("%w %q (this build starts: popen, exec)", ErrUnsupported, spec.Type)
 	}
 	if err != nil {
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
@@ -86,18 +96,81 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 			return nil, err
 		}
 	}
-	cmd := exec.Command(exe, "worker")
-	cmd.Dir = spec.Chdir
-	cmd.Env = os.Environ()
-	for _, kv := range spec.EnvList() {
-		cmd.Env = append(cmd.Env, kv)
+	env := append(os.Environ(), spec.EnvList()...)
+	env = append(env, opts.Env...)
+	l, err := startProcess([]string{exe, "worker"}, spec.Chdir, env)
+	if err != nil {
+		return nil, err
 	}
-	cmd.Env = append(cmd.Env, opts.Env...)
-	// Its own process group, so a terminal's Ctrl-C reaches the master, which then tears the
-	// worker down in order; and it dies with the master even when the master is SIGKILLed.
+	if spec.HasNice {
+		// Children inherit it: the worker's test processes run at the same niceness.
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, l.pid, spec.Nice); err != nil {
+			l.kill()
+			return nil, fmt.Errorf("nice=%d: %w", spec.Nice, err)
+		}
+	}
+	return connect(ctx, id, spec, opts, l.link, nil)
+}
+
+// startExec runs COMMAND with sh on this machine; its stdin and stdout reach a POSIX shell
+// somewhere (a container, a pod, a namespace), where the bootstrap starts the worker.
+func startExec(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	l, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	return connect(ctx, id, spec, opts, l.link, &bootstrapConfig{})
+}
+
+// connect bootstraps the worker over l when boot is not nil, then runs the channel
+// handshake and fetches the worker's Info. On error it kills l.
+func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *link, boot *bootstrapConfig) (*Gateway, error) {
+	g := &Gateway{ID: id, Spec: spec, link: l}
+	rwc := l.rwc
+	if boot != nil {
+		var err error
+		boot.spec, boot.env = spec, opts.Env
+		if rwc, g.Shipped, err = bootstrap(ctx, l.rwc, boot); err != nil {
+			l.kill()
+			return nil, g.explain(err)
+		}
+	}
+	cfg := opts.Config
+	if cfg == nil {
+		cfg = channel.DefaultConfig()
+	}
+	// A start-up that hangs (a shell that never answers) must still end with ctx.
+	stop := context.AfterFunc(ctx, l.kill)
+	sess, err := channel.NewSession(ctx, rwc, true, cfg)
+	stop()
+	if err != nil {
+		l.kill()
+		return nil, g.explain(err)
+	}
+	g.sess = sess
+	if err := g.fetchInfo(ctx); err != nil {
+		g.Close()
+		return nil, g.explain(err)
+	}
+	return g, nil
+}
+
+// process is a link to a local child process in its own process group.
+type process struct {
+	*link
+	pid int
+}
+
+// startProcess starts argv with its stdin and stdout as the link's stream, in its own
+// process group (so a terminal's Ctrl-C reaches the master, which then tears the worker down
+// in order), dying with the master even when the master is SIGKILLed.
+func startProcess(argv []string, dir string, env []string) (*process, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = dir
+	cmd.Env = env
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Pipes of our own rather than cmd.StdinPipe/StdoutPipe: cmd.Wait would close those as
-	// soon as the worker exits, possibly before the session has read its last frames.
+	// soon as the process exits, possibly before the session has read its last frames.
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -109,8 +182,8 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 		return nil, err
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
-	g := &Gateway{ID: id, Spec: spec, cmd: cmd, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
-	cmd.Stderr = g.stderr
+	stderr := &tailBuffer{max: 8 << 10}
+	cmd.Stderr = stderr
 	err = cmd.Start()
 	inR.Close()
 	outW.Close()
@@ -119,35 +192,22 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 		outR.Close()
 		return nil, err
 	}
-	rwc := &pipeRWC{r: outR, w: inW}
+	exited := make(chan struct{})
 	go func() {
-		g.waitErr = cmd.Wait()
-		close(g.exited)
+		cmd.Wait()
+		close(exited)
 	}()
-	if spec.HasNice {
-		// Children inherit it: the worker's test processes run at the same niceness.
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, cmd.Process.Pid, spec.Nice); err != nil {
+	pid := cmd.Process.Pid
+	rwc := &pipeRWC{r: outR, w: inW}
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			syscall.Kill(-pid, syscall.SIGKILL)
 			rwc.Close()
-			g.kill()
-			return nil, fmt.Errorf("nice=%d: %w", spec.Nice, err)
-		}
+		})
+		<-exited
 	}
-	cfg := opts.Config
-	if cfg == nil {
-		cfg = channel.DefaultConfig()
-	}
-	sess, err := channel.NewSession(ctx, rwc, true, cfg)
-	if err != nil {
-		rwc.Close()
-		g.kill()
-		return nil, g.explain(err)
-	}
-	g.sess = sess
-	if err := g.fetchInfo(ctx); err != nil {
-		g.Close()
-		return nil, g.explain(err)
-	}
-	return g, nil
+	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill}, pid: pid}, nil
 }
 
 func (g *Gateway) fetchInfo(ctx context.Context) error {
@@ -162,11 +222,11 @@ func (g *Gateway) fetchInfo(ctx context.Context) error {
 // explain adds what the worker wrote to stderr, if anything, to a start-up error.
 func (g *Gateway) explain(err error) error {
 	select {
-	case <-g.exited:
+	case <-g.link.done:
 	case <-time.After(100 * time.Millisecond):
 	}
-	if s := bytes.TrimSpace(g.stderr.Bytes()); len(s) > 0 {
-		return fmt.Errorf("%w; worker stderr: %s", err, lastLine(s))
+	if s := bytes.TrimSpace(g.link.stderr.Bytes()); len(s) > 0 {
+		return fmt.Errorf("%w; stderr: %s", err, lastLine(s))
 	}
 	return err
 }
@@ -202,28 +262,20 @@ func (g *Gateway) Err() error {
 func (g *Gateway) Close() error { return g.Terminate(5 * time.Second) }
 
 // Terminate ends the session — the worker then kills its test processes and exits — and
-// waits up to timeout for the worker process to go, after which it is killed.
+// waits up to timeout for the worker to go, after which it is killed.
 func (g *Gateway) Terminate(timeout time.Duration) error {
 	g.closeOnce.Do(func() {
 		if g.sess != nil {
 			g.sess.Close()
 		}
 		select {
-		case <-g.exited:
+		case <-g.link.done:
 		case <-time.After(timeout):
-			g.kill()
+			g.link.kill()
 			g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
 		}
 	})
 	return g.closeErr
-}
-
-func (g *Gateway) kill() {
-	if g.cmd.Process != nil {
-		syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
-		g.cmd.Process.Kill()
-	}
-	<-g.exited
 }
 
 type pipeRWC struct {

@@ -30,11 +30,10 @@ import (
 // These tests run against real sshd processes (internal/sshdtest). They set HOME with
 // t.Setenv, so none of them is parallel.
 
-func sshSpec(t *testing.T, target string) *xspec.Spec {
-	t.Helper()
+func sshSpec(t testing.TB, target string) *xspec.Spec {
 	sp, err := xspec.Parse("ssh=" + target)
 	if err != nil {
-		t.Fatal(err)
+		panic(err)
 	}
 	return sp
 }
@@ -130,10 +129,21 @@ func TestSSHShellViaAlias(t *testing.T) {
 	if b, err := io.ReadAll(sh); err != nil || len(b) != 0 {
 		t.Fatalf("after exit: %q, %v; want EOF", b, err)
 	}
+
 	var ee *ssh.ExitError
 	<-sh.Done()
 	if err := sh.ExitErr(); !errors.As(err, &ee) || ee.ExitStatus() != 3 {
 		t.Fatalf("ExitErr = %v, want exit status 3", err)
+	}
+}
+
+func TestSSHPrefersAESGCM(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{LogLevel: "DEBUG1"})
+	sshUse(t, s.Home)
+	sh := openShellT(t, testPool(t, nil), s.Alias, "true")
+	io.ReadAll(sh)
+	if !strings.Contains(s.Log(), "cipher: aes128-gcm@openssh.com") {
+		t.Errorf("the connection does not use aes128-gcm@openssh.com")
 	}
 }
 
@@ -732,5 +742,57 @@ func TestSSHOpenShellUnblock(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 		t.Logf("%v", err)
+	})
+}
+
+// envOf makes a Getenv from environment entries, the last one winning.
+func envOf(env []string) func(string) string {
+	m := map[string]string{}
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return func(k string) string { return m[k] }
+}
+
+// BenchmarkSSHDownload reads 32 MiB from a remote command, through this package and
+// through OpenSSH's ssh, for comparison.
+func BenchmarkSSHDownload(b *testing.B) {
+	const size = 32 << 20
+	s := sshdtest.Start(b, sshdtest.Options{LogLevel: "ERROR"})
+	command := fmt.Sprintf("head -c %d /dev/zero", size)
+	b.Run("x-crypto", func(b *testing.B) {
+		p := newSSHPool(&sshPoolConfig{Getenv: envOf(append(os.Environ(), s.Env()...))})
+		defer p.Close()
+		b.SetBytes(size)
+		for i := 0; i < b.N; i++ {
+			rwc, err := p.openShell(context.Background(), sshSpec(nil, s.Alias), command)
+			if err != nil {
+				b.Fatal(err)
+			}
+			n, err := io.Copy(io.Discard, rwc)
+			rwc.Close()
+			if err != nil || n != size {
+				b.Fatalf("read %d bytes, %v", n, err)
+			}
+		}
+	})
+	b.Run("openssh", func(b *testing.B) {
+		b.SetBytes(size)
+		for i := 0; i < b.N; i++ {
+			cmd := s.SSH(command)
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				b.Fatal(err)
+			}
+			n, _ := io.Copy(io.Discard, out)
+			if err := cmd.Wait(); err != nil || n != size {
+				b.Fatalf("read %d bytes, %v", n, err)
+			}
+		}
 	})
 }

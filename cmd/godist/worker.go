@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"syscall"
+
 	"github.com/spf13/cobra"
 
 	"github.com/godist/godist/gateway"
@@ -8,12 +11,19 @@ import (
 )
 
 func newWorkerCommand() *cobra.Command {
-	return &cobra.Command{
+	var nice int
+	cmd := &cobra.Command{
 		Use:    "worker",
 		Short:  "Serve a godist master over stdin/stdout (what gateways start; not for people)",
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if cmd.Flags().Changed("nice") {
+				// Test processes inherit it.
+				if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
+					return fmt.Errorf("worker: nice %d: %w", nice, err)
+				}
+			}
 			reg := gateway.NewRegistry()
 			worker.Register(reg)
 			err := gateway.Serve(cmd.Context(), gateway.Stdio(), reg)
@@ -23,4 +33,6 @@ func newWorkerCommand() *cobra.Command {
 			return err
 		},
 	}
+	cmd.Flags().IntVar(&nice, "nice", 0, "run at this niceness")
+	return cmd
 }
