@@ -105,10 +105,10 @@ type Server struct {
 
 	dir      string
 	hostKeys []string // private host key files
-	cmd  *exec.Cmd
-	log  *syncBuffer
-	done chan struct{} // closed when sshd has exited
-	once sync.Once
+	cmd      *exec.Cmd
+	log      *syncBuffer
+	done     chan struct{} // closed when sshd has exited
+	once     sync.Once
 }
 
 // Available reports whether sshd and ssh-keygen can be found, and if not why.
@@ -327,7 +327,9 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	for _, k := range s.hostKeys {
 		w("HostKey %s", k)
 	}
-	w("PidFile %s", filepath.Join(s.dir, "sshd.pid"))
+	pidFile := filepath.Join(s.dir, "sshd.pid")
+	os.Remove(pidFile)
+	w("PidFile %s", pidFile)
 	w("AuthorizedKeysFile %s", s.AuthorizedKeys)
 	w("AllowUsers %s", s.User)
 	w("UsePAM no")
@@ -384,7 +386,9 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 			return fmt.Errorf("sshd exited at start: %s", lastLines(s.log.String(), 3))
 		default:
 		}
-		if banner(addr) {
+		// sshd writes its pid file once it listens; the banner check then makes sure the
+		// port is really its own (another process may have taken it first).
+		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(cmd.Process.Pid) && banner(addr) {
 			break
 		}
 		if time.Now().After(deadline) {
