@@ -42,6 +42,10 @@ type Options struct {
 	Env []string
 	// Config of the channel session ("nil" = channel.DefaultConfig()).
 	Config *channel.Config
+	// SSH configures ssh= connections (nil = keepalives every 5 s, 3 missed = dead).
+	SSH *sshPoolConfig
+	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
+	Binaries *Binaries
 }
 
 // Gateway is one started worker, seen from the master. Its methods are safe for concurrent
@@ -53,8 +57,9 @@ type Gateway struct {
 	// Shipped is how many bytes of worker binary the start sent (0 with a warm cache).
 	Shipped int64
 
-	sess *channel.Session
-	link *link
+	sess    *channel.Session
+	link    *link
+	onClose func()
 
 	closeOnce sync.Once
 	closeErr  error
@@ -67,11 +72,24 @@ type link struct {
 	stderr *tailBuffer
 	done   <-chan struct{} // closed when the process or session has ended
 	kill   func()          // ends it by force and returns once done is closed; idempotent
+	// ended says how the process or session ended, once done is closed ("" if unknown).
+	ended func() string
 }
 
-// Start starts the gateway id of spec and waits for its handshake and Info. On error
-// nothing it started is left running.
+// Start starts the gateway id of spec on its own (not sharing connections with others; see
+// Group) and waits for its handshake and Info. On error nothing it started is left running.
 func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	pool := newSSHPool(opts.SSH)
+	g, err := start(ctx, id, spec, opts, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	g.onClose = func() { pool.Close() }
+	return g, nil
+}
+
+func start(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool *sshPool) (*Gateway, error) {
 	var g *Gateway
 	var err error
 	switch spec.Type {
@@ -79,8 +97,10 @@ func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gat
 		g, err = startPopen(ctx, id, spec, opts)
 	case xspec.TypeExec:
 		g, err = startExec(ctx, id, spec, opts)
+	case xspec.TypeSSH:
+		g, err = startSSH(ctx, id, spec, opts, pool)
 	default:
-		err = fmt.Errorf("%w %q (this build starts: popen, exec)", ErrUnsupported, spec.Type)
+		err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh)", ErrUnsupported, spec.Type)
 	}
 	if err != nil {
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
@@ -119,7 +139,32 @@ func startExec(ctx context.Context, id string, spec *xspec.Spec, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	return connect(ctx, id, spec, opts, l.link, &bootstrapConfig{})
+	return connect(ctx, id, spec, opts, l.link, &bootstrapConfig{binaries: opts.Binaries})
+}
+
+// startSSH opens a shell on the host through the pool and bootstraps the worker there.
+func startSSH(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool *sshPool) (*Gateway, error) {
+	rwc, err := pool.openShell(ctx, spec, "sh")
+	if err != nil {
+		return nil, err
+	}
+	sh := rwc.(*sshShell)
+	var once sync.Once
+	l := &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
+		kill: func() {
+			once.Do(func() { sh.Close() })
+			select {
+			case <-sh.Done():
+			case <-time.After(5 * time.Second):
+			}
+		},
+		ended: func() string {
+			if err := sh.ExitErr(); err != nil {
+				return "remote shell: " + err.Error()
+			}
+			return "remote shell exited"
+		}}
+	return connect(ctx, id, spec, opts, l, &bootstrapConfig{binaries: opts.Binaries})
 }
 
 // connect bootstraps the worker over l when boot is not nil, then runs the channel
@@ -131,8 +176,9 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 		var err error
 		boot.spec, boot.env = spec, opts.Env
 		if rwc, g.Shipped, err = bootstrap(ctx, l.rwc, boot); err != nil {
+			err = g.explain(err)
 			l.kill()
-			return nil, g.explain(err)
+			return nil, err
 		}
 	}
 	cfg := opts.Config
@@ -193,8 +239,9 @@ func startProcess(argv []string, dir string, env []string) (*process, error) {
 		return nil, err
 	}
 	exited := make(chan struct{})
+	var waitErr error
 	go func() {
-		cmd.Wait()
+		waitErr = cmd.Wait()
 		close(exited)
 	}()
 	pid := cmd.Process.Pid
@@ -202,12 +249,22 @@ func startProcess(argv []string, dir string, env []string) (*process, error) {
 	var once sync.Once
 	kill := func() {
 		once.Do(func() {
-			syscall.Kill(-pid, syscall.SIGKILL)
+			select {
+			case <-exited: // reaped: its pid may be someone else's now
+			default:
+				syscall.Kill(-pid, syscall.SIGKILL)
+			}
 			rwc.Close()
 		})
 		<-exited
 	}
-	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill}, pid: pid}, nil
+	ended := func() string {
+		if waitErr == nil {
+			return argv[0] + " exited"
+		}
+		return argv[0] + ": " + waitErr.Error()
+	}
+	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}, pid: pid}, nil
 }
 
 func (g *Gateway) fetchInfo(ctx context.Context) error {
@@ -219,10 +276,14 @@ func (g *Gateway) fetchInfo(ctx context.Context) error {
 	return ch.Receive(ctx, &g.Info)
 }
 
-// explain adds what the worker wrote to stderr, if anything, to a start-up error.
+// explain adds how the link ended and what the far side wrote to stderr, if anything, to
+// a start-up error.
 func (g *Gateway) explain(err error) error {
 	select {
 	case <-g.link.done:
+		if g.link.ended != nil {
+			err = fmt.Errorf("%w (%s)", err, g.link.ended())
+		}
 	case <-time.After(100 * time.Millisecond):
 	}
 	if s := bytes.TrimSpace(g.link.stderr.Bytes()); len(s) > 0 {
@@ -273,6 +334,10 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 		case <-time.After(timeout):
 			g.link.kill()
 			g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+		}
+		g.link.kill() // releases what holds the link (an ssh session) even after a clean exit
+		if g.onClose != nil {
+			g.onClose()
 		}
 	})
 	return g.closeErr

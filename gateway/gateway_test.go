@@ -61,7 +61,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func start(t *testing.T, spec string) *Gateway {
+func startGW(t *testing.T, spec string) *Gateway {
 	t.Helper()
 	s, err := xspec.Parse(spec)
 	if err != nil {
@@ -96,7 +96,7 @@ func callFn(t *testing.T, g *Gateway, name string, arg, out any) error {
 }
 
 func TestPopenInfo(t *testing.T) {
-	g := start(t, "popen//chdir=/tmp")
+	g := startGW(t, "popen//chdir=/tmp")
 	if g.Info.PID == os.Getpid() || g.Info.PID == 0 {
 		t.Errorf("worker pid %d: want another process", g.Info.PID)
 	}
@@ -110,7 +110,7 @@ func TestPopenInfo(t *testing.T) {
 }
 
 func TestRemoteExecEchoAndEnv(t *testing.T) {
-	g := start(t, "popen//env:GW_TEST_X=hello world")
+	g := startGW(t, "popen//env:GW_TEST_X=hello world")
 	var got map[string]any
 	if err := callFn(t, g, "echo", map[string]any{"a": "b"}, &got); err != nil || got["a"] != "b" {
 		t.Fatalf("echo: %v, %v", got, err)
@@ -122,7 +122,7 @@ func TestRemoteExecEchoAndEnv(t *testing.T) {
 }
 
 func TestNice(t *testing.T) {
-	g := start(t, "popen//nice=7")
+	g := startGW(t, "popen//nice=7")
 	var n int
 	if err := callFn(t, g, "nice", nil, &n); err != nil || n != 7 {
 		t.Fatalf("worker niceness %d (%v), want 7", n, err)
@@ -130,7 +130,7 @@ func TestNice(t *testing.T) {
 }
 
 func TestRemoteErrorsAndPanics(t *testing.T) {
-	g := start(t, "popen")
+	g := startGW(t, "popen")
 	var v any
 	var re *channel.RemoteError
 	err := callFn(t, g, "fail", nil, &v)
@@ -161,7 +161,7 @@ func stackOf(err error) string {
 }
 
 func TestCloseIsIdempotentAndEndsTheWorker(t *testing.T) {
-	g := start(t, "popen")
+	g := startGW(t, "popen")
 	pid := g.Info.PID
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func zombie(pid int) bool {
 }
 
 func TestLostWorkerReleasesWaiters(t *testing.T) {
-	g := start(t, "popen")
+	g := startGW(t, "popen")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ch, err := g.RemoteExec(ctx, "echo")
@@ -228,9 +228,15 @@ func TestStartFailureSaysWhy(t *testing.T) {
 	if !errors.As(err, &se) || se.ID != "gw3" || !strings.Contains(err.Error(), "/nonexistent/godist") {
 		t.Fatalf("got %v", err)
 	}
-	s, _ = xspec.Parse("exec=true")
+	s, _ = xspec.Parse("socket=127.0.0.1:1")
 	if _, err := Start(context.Background(), "gw4", s, Options{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("exec gateway: got %v, want ErrUnsupported", err)
+		t.Fatalf("socket gateway: got %v, want ErrUnsupported", err)
+	}
+	// A command that is no shell: the error says how it ended.
+	s, _ = xspec.Parse("exec=echo no shell here >&2; exit 7")
+	_, err = Start(context.Background(), "gw6", s, Options{})
+	if err == nil || !strings.Contains(err.Error(), "exit status 7") || !strings.Contains(err.Error(), "no shell here") {
+		t.Fatalf("exec of a failing command: got %v", err)
 	}
 	// A worker binary that does not speak the protocol.
 	s, _ = xspec.Parse("popen")

@@ -121,6 +121,10 @@ func TestSSHShellViaAlias(t *testing.T) {
 		t.Fatalf("remote HOME %q, want %q", got, s.RemoteHome)
 	}
 	sshSay(t, sh, r, "echo oops >&2; echo done")
+	// stderr travels as its own stream: it may land just after stdout's answer.
+	for deadline := time.Now().Add(5 * time.Second); string(sh.Stderr()) == "" && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if got := string(sh.Stderr()); got != "oops\n" {
 		t.Errorf("stderr tail %q, want %q", got, "oops\n")
 	}

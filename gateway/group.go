@@ -1,0 +1,90 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/xspec"
+)
+
+// Group starts gateways — all at once — and tears them down together. Gateways of one
+// group that reach the same ssh host share its connections. Safe for concurrent use.
+type Group struct {
+	opts Options
+	ssh  *sshPool
+
+	mu   sync.Mutex
+	gws  []*Gateway
+	done bool
+}
+
+// NewGroup returns an empty group whose gateways start with opts.
+func NewGroup(opts Options) *Group {
+	return &Group{opts: opts, ssh: newSSHPool(opts.SSH)}
+}
+
+// Start starts one gateway of the group.
+func (g *Group) Start(ctx context.Context, id string, spec *xspec.Spec) (*Gateway, error) {
+	g.mu.Lock()
+	if g.done {
+		g.mu.Unlock()
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
+	}
+	g.mu.Unlock()
+	gw, err := start(ctx, id, spec, g.opts, g.ssh)
+	if err != nil {
+		return nil, err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.done {
+		gw.Close()
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
+	}
+	g.gws = append(g.gws, gw)
+	return gw, nil
+}
+
+// StartAll starts every gateway concurrently. Both slices are in the order of gws: each
+// gateway or its error.
+func (g *Group) StartAll(ctx context.Context, gws []xspec.Gateway) ([]*Gateway, []error) {
+	out := make([]*Gateway, len(gws))
+	errs := make([]error, len(gws))
+	var wg sync.WaitGroup
+	for i, x := range gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i], errs[i] = g.Start(ctx, x.ID, x.Spec)
+		}()
+	}
+	wg.Wait()
+	return out, errs
+}
+
+// Terminate closes every gateway of the group at once, giving each worker up to timeout
+// to exit before it is killed, then closes the shared connections. Idempotent.
+func (g *Group) Terminate(timeout time.Duration) error {
+	g.mu.Lock()
+	gws := g.gws
+	g.gws = nil
+	g.done = true
+	g.mu.Unlock()
+	errs := make([]error, len(gws))
+	var wg sync.WaitGroup
+	for i, gw := range gws {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = gw.Terminate(timeout)
+		}()
+	}
+	wg.Wait()
+	if err := g.ssh.Close(); err != nil && !errors.Is(err, errSSHPoolClosed) {
+		errs = append(errs, fmt.Errorf("gateway: closing ssh connections: %w", err))
+	}
+	return errors.Join(errs...)
+}
