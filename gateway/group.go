@@ -28,13 +28,20 @@ func NewGroup(opts Options) *Group {
 
 // Start starts one gateway of the group.
 func (g *Group) Start(ctx context.Context, id string, spec *xspec.Spec) (*Gateway, error) {
+	return g.StartWith(ctx, id, spec, nil)
+}
+
+// StartWith starts one gateway of the group with env added to the worker's environment.
+func (g *Group) StartWith(ctx context.Context, id string, spec *xspec.Spec, env []string) (*Gateway, error) {
 	g.mu.Lock()
 	if g.done {
 		g.mu.Unlock()
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
 	}
 	g.mu.Unlock()
-	gw, err := start(ctx, id, spec, g.opts, g.ssh)
+	opts := g.opts
+	opts.Env = append(append([]string(nil), opts.Env...), env...)
+	gw, err := start(ctx, id, spec, opts, g.ssh)
 	if err != nil {
 		return nil, err
 	}

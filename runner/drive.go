@@ -26,17 +26,15 @@ func hashString(s string) string {
 // drive starts the gateways concurrently and runs one worker loop per gateway until the
 // plan is done. A gateway that fails to start or is lost gives its work back.
 func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
+	group := gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable})
+	defer group.Terminate(5 * time.Second)
 	var wg sync.WaitGroup
-	var upMu sync.Mutex
-	up := 0
-	started := make(chan struct{}, len(gws))
 	for _, g := range gws {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r.workerState(g.ID, "starting")
-			gw, err := gateway.Start(ctx, g.ID, g.Spec, gateway.Options{Executable: r.cfg.Executable, Env: r.workerEnv(g.ID)})
-			started <- struct{}{}
+			gw, err := group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
 			if err != nil {
 				r.workerState(g.ID, "lost")
 				r.note("godist: " + err.Error())
@@ -46,9 +44,6 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				return
 			}
 			defer gw.Close()
-			upMu.Lock()
-			up++
-			upMu.Unlock()
 			r.workerState(g.ID, "ready")
 			r.workLoop(ctx, gw, platformOf(g.Spec))
 		}()

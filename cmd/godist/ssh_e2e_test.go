@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godist/godist/internal/sshdtest"
+)
+
+// sshEnv is the environment for a godist that uses s through its ~/.ssh/config alias; the
+// go command keeps this machine's caches.
+func sshEnv(t *testing.T, s *sshdtest.Server) []string {
+	t.Helper()
+	env := append(os.Environ(), "NO_COLOR=1")
+	for _, v := range []string{"GOCACHE", "GOMODCACHE", "GOPATH"} {
+		out, err := exec.Command("go", "env", v).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	}
+	return append(env, s.Env()...)
+}
+
+func runWithEnv(t *testing.T, env []string, dir string, args ...string) ([]byte, []byte, int) {
+	t.Helper()
+	cmd := exec.Command(godistBin, args...)
+	cmd.Dir = dir
+	cmd.Env = env
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.Bytes(), stderr.Bytes(), code
+}
+
+func pingJSON(t *testing.T, env []string, specs ...string) ([]pingResult, string, int) {
+	t.Helper()
+	args := []string{"ping", "--json"}
+	for _, s := range specs {
+		args = append(args, "--tx", s)
+	}
+	out, errOut, code := runWithEnv(t, env, t.TempDir(), args...)
+	var res []pingResult
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		var r pingResult
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("ping --json line %q: %v", line, err)
+		}
+		res = append(res, r)
+	}
+	return res, string(out) + string(errOut), code
+}
+
+// godist ping over ssh reports every field, ships the worker once, and nothing the second
+// time.
+func TestSSHPingShipsOnce(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	env := sshEnv(t, s)
+	res, out, code := pingJSON(t, env, "ssh="+s.Alias, "2*ssh="+s.Alias)
+	if code != 0 || len(res) != 3 {
+		t.Fatalf("exit %d, %d results:\n%s", code, len(res), out)
+	}
+	var shipped int64
+	for _, r := range res {
+		if r.ID == "" || r.GOOS != "linux" || r.GOARCH == "" || r.Hostname == "" || r.PID == 0 || r.Cwd == "" || r.NCPU < 1 || r.Version == "" || r.StartupMS <= 0 {
+			t.Errorf("incomplete ping result %+v", r)
+		}
+		shipped += r.Shipped
+	}
+	if shipped == 0 {
+		t.Errorf("a cold remote cache got no worker binary")
+	}
+	res, out, code = pingJSON(t, env, "ssh="+s.Alias)
+	if code != 0 || len(res) != 1 || res[0].Shipped != 0 {
+		t.Fatalf("second start shipped %+v (exit %d):\n%s", res, code, out)
+	}
+	// The worker lives in the remote cache, keyed by content hash.
+	ents, _ := filepath.Glob(filepath.Join(s.RemoteHome, ".cache", "godist", "godist-*"))
+	if len(ents) != 1 {
+		t.Errorf("remote cache holds %v, want one worker binary", ents)
+	}
+}
+
+// The zero-install proof: a host whose sessions are chrooted into a directory that holds
+// only a static busybox runs a worker: godist ping (a remote exec of rinfo) works there.
+func TestSSHChrootedBusyboxHost(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
+	env := sshEnv(t, s)
+	res, out, code := pingJSON(t, env, "ssh="+s.Alias, "ssh="+s.Alias+"//chdir=/tmp/work//env:FOO=bar")
+	if code != 0 || len(res) != 2 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if res[1].Cwd != "/tmp/work" {
+		t.Errorf("chdir=/tmp/work: worker cwd %q", res[1].Cwd)
+	}
+	for _, r := range res {
+		if r.PID == 0 || r.GOOS != "linux" {
+			t.Errorf("bad result %+v", r)
+		}
+	}
+}
+
+// An unknown host key is refused with the host, its fingerprint and the known_hosts file.
+func TestSSHUnknownHostKeyRefused(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	if err := os.WriteFile(s.KnownHosts, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, out, code := pingJSON(t, sshEnv(t, s), "ssh="+s.Alias)
+	if code != 3 {
+		t.Errorf("exit %d, want 3", code)
+	}
+	for _, want := range []string{s.HostKeyFingerprint, s.KnownHosts, "127.0.0.1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("refusal does not name %q:\n%s", want, out)
+		}
+	}
+}
+
+// Tests run over ssh gateways (this sshd shares the master's files) give go test's results,
+// and leave no session process behind.
+func TestSSHRunSameResultsAsGoTest(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	dir := fixturesDir(t)
+	args := []string{"-timeout", "5s", "./pass", "./subtests", "./panic", "./files"}
+	want := goTestJSON(t, dir, args...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, errOut, code := runWithEnv(t, sshEnv(t, s), dir, append([]string{"--tx", "3*ssh=" + s.Alias, "--jsonfile", jf,
+		"--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s", code, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, false)
+	compareOutcomes(t, want, got, nil)
+	if kids := s.Children(); len(kids) != 0 {
+		t.Errorf("sshd still has session processes %v after godist exited", kids)
+	}
+}
