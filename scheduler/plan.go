@@ -60,8 +60,8 @@ const (
 const MinBatch = 20 * time.Millisecond
 
 type queue struct {
-	pkgs    map[string]*pkgQueue
-	retries []Batch // re-runs go first
+	pkgs     map[string]*pkgQueue
+	retries  []Batch // re-runs go first
 	inFlight int
 }
 
