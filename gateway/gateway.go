@@ -92,15 +92,20 @@ func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gat
 func start(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool *sshPool) (*Gateway, error) {
 	var g *Gateway
 	var err error
-	switch spec.Type {
-	case xspec.TypePopen:
-		g, err = startPopen(ctx, id, spec, opts)
-	case xspec.TypeExec:
-		g, err = startExec(ctx, id, spec, opts)
-	case xspec.TypeSSH:
-		g, err = startSSH(ctx, id, spec, opts, pool)
+	switch {
+	case spec.Via != "":
+		err = fmt.Errorf("via=%s: gateways that go via another start in a Group with it", spec.Via)
 	default:
-		err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh)", ErrUnsupported, spec.Type)
+		switch spec.Type {
+		case xspec.TypePopen:
+			g, err = startPopen(ctx, id, spec, opts)
+		case xspec.TypeExec:
+			g, err = startExec(ctx, id, spec, opts)
+		case xspec.TypeSSH:
+			g, err = startSSH(ctx, id, spec, opts, pool)
+		default:
+			err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh)", ErrUnsupported, spec.Type)
+		}
 	}
 	if err != nil {
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
@@ -350,6 +355,9 @@ type pipeRWC struct {
 
 func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+// CloseWrite ends the process's input and keeps its output open.
+func (p *pipeRWC) CloseWrite() error { return p.w.Close() }
+
 func (p *pipeRWC) Close() error {
 	err := p.w.Close()
 	p.r.Close()

@@ -16,14 +16,21 @@ type Group struct {
 	opts Options
 	ssh  *sshPool
 
-	mu   sync.Mutex
-	gws  []*Gateway
-	done bool
+	mu    sync.Mutex
+	gws   []*Gateway
+	done  bool
+	ready map[string]*hopState // by gateway id, for via=
+}
+
+// hopState lets gateways with via= wait for their hop.
+type hopState struct {
+	up chan struct{} // closed once the gateway started or failed
+	gw *Gateway
 }
 
 // NewGroup returns an empty group whose gateways start with opts.
 func NewGroup(opts Options) *Group {
-	return &Group{opts: opts, ssh: newSSHPool(opts.SSH)}
+	return &Group{opts: opts, ssh: newSSHPool(opts.SSH), ready: map[string]*hopState{}}
 }
 
 // Start starts one gateway of the group.
@@ -38,10 +45,19 @@ func (g *Group) StartWith(ctx context.Context, id string, spec *xspec.Spec, env 
 		g.mu.Unlock()
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
 	}
+	me := g.hop(id)
 	g.mu.Unlock()
 	opts := g.opts
 	opts.Env = append(append([]string(nil), opts.Env...), env...)
-	gw, err := start(ctx, id, spec, opts, g.ssh)
+	var gw *Gateway
+	var err error
+	if spec.Via != "" {
+		gw, err = g.startVia(ctx, id, spec, opts)
+	} else {
+		gw, err = start(ctx, id, spec, opts, g.ssh)
+	}
+	me.gw = gw
+	close(me.up)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +68,35 @@ func (g *Group) StartWith(ctx context.Context, id string, spec *xspec.Spec, env 
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
 	}
 	g.gws = append(g.gws, gw)
+	return gw, nil
+}
+
+func (g *Group) hop(id string) *hopState {
+	h := g.ready[id]
+	if h == nil {
+		h = &hopState{up: make(chan struct{})}
+		g.ready[id] = h
+	}
+	return h
+}
+
+// startVia waits for the hop gateway of the group to be up, then starts spec through it.
+func (g *Group) startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	g.mu.Lock()
+	h := g.hop(spec.Via)
+	g.mu.Unlock()
+	select {
+	case <-h.up:
+	case <-ctx.Done():
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: ctx.Err()}
+	}
+	if h.gw == nil {
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: fmt.Errorf("via=%s: that gateway did not start", spec.Via)}
+	}
+	gw, err := startVia(ctx, id, spec, opts, h.gw)
+	if err != nil {
+		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
+	}
 	return gw, nil
 }
 

@@ -24,10 +24,11 @@ type Registry struct {
 }
 
 // NewRegistry returns a registry holding the built-in functions every worker has
-// (InfoFunc under "godist.rinfo").
+// (InfoFunc, and SpawnFunc for gateways that go via this one).
 func NewRegistry() *Registry {
 	r := &Registry{m: map[string]Func{}}
 	r.Register(InfoFunc, serveInfo)
+	r.Register(SpawnFunc, serveSpawn)
 	return r
 }
 

@@ -190,7 +190,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	gws := cfg.Gateways
 	if cfg.Mode == scheduler.Load && len(gws) > total {
-		gws = gws[:max(total, 0)] // never more workers than tests
+		gws = withHops(cfg.Gateways, max(total, 1)) // never more workers than tests
 	}
 	ids := make([]string, len(gws))
 	for i, g := range gws {
@@ -243,6 +243,35 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return res, fmt.Errorf("--jsonfile: %w", r.jsonErr)
 	}
 	return res, nil
+}
+
+// withHops keeps the first n gateways, and the gateways those reach others through.
+func withHops(all []xspec.Gateway, n int) []xspec.Gateway {
+	keep := map[string]bool{}
+	byID := map[string]xspec.Gateway{}
+	for _, g := range all {
+		byID[g.ID] = g
+	}
+	var mark func(g xspec.Gateway)
+	mark = func(g xspec.Gateway) {
+		if keep[g.ID] {
+			return
+		}
+		keep[g.ID] = true
+		if hop, ok := byID[g.Spec.Via]; ok {
+			mark(hop)
+		}
+	}
+	for _, g := range all[:n] {
+		mark(g)
+	}
+	var out []xspec.Gateway
+	for _, g := range all {
+		if keep[g.ID] {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func scopeKey(pkg, worker string) string { return pkg + "\x00" + worker }

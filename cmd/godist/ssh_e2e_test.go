@@ -155,3 +155,36 @@ func TestSSHRunSameResultsAsGoTest(t *testing.T) {
 		t.Errorf("sshd still has session processes %v after godist exited", kids)
 	}
 }
+
+// Gateways opened from another gateway's host: popen, exec= and ssh= via a hop, chained.
+func TestViaGateways(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	env := sshEnv(t, s)
+	res, out, code := pingJSON(t, env, "popen//id=hop", "popen//id=mid//via=hop", "popen//via=mid//chdir=/tmp",
+		"exec=sh//via=hop", "ssh="+s.Alias+"//via=hop")
+	if code != 0 || len(res) != 5 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if res[2].Cwd != "/tmp" {
+		t.Errorf("chained via popen: cwd %q, want /tmp", res[2].Cwd)
+	}
+	pids := map[int]bool{}
+	for _, r := range res {
+		if r.PID == 0 || pids[r.PID] {
+			t.Errorf("result %+v: want a worker of its own", r)
+		}
+		pids[r.PID] = true
+	}
+	// Tests run through a hop give go test's results.
+	dir := fixturesDir(t)
+	want := goTestJSON(t, dir, "./pass", "./subtests")
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, errOut, code := runWithEnv(t, env, dir, "--tx", "popen//id=hop", "--tx", "2*popen//via=hop", "--tx", "ssh="+s.Alias+"//via=hop",
+		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./pass", "./subtests")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (subtests fail):\n%s", code, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	compareOutcomes(t, want, parseStream(t, data, false), nil)
+}

@@ -1,0 +1,166 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/channel"
+	"github.com/godist/godist/xspec"
+)
+
+// via=ID opens a gateway from the host of gateway ID (the hop): the hop's worker starts the
+// transport there — a worker process for popen, a command for exec=, an ssh session for
+// ssh= — and relays its bytes over one channel of the hop's session. The master runs the
+// bootstrap and the inner session through that channel as through any other stream, so
+// frames are relayed without the hop understanding them, under the outer channel's flow
+// control.
+
+// SpawnFunc is the registered name of the hop's side of via=.
+const SpawnFunc = "godist.spawn"
+
+// spawnRequest is the first message on a SpawnFunc channel.
+type spawnRequest struct {
+	Spec string   // the inner gateway's spec, as given
+	Env  []string // for the worker (popen) or the bootstrap (others)
+}
+
+// errKilled is how the master tells the hop to kill the inner transport at once.
+var errKilled = errors.New("gateway: killed by the master")
+
+// startVia starts spec's transport on the hop and connects through it.
+func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, hop *Gateway) (*Gateway, error) {
+	ch, err := hop.RemoteExec(ctx, SpawnFunc)
+	if err != nil {
+		return nil, fmt.Errorf("via=%s: %w", spec.Via, err)
+	}
+	env := opts.Env
+	if spec.Type == xspec.TypePopen {
+		env = append(append([]string(nil), spec.EnvList()...), opts.Env...)
+	}
+	if err := ch.Send(ctx, spawnRequest{Spec: spec.Raw, Env: env}); err != nil {
+		ch.Close()
+		return nil, fmt.Errorf("via=%s: %w", spec.Via, err)
+	}
+	done := make(chan struct{})
+	var endErr error
+	go func() {
+		endErr = ch.WaitClose(context.Background())
+		close(done)
+	}()
+	var once sync.Once
+	l := &link{
+		rwc:    &channelRWC{ch: ch, r: ch.Reader(), w: ch.Writer()},
+		stderr: &tailBuffer{max: 1},
+		done:   done,
+		kill: func() {
+			once.Do(func() { ch.CloseWithError(errKilled) })
+			select {
+			case <-done:
+			case <-hop.Done():
+			case <-time.After(5 * time.Second):
+			}
+		},
+		ended: func() string {
+			if endErr != nil && !errors.Is(endErr, io.EOF) {
+				return "via " + spec.Via + ": " + endErr.Error()
+			}
+			return "via " + spec.Via + ": the inner transport ended"
+		},
+	}
+	var boot *bootstrapConfig
+	if spec.Type != xspec.TypePopen {
+		boot = &bootstrapConfig{binaries: opts.Binaries}
+	}
+	return connect(ctx, id, spec, opts, l, boot)
+}
+
+// channelRWC is a channel as a byte stream.
+type channelRWC struct {
+	ch *channel.Channel
+	r  io.Reader
+	w  io.WriteCloser
+}
+
+func (c *channelRWC) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *channelRWC) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *channelRWC) Close() error                { return c.ch.Close() }
+
+// serveSpawn is the hop's side: start the transport, relay until either side ends.
+func serveSpawn(ctx context.Context, ch *channel.Channel) error {
+	var req spawnRequest
+	if err := ch.Receive(ctx, &req); err != nil {
+		return err
+	}
+	spec, err := xspec.Parse(req.Spec)
+	if err != nil {
+		return err
+	}
+	var l *link
+	switch spec.Type {
+	case xspec.TypePopen:
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		argv := []string{exe, "worker"}
+		if spec.HasNice {
+			argv = append(argv, "--nice", strconv.Itoa(spec.Nice))
+		}
+		p, err := startProcess(argv, spec.Chdir, append(os.Environ(), req.Env...))
+		if err != nil {
+			return err
+		}
+		l = p.link
+	case xspec.TypeExec:
+		p, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ())
+		if err != nil {
+			return err
+		}
+		l = p.link
+	case xspec.TypeSSH:
+		pool := newSSHPool(nil)
+		defer pool.Close()
+		rwc, err := pool.openShell(ctx, spec, "sh")
+		if err != nil {
+			return err
+		}
+		sh := rwc.(*sshShell)
+		l = &link{rwc: sh, stderr: sh.stderr, done: sh.Done(), kill: func() { sh.Close() }}
+	default:
+		return fmt.Errorf("gateway: via= cannot start a %s gateway from a hop", spec.Type)
+	}
+	defer l.kill()
+	// Master -> inner; the master's end of the stream is the inner side's end of input.
+	upDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(l.rwc, ch.Reader())
+		if cw, ok := l.rwc.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		upDone <- err
+	}()
+	// Inner -> master, until the inner side ends.
+	w := ch.Writer()
+	_, downErr := io.Copy(w, l.rwc)
+	select {
+	case err := <-upDone:
+		var re *channel.RemoteError
+		if errors.As(err, &re) {
+			return nil // the master killed it
+		}
+	default:
+	}
+	if downErr != nil && ctx.Err() == nil {
+		return fmt.Errorf("via: relaying from the inner gateway: %w", downErr)
+	}
+	return nil
+}
+
+// CloseWrite ends the shell's input and keeps its output open.
+func (s *sshShell) CloseWrite() error { return s.stdin.Close() }
