@@ -355,6 +355,7 @@ type pipeRWC struct {
 
 func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+
 // CloseWrite ends the process's input and keeps its output open.
 func (p *pipeRWC) CloseWrite() error { return p.w.Close() }
 
