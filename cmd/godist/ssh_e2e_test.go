@@ -188,3 +188,15 @@ func TestViaGateways(t *testing.T) {
 	data, _ := os.ReadFile(jf)
 	compareOutcomes(t, want, parseStream(t, data, false), nil)
 }
+
+// popen//goarch=386 runs a worker built for 386 (cross-built once, then cached): the
+// cross-platform path on this amd64 machine.
+func TestPopen386Worker(t *testing.T) {
+	res, out, code := pingJSON(t, append(os.Environ(), "NO_COLOR=1"), "popen//goarch=386", "popen")
+	if code != 0 || len(res) != 2 {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+	if res[0].GOARCH != "386" || res[1].GOARCH != "amd64" {
+		t.Fatalf("workers report %s and %s, want 386 and amd64", res[0].GOARCH, res[1].GOARCH)
+	}
+}
