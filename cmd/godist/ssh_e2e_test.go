@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/godist/godist/internal/sshdtest"
 )
@@ -198,5 +200,33 @@ func TestPopen386Worker(t *testing.T) {
 	}
 	if res[0].GOARCH != "386" || res[1].GOARCH != "amd64" {
 		t.Fatalf("workers report %s and %s, want 386 and amd64", res[0].GOARCH, res[1].GOARCH)
+	}
+}
+
+// A master killed with SIGKILL leaves nothing behind on an ssh host: the connection drops,
+// the remote worker sees its stream end and takes its test processes with it.
+func TestSSHMasterKilledLeavesNothing(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	cmd := exec.Command(godistBin, "--tx", "2*ssh="+s.Alias, "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
+	cmd.Dir = fixturesDir(t)
+	cmd.Env = sshEnv(t, s)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if !waitFor(60*time.Second, func() bool { return len(procsMatching(os.TempDir()+"/godist-", "hang.test")) > 0 }) {
+		t.Fatal("the hang test never started on the ssh host")
+	}
+	if len(s.Children()) == 0 {
+		t.Fatal("no session processes under sshd while tests run")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if !waitFor(20*time.Second, func() bool { return len(s.Children()) == 0 }) {
+		t.Errorf("sshd still has session processes %v 20s after the master died", s.Children())
+	}
+	if p := procsMatching(os.TempDir()+"/godist-", "hang.test"); len(p) > 0 {
+		t.Errorf("test processes %v outlived the master", p)
 	}
 }
