@@ -61,6 +61,7 @@ type Gateway struct {
 	sess    *channel.Session
 	link    *link
 	onClose func()
+	release func(timeout time.Duration) error // for a gateway sharing another's worker
 
 	closeOnce sync.Once
 	closeErr  error
@@ -104,8 +105,10 @@ func start(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool 
 			g, err = startExec(ctx, id, spec, opts)
 		case xspec.TypeSSH:
 			g, err = startSSH(ctx, id, spec, opts, pool)
+		case xspec.TypeSocket:
+			g, err = startSocket(ctx, id, spec, opts, pool)
 		default:
-			err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh)", ErrUnsupported, spec.Type)
+			err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh, socket)", ErrUnsupported, spec.Type)
 		}
 	}
 	if err != nil {
@@ -356,6 +359,11 @@ func (g *Gateway) Close() error { return g.Terminate(5 * time.Second) }
 // waits up to timeout for the worker to go, after which it is killed.
 func (g *Gateway) Terminate(timeout time.Duration) error {
 	g.closeOnce.Do(func() {
+		if g.release != nil {
+			// One of several gateways served by one worker process.
+			g.closeErr = g.release(timeout)
+			return
+		}
 		if g.sess != nil {
 			g.sess.Close()
 		}

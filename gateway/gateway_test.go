@@ -228,9 +228,10 @@ func TestStartFailureSaysWhy(t *testing.T) {
 	if !errors.As(err, &se) || se.ID != "gw3" || !strings.Contains(err.Error(), "/nonexistent/godist") {
 		t.Fatalf("got %v", err)
 	}
+	// Nothing listens on port 1: the error names the address.
 	s, _ = xspec.Parse("socket=127.0.0.1:1")
-	if _, err := Start(context.Background(), "gw4", s, Options{}); !errors.Is(err, ErrUnsupported) {
-		t.Fatalf("socket gateway: got %v, want ErrUnsupported", err)
+	if _, err := Start(context.Background(), "gw4", s, Options{}); !errors.As(err, &se) || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("socket gateway to a closed port: got %v", err)
 	}
 	// A command that is no shell: the error says how it ended.
 	s, _ = xspec.Parse("exec=echo no shell here >&2; exit 7")

@@ -20,6 +20,32 @@ type Group struct {
 	gws   []*Gateway
 	done  bool
 	ready map[string]*hopState // by gateway id, for via=
+	// One worker process serves all the gateways of a counted popen spec (N*popen): a
+	// worker only dispatches, every test still runs in a process of its own, and N
+	// workers would cost N process start-ups for nothing.
+	shared map[*xspec.Spec]*sharedWorker
+}
+
+type sharedWorker struct {
+	once sync.Once
+	base *Gateway
+	err  error
+	refs int // guarded by Group.mu
+	up   bool // once has run; guarded by Group.mu
+}
+
+// lost reports whether the shared worker started and has died since. Called with
+// Group.mu held.
+func (sw *sharedWorker) lost() bool {
+	if !sw.up || sw.base == nil {
+		return false
+	}
+	select {
+	case <-sw.base.Done():
+		return true
+	default:
+		return false
+	}
 }
 
 // hopState lets gateways with via= wait for their hop.
@@ -30,7 +56,7 @@ type hopState struct {
 
 // NewGroup returns an empty group whose gateways start with opts.
 func NewGroup(opts Options) *Group {
-	return &Group{opts: opts, ssh: newSSHPool(opts.SSH), ready: map[string]*hopState{}}
+	return &Group{opts: opts, ssh: newSSHPool(opts.SSH), ready: map[string]*hopState{}, shared: map[*xspec.Spec]*sharedWorker{}}
 }
 
 // Start starts one gateway of the group.
@@ -46,14 +72,23 @@ func (g *Group) StartWith(ctx context.Context, id string, spec *xspec.Spec, env 
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: errors.New("gateway: group terminated")}
 	}
 	me := g.hop(id)
+	select {
+	case <-me.up: // started before: this is a restart
+		me = &hopState{up: make(chan struct{})}
+		g.ready[id] = me
+	default:
+	}
 	g.mu.Unlock()
 	opts := g.opts
 	opts.Env = append(append([]string(nil), opts.Env...), env...)
 	var gw *Gateway
 	var err error
-	if spec.Via != "" {
+	switch {
+	case spec.Via != "":
 		gw, err = g.startVia(ctx, id, spec, opts)
-	} else {
+	case spec.Type == xspec.TypePopen && spec.Count > 1:
+		gw, err = g.startShared(ctx, id, spec)
+	default:
 		gw, err = start(ctx, id, spec, opts, g.ssh)
 	}
 	me.gw = gw
@@ -98,6 +133,44 @@ func (g *Group) startVia(ctx context.Context, id string, spec *xspec.Spec, opts 
 		return nil, &StartError{ID: id, Spec: spec.Raw, Err: err}
 	}
 	return gw, nil
+}
+
+// startShared starts the worker process of a counted popen spec once and returns a
+// gateway on it; the last of its gateways to close terminates it.
+func (g *Group) startShared(ctx context.Context, id string, spec *xspec.Spec) (*Gateway, error) {
+	g.mu.Lock()
+	sw := g.shared[spec]
+	if sw == nil || sw.lost() {
+		// None yet, or the one there was died: a new one for the gateways started again.
+		sw = &sharedWorker{}
+		g.shared[spec] = sw
+	}
+	sw.refs++
+	g.mu.Unlock()
+	// Each test process gets its gateway's environment from the runner; the shared worker
+	// has only the group's and the spec's.
+	sw.once.Do(func() {
+		base, err := start(ctx, id, spec, g.opts, g.ssh)
+		g.mu.Lock()
+		sw.base, sw.err, sw.up = base, err, true
+		g.mu.Unlock()
+	})
+	release := func(timeout time.Duration) error {
+		g.mu.Lock()
+		sw.refs--
+		last := sw.refs == 0
+		g.mu.Unlock()
+		if last && sw.base != nil {
+			return sw.base.Terminate(timeout)
+		}
+		return nil
+	}
+	if sw.err != nil {
+		release(0)
+		return nil, sw.err
+	}
+	b := sw.base
+	return &Gateway{ID: id, Spec: spec, Info: b.Info, sess: b.sess, link: b.link, release: release}, nil
 }
 
 // StartAll starts every gateway concurrently. Both slices are in the order of gws: each

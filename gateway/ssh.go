@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -186,14 +187,16 @@ func (p *sshPool) openShell(ctx context.Context, s *xspec.Spec, command string) 
 	if command == "" {
 		command = "sh"
 	}
-	sh, err := p.open(ctx, res, command)
+	sh, err := p.open(ctx, res, command, nil)
 	if err != nil {
 		return nil, err
 	}
 	return sh, nil
 }
 
-func (p *sshPool) open(ctx context.Context, res *sshConfigResolved, command string) (*sshShell, error) {
+// open opens a session on the host of res that runs command, with env (NAME=VALUE each)
+// sent as "env" requests first.
+func (p *sshPool) open(ctx context.Context, res *sshConfigResolved, command string, env []string) (*sshShell, error) {
 	h, err := p.host(res.key())
 	if err != nil {
 		return nil, &sshHostError{Host: res.String(), Err: err}
@@ -205,7 +208,7 @@ func (p *sshPool) open(ctx context.Context, res *sshConfigResolved, command stri
 				return nil, err
 			}
 		}
-		r, abandoned, err := p.startShell(ctx, c, command)
+		r, abandoned, err := p.startShell(ctx, c, command, env)
 		if err == nil {
 			return r, nil
 		}
@@ -303,7 +306,7 @@ func (p *sshPool) dialReserved(ctx context.Context, h *sshHost, res *sshConfigRe
 // startShell opens a session on c and starts command in it. The reservation passes to the
 // shell; on error it stays with the caller, unless ctx ended first (abandoned): then the
 // reservation is given back, and the session closed, as soon as the opening is over.
-func (p *sshPool) startShell(ctx context.Context, c *sshConn, command string) (sh *sshShell, abandoned bool, err error) {
+func (p *sshPool) startShell(ctx context.Context, c *sshConn, command string, env []string) (sh *sshShell, abandoned bool, err error) {
 	type result struct {
 		sh  *sshShell
 		err error
@@ -312,7 +315,7 @@ func (p *sshPool) startShell(ctx context.Context, c *sshConn, command string) (s
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		sh, err := c.newShell(command)
+		sh, err := c.newShell(command, env)
 		select {
 		case ch <- result{sh, err}:
 		case <-ctx.Done():
@@ -634,10 +637,19 @@ func (c *sshConn) maybeClose() {
 }
 
 // newShell opens a session and starts command in it, with a reservation the caller holds.
-func (c *sshConn) newShell(command string) (*sshShell, error) {
+// env goes first as "env" requests without want-reply: no round trip each, and a server
+// that refuses one says so when the command starts.
+func (c *sshConn) newShell(command string, env []string) (*sshShell, error) {
 	sess, err := c.client.NewSession()
 	if err != nil {
 		return nil, err
+	}
+	for _, kv := range env {
+		name, value, _ := strings.Cut(kv, "=")
+		if _, err := sess.SendRequest("env", false, ssh.Marshal(&struct{ Name, Value string }{name, value})); err != nil {
+			sess.Close()
+			return nil, err
+		}
 	}
 	stdin, err := sess.StdinPipe()
 	if err != nil {

@@ -43,25 +43,53 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				}
 				return
 			}
-			defer gw.Close()
 			r.workerState(g.ID, "ready")
-			r.workLoop(ctx, gw, platformOf(g.Spec))
+			// A local worker that dies is started again (its tests went back to the queue);
+			// a remote one is not: whatever killed it would likely do it again.
+			for restarts := 0; ; restarts++ {
+				lost := r.workLoop(ctx, gw, platformOf(g.Spec))
+				gw.Close()
+				if !lost || ctx.Err() != nil || g.Spec.Type != xspec.TypePopen || g.Spec.Via != "" || restarts == maxRestarts {
+					if lost {
+						r.abandon(g.ID)
+					}
+					return
+				}
+				if gw, err = group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID)); err != nil {
+					r.note("godist: restarting " + g.ID + ": " + err.Error())
+					r.abandon(g.ID)
+					return
+				}
+				r.note("godist: " + g.ID + " started again")
+				r.workerState(g.ID, "ready")
+			}
 		}()
 	}
 	wg.Wait()
 }
 
-// workLoop runs batches on one gateway until the plan has none left for it.
-func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform string) {
+// maxRestarts is how often a lost local worker is started again.
+const maxRestarts = 3
+
+// abandon gives up a lost gateway: in each mode its remaining work cannot go elsewhere.
+func (r *runner) abandon(id string) {
+	if r.plan.Abandon(id) > 0 || r.cfg.Mode == scheduler.Each {
+		r.abandonScope(id)
+	}
+}
+
+// workLoop runs batches on one gateway until the plan has none left for it (false) or the
+// gateway is lost (true; the batch it held went back to the queue).
+func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform string) bool {
 	for {
 		b, ok := r.plan.Next(gw.ID)
 		if !ok {
 			r.workerState(gw.ID, "done")
-			return
+			return false
 		}
 		if ctx.Err() != nil {
 			r.plan.Finish(gw.ID, b, nil)
-			return
+			return false
 		}
 		r.workerState(gw.ID, "busy")
 		retry, lostErr := r.runBatch(ctx, gw, platform, b)
@@ -72,10 +100,7 @@ func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform str
 			if ctx.Err() == nil {
 				r.note(fmt.Sprintf("godist: gateway %s lost: %v", gw.ID, lostErr))
 			}
-			if r.plan.Abandon(gw.ID) > 0 || r.cfg.Mode == scheduler.Each {
-				r.abandonScope(gw.ID)
-			}
-			return
+			return true
 		}
 		r.plan.Finish(gw.ID, b, retry)
 		r.workerState(gw.ID, "ready")

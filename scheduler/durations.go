@@ -15,8 +15,9 @@ import (
 // DurationsVersion is the version of the durations file format.
 const DurationsVersion = 1
 
-// DefaultEstimate is the estimate for a test when nothing is known of it or its neighbours.
-const DefaultEstimate = 50 * time.Millisecond
+// DefaultEstimate is the estimate for a test when nothing is known of it or its neighbours:
+// most Go tests take milliseconds.
+const DefaultEstimate = 10 * time.Millisecond
 
 // Durations remembers how long tests took, between runs. The file is small, stable JSON
 // (so CI can cache it):

@@ -211,3 +211,21 @@ func TestDurationsEstimates(t *testing.T) {
 		t.Fatalf("a missing file is an empty store, got %v", err)
 	}
 }
+
+func TestSmallPackageStaysInOneProcess(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "small", Tests: tests(40, 10*time.Millisecond)}, {Path: "big", Tests: tests(400, 25*time.Millisecond)}}, 4, nil)
+	var small, big int
+	for _, b := range drain(t, p, "gw0") {
+		if b.Package == "small" {
+			small++
+			if len(b.Tests) != 40 {
+				t.Errorf("small package split: batch of %d", len(b.Tests))
+			}
+		} else {
+			big++
+		}
+	}
+	if small != 1 || big < 4 {
+		t.Fatalf("small in %d batches (want 1), big in %d (want several)", small, big)
+	}
+}

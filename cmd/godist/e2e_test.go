@@ -148,6 +148,9 @@ var crashPackages = map[string]bool{
 	"github.com/godist/godist/fixtures/panic": true,
 	"github.com/godist/godist/fixtures/exit":  true,
 	"github.com/godist/godist/fixtures/hang":  true,
+	// A panic in another goroutine, and os.Exit(0) under -test.paniconexit0.
+	"github.com/godist/godist/fixtures/panic/goroutine": true,
+	"github.com/godist/godist/fixtures/exit/zero":       true,
 }
 
 func TestEndToEndSameResultsAsGoTest(t *testing.T) {
