@@ -30,7 +30,7 @@ type sharedWorker struct {
 	once sync.Once
 	base *Gateway
 	err  error
-	refs int // guarded by Group.mu
+	refs int  // guarded by Group.mu
 	up   bool // once has run; guarded by Group.mu
 }
 
