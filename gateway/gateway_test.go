@@ -235,7 +235,7 @@ func TestStartFailureSaysWhy(t *testing.T) {
 	}
 	// A command that is no shell: the error says how it ended.
 	s, _ = xspec.Parse("exec=echo no shell here >&2; exit 7")
-	_, err = Start(context.Background(), "gw6", s, Options{})
+	_, err = Start(context.Background(), "gw6", s, Options{Binaries: testBinaries(t)})
 	if err == nil || !strings.Contains(err.Error(), "exit status 7") || !strings.Contains(err.Error(), "no shell here") {
 		t.Fatalf("exec of a failing command: got %v", err)
 	}
