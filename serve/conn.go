@@ -20,7 +20,7 @@ import (
 const serverVersion = "SSH-2.0-godist-serve"
 
 // maxRefusalLogs is how many refused requests one connection gets log lines for.
-const maxRefusalLogs = 10
+const maxRefusalLogs = 32
 
 // errNotAuthorized is what the public key callback says about a key not in the file.
 var errNotAuthorized = errors.New("serve: key not in the authorized keys file")

@@ -59,7 +59,7 @@ func (c *conn) serveSession(nch ssh.NewChannel, n int) {
 	ss := &session{c: c, ch: ch, prefix: fmt.Sprintf("session %d", n)}
 	var wg sync.WaitGroup
 	for req := range reqs {
-		ok := false
+		ok, start := false, false
 		switch req.Type {
 		case "env":
 			ok = !ss.started && ss.setenv(req.Payload)
@@ -74,13 +74,7 @@ func (c *conn) serveSession(nch ssh.NewChannel, n int) {
 				c.refused("%s: refused exec %s: only %q runs here", ss.prefix, printable(p.Command), WorkerCommands[0])
 				fmt.Fprintf(ch.Stderr(), "godist serve: refused %q: this server runs only %q (use --tx socket=HOST:PORT)\r\n", p.Command, WorkerCommands[0])
 			default:
-				ok = true
-				ss.started = true
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					ss.run()
-				}()
+				ok, start = true, true
 			}
 		case "shell", "pty-req", "subsystem", "x11-req", "auth-agent-req@openssh.com", "signal", "break":
 			c.refused("%s: refused %s request", ss.prefix, printable(req.Type))
@@ -92,6 +86,16 @@ func (c *conn) serveSession(nch ssh.NewChannel, n int) {
 		}
 		if req.WantReply {
 			req.Reply(ok, nil)
+		}
+		// Only after the reply: the worker's output, exit status and the channel's close
+		// must not overtake it.
+		if start {
+			ss.started = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ss.run()
+			}()
 		}
 	}
 	// The channel is closed, by the client or with the connection; the worker's stdin has
@@ -170,7 +174,9 @@ func (ss *session) run() {
 		sendExitStatus(ch, 1)
 	}
 	if ss.envErr != "" {
-		fail("refused %s", ss.envErr)
+		// Logged when it was refused.
+		fmt.Fprintf(ch.Stderr(), "godist serve: refused %s\n", ss.envErr)
+		sendExitStatus(ch, 1)
 		return
 	}
 	s := ss.c.s
@@ -207,10 +213,11 @@ func (ss *session) run() {
 			io.Copy(io.Discard, w.stdout)
 		}
 	}()
+	tail := &tailWriter{max: 512}
 	go func() {
 		defer copies.Done()
-		if _, err := io.Copy(ch.Stderr(), w.stderr); err != nil {
-			io.Copy(io.Discard, w.stderr)
+		if _, err := io.Copy(io.MultiWriter(tail, ch.Stderr()), w.stderr); err != nil {
+			io.Copy(tail, w.stderr)
 		}
 	}()
 	// The end of the session's input is the end of the worker's: it then exits, killing
@@ -261,7 +268,13 @@ func (ss *session) run() {
 			Lang       string
 		}{Signal: name, CoreDumped: ws.CoreDump()}))
 	} else {
-		ss.logf("worker pid %d exited with status %d after %v", w.pid, st.ExitCode(), took)
+		why := ""
+		if st.ExitCode() != 0 {
+			if l := tail.lastLine(); l != "" {
+				why = ": " + printable(l)
+			}
+		}
+		ss.logf("worker pid %d exited with status %d after %v%s", w.pid, st.ExitCode(), took, why)
 		sendExitStatus(ch, st.ExitCode())
 	}
 	ch.CloseWrite()
@@ -364,4 +377,32 @@ func (w *worker) kill() bool {
 		return false
 	}
 	return syscall.Kill(-w.pid, syscall.SIGKILL) == nil
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+// lastLine is the last non-empty line written.
+func (t *tailWriter) lastLine() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return s
 }
