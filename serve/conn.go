@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -195,6 +196,10 @@ func (c *conn) handshakeFailure(err error, took time.Duration) string {
 	case <-c.s.shutdown:
 		return "closed during the handshake: server shutting down"
 	default:
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+		// As a client does that refuses the host key.
+		return fmt.Sprintf("the client left during the handshake, before offering a key (%v)", err)
 	}
 	msg := err.Error()
 	if len(msg) > 200 {

@@ -47,7 +47,12 @@ environment and the spec's env: keys. SIGINT or SIGTERM stops accepting, ends ev
 session (workers get 5s to exit, then are killed) and exits 0.`,
 		Example: `  godist serve --listen :7000
   godist --tx 4*socket=buildhost:7000 ./...`,
-		Args: cobra.NoArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return usagef("serve: unexpected argument %q (serve takes only flags)", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runServe(cmd.Context(), o, stderr)
 		},
