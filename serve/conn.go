@@ -43,6 +43,16 @@ type conn struct {
 	wg       sync.WaitGroup
 }
 
+// recoverPanic, deferred at the top of each goroutine of a connection, turns a panic into
+// the end of that connection: nothing a client sends should cause one, and if it does, the
+// server stays up for the others.
+func (c *conn) recoverPanic() {
+	if r := recover(); r != nil {
+		c.logf("internal error, connection closed: %v\n%s", r, debug.Stack())
+		c.nc.Close()
+	}
+}
+
 func (c *conn) logf(format string, args ...any) {
 	c.s.logf("%s: %s", c.prefix, fmt.Sprintf(format, args...))
 }
@@ -61,14 +71,7 @@ func (c *conn) refused(format string, args ...any) {
 // serves the connection's sessions until it ends and their workers are gone.
 func (s *Server) serveConn(nc net.Conn) {
 	c := &conn{s: s, nc: nc, prefix: fmt.Sprintf("#%d %s", s.nextConn.Add(1), nc.RemoteAddr())}
-	defer func() {
-		// Nothing a client sends should get here; if it does, this connection goes and the
-		// server stays.
-		if r := recover(); r != nil {
-			c.logf("internal error, connection closed: %v\n%s", r, debug.Stack())
-			nc.Close()
-		}
-	}()
+	defer c.recoverPanic()
 	start := time.Now()
 	released := false
 	release := func() {
@@ -127,6 +130,7 @@ func (s *Server) serveConn(nc net.Conn) {
 		go func(n int) {
 			defer c.wg.Done()
 			defer c.sessions.Add(-1)
+			defer c.recoverPanic()
 			c.serveSession(nch, n)
 		}(n)
 	}

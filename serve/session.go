@@ -94,6 +94,7 @@ func (c *conn) serveSession(nch ssh.NewChannel, n int) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer c.recoverPanic()
 				ss.run()
 			}()
 		}
