@@ -329,7 +329,10 @@ func TestServeClientKilledLeavesNoWorker(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
 	s.assertNoWorkers(t, 15*time.Second)
-	if !strings.Contains(s.stderr.String(), "closed by the client") && !strings.Contains(s.stderr.String(), "lost:") {
+	ended := func() bool {
+		return strings.Contains(s.stderr.String(), "closed by the client") || strings.Contains(s.stderr.String(), "lost:")
+	}
+	if !waitFor(5*time.Second, ended) {
 		t.Errorf("no line about the connection's end:\n%s", s.stderr.String())
 	}
 }
