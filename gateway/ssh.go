@@ -751,11 +751,14 @@ func (s *sshShell) lost() error {
 	return s.c.lostErr()
 }
 
-// Close closes stdin and the session, and the connection if no other shell uses it.
+// Close closes the session (and so the command's stdin), and the connection if no other
+// shell uses it.
 // Idempotent; it does not wait for the command to exit.
 func (s *sshShell) Close() error {
 	s.closeOnce.Do(func() {
-		s.stdin.Close()
+		// Not s.stdin.Close: x/crypto's CloseWrite sets a flag that a Write in progress
+		// reads unlocked (a data race); closing the channel ends the command's stdin all
+		// the same.
 		s.sess.Close()
 		s.c.release()
 	})
