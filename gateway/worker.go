@@ -104,5 +104,5 @@ func Stdio() io.ReadWriteCloser { return stdio{} }
 // normal end of a worker.
 func IsEndOfStream(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, os.ErrClosed) ||
-		errors.Is(err, channel.ErrSessionClosed) || errors.Is(err, context.Canceled)
+		errors.Is(err, channel.ErrSessionClosed) || errors.Is(err, channel.ErrPeerClosed) || errors.Is(err, context.Canceled)
 }

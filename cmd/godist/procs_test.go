@@ -63,7 +63,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // workers and test processes that belong to this test's godist binary.
 func leftovers() (workers, tests []int) {
-	return procsMatching(godistBin, " worker"), procsMatching(os.TempDir()+"/godist-", "hang.test")
+	return procsMatching(godistBin, " worker"), procsMatching(os.TempDir()+"/godist-", "hang.test", "-test.run")
 }
 
 func startHang(t *testing.T, args ...string) *exec.Cmd {
