@@ -74,7 +74,7 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 		},
 	}
 	var boot *bootstrapConfig
-	if spec.Type != xspec.TypePopen {
+	if spec.Type == xspec.TypeSSH || spec.Type == xspec.TypeExec {
 		boot = &bootstrapConfig{binaries: opts.Binaries}
 	}
 	return connect(ctx, id, spec, opts, l, boot)
@@ -131,6 +131,14 @@ func serveSpawn(ctx context.Context, ch *channel.Channel) error {
 			return err
 		}
 		sh := rwc.(*sshShell)
+		l = &link{rwc: sh, stderr: sh.stderr, done: sh.Done(), kill: func() { sh.Close() }}
+	case xspec.TypeSocket:
+		pool := newSSHPool(nil)
+		defer pool.Close()
+		sh, err := pool.openSocket(ctx, spec, socketEnv(spec, req.Env))
+		if err != nil {
+			return err
+		}
 		l = &link{rwc: sh, stderr: sh.stderr, done: sh.Done(), kill: func() { sh.Close() }}
 	default:
 		return fmt.Errorf("gateway: via= cannot start a %s gateway from a hop", spec.Type)

@@ -388,3 +388,12 @@ func TestServeBadUsage(t *testing.T) {
 		t.Errorf("missing authorized keys: exit %d:\n%s", code, errOut)
 	}
 }
+
+// A socket= gateway opened from a hop's host.
+func TestServeVia(t *testing.T) {
+	s := startServe(t)
+	res, out, code := pingJSON(t, s.env(t), "popen//id=hop", s.spec+"//via=hop//env:FOO=bar")
+	if code != 0 || len(res) != 2 || res[1].PID == 0 || res[1].PID == res[0].PID {
+		t.Fatalf("exit %d:\n%s", code, out)
+	}
+}
