@@ -1,0 +1,138 @@
+package rsync
+
+import (
+	"fmt"
+	"strings"
+	"unicode/utf8"
+)
+
+// Limits on names, checked by both ends (the receiver whatever the sender says).
+const (
+	maxPathLen   = 4096 // bytes of a relative path in the tree
+	maxNameLen   = 255  // bytes of one path component
+	maxLinkLen   = 4096 // bytes of a symlink's target
+	maxPatterns  = 4096 // exclude patterns in one hello
+	maxEntries   = 1 << 26
+	maxDestLen   = 4096
+	maxDepth     = 256 // directory nesting of a tree
+	tempPrefix   = ".godist-rsync."
+	maxIdentity  = 512
+	maxErrString = 4096
+)
+
+// PathError is a path of the tree that the receiver (or the sender, before sending)
+// refuses, with the reason.
+type PathError struct {
+	Path   string
+	Reason string
+}
+
+func (e *PathError) Error() string { return fmt.Sprintf("rsync: unsafe path %q: %s", e.Path, e.Reason) }
+
+// checkPath reports whether p may name an entry of a synced tree: a clean relative path
+// with '/' separators, no empty, "." or ".." components, no NUL or control characters, no
+// backslash, no Windows drive letter, no component that is a temp file of this package,
+// within the length limits. It is the receiver's first line of defence: a path that passes
+// cannot leave the destination lexically.
+func checkPath(p string) error {
+	bad := func(reason string) error { return &PathError{Path: p, Reason: reason} }
+	switch {
+	case p == "":
+		return bad("empty")
+	case len(p) > maxPathLen:
+		return bad("too long")
+	case p[0] == '/':
+		return bad("absolute")
+	}
+	if len(p) >= 2 && p[1] == ':' && isASCIILetter(p[0]) {
+		return bad("Windows drive letter")
+	}
+	depth := 0
+	for comp := range strings.SplitSeq(p, "/") {
+		depth++
+		switch {
+		case comp == "":
+			return bad("empty component (not clean)")
+		case comp == ".":
+			return bad(`"." component (not clean)`)
+		case comp == "..":
+			return bad(`".." component`)
+		case len(comp) > maxNameLen:
+			return bad("component too long")
+		case strings.HasPrefix(comp, tempPrefix):
+			return bad("reserved name (temp files of godist rsync)")
+		}
+	}
+	if depth > maxDepth {
+		return bad("too deep")
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c < 0x20 || c == 0x7f:
+			return bad("control character")
+		case c == '\\':
+			return bad("backslash")
+		}
+	}
+	return nil
+}
+
+// checkLinkTarget reports whether t may be the target of a symlink in the tree. Targets
+// are kept as they are (a link pointing out of the tree stays a link): the receiver never
+// resolves a path through a symlink, so a target cannot make it write anywhere.
+func checkLinkTarget(t string) error {
+	switch {
+	case t == "":
+		return &PathError{Path: t, Reason: "empty symlink target"}
+	case len(t) > maxLinkLen:
+		return &PathError{Path: t, Reason: "symlink target too long"}
+	case strings.IndexByte(t, 0) >= 0:
+		return &PathError{Path: t, Reason: "NUL in symlink target"}
+	}
+	return nil
+}
+
+func isASCIILetter(c byte) bool { return 'a' <= c&^0x20 && c&^0x20 <= 'z' }
+
+// comparePaths orders paths as a depth-first walk that visits the entries of a directory
+// in byte order of their names (filepath.WalkDir's order): component by component.
+func comparePaths(a, b string) int {
+	for {
+		ai := strings.IndexByte(a, '/')
+		bi := strings.IndexByte(b, '/')
+		ac, bc := a, b
+		if ai >= 0 {
+			ac = a[:ai]
+		}
+		if bi >= 0 {
+			bc = b[:bi]
+		}
+		if c := strings.Compare(ac, bc); c != 0 {
+			return c
+		}
+		switch {
+		case ai < 0 && bi < 0:
+			return 0
+		case ai < 0:
+			return -1 // a is an ancestor of b
+		case bi < 0:
+			return 1
+		}
+		a, b = a[ai+1:], b[bi+1:]
+	}
+}
+
+// parentOf is the directory part of a tree path ("" for the root).
+func parentOf(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
+}
+
+// baseOf is the last component of a tree path.
+func baseOf(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+// validUTF8 reports whether s is UTF-8; names need not be, this is for messages only.
+func validUTF8(s string) bool { return utf8.ValidString(s) }

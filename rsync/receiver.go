@@ -1,0 +1,883 @@
+package rsync
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/godist/godist/channel"
+)
+
+// Receiver is the receiving end of Sync and PutBlob: a gateway.Func, registered in
+// workers as ReceiverFunc. It serves one sync on ch and returns.
+//
+// Whatever the sender says, it writes only below the destination directory (through an
+// os.Root), refuses paths that are absolute, unclean, have ".." components, control
+// characters, backslashes or drive letters, and never resolves a path through a
+// symlink: every entry's parent must be a directory of the manifest, which the receiver
+// has made sure is a real directory. Each file is written to a temp file in its directory
+// and renamed into place once its SHA-256 checks out; temp files are removed on error,
+// and those left by a killed receiver are removed by the next sync of their directory.
+func Receiver(ctx context.Context, ch *channel.Channel) error {
+	c := &conn{ch: ch}
+	typ, body, err := c.recv(ctx)
+	if err != nil {
+		if isEOF(err) {
+			return nil
+		}
+		return err
+	}
+	if typ != msgHello {
+		return protoErrf("first message has type %#x, want a hello", typ)
+	}
+	h, err := decodeHello(body)
+	if err != nil {
+		return err
+	}
+	if h.version != protocolVersion {
+		return fmt.Errorf("rsync: sender speaks protocol version %d, this receiver %d", h.version, protocolVersion)
+	}
+	if h.mode == modeBlob {
+		return receiveBlob(ctx, c, h)
+	}
+	return receiveTree(ctx, c, h)
+}
+
+// syncToken tells this process's temp files of running syncs from stale ones.
+var liveTokens sync.Map // token string → struct{}
+
+func newToken() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// tempName is the name of a temp file for base: its prefix is reserved (checkPath refuses
+// it), and it carries the pid and token of the sync that writes it.
+func tempName(token, base string) string {
+	if len(base) > 180 {
+		base = base[:180]
+	}
+	var b [4]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%s%d.%s.%s.%s", tempPrefix, os.Getpid(), token, hex.EncodeToString(b[:]), base)
+}
+
+// staleTemp reports whether name is a temp file that no running sync will finish: its
+// process is gone, or it is this process and its sync is over.
+func staleTemp(name string) bool {
+	rest, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
+		return false
+	}
+	f := strings.SplitN(rest, ".", 3)
+	if len(f) < 3 {
+		return true
+	}
+	pid, err := strconv.Atoi(f[0])
+	if err != nil || pid <= 0 {
+		return true
+	}
+	if pid == os.Getpid() {
+		_, live := liveTokens.Load(f[1])
+		return !live
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// placeID names a directory on this machine: the boot id (unique per boot of a kernel)
+// with the directory's device and inode. "" when there is no boot id.
+func placeID(root *os.Root) string {
+	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil || len(boot) == 0 {
+		return ""
+	}
+	fi, err := root.Stat(".")
+	if err != nil {
+		return ""
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ""
+	}
+	id := fmt.Sprintf("boot=%s dev=%d ino=%d", strings.TrimSpace(string(boot)), st.Dev, st.Ino)
+	if len(id) > maxIdentity {
+		return ""
+	}
+	return id
+}
+
+// openDest makes dir (relative: to the working directory) and opens it as a root.
+func openDest(dir string) (*os.Root, error) {
+	if dir == "" {
+		return nil, errors.New("rsync: empty destination")
+	}
+	if strings.IndexByte(dir, 0) >= 0 {
+		return nil, errors.New("rsync: NUL in destination")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	return os.OpenRoot(dir)
+}
+
+// dirState is a directory of the manifest that the walk is in.
+type dirState struct {
+	path     string              // "" for the destination itself
+	root     *os.Root            // the directory, opened
+	children map[string]struct{} // names the manifest has in it
+}
+
+// pending is a file the receiver asked for.
+type pending struct {
+	path   string
+	mode   uint32
+	mtime  int64
+	basis  bool       // ask with the signature of the old file
+	sig    *signature // what was sent (nil: whole file); guarded by treeReceiver.mu
+	redone bool
+}
+
+type treeReceiver struct {
+	c      *conn
+	root   *os.Root
+	filter *Filter
+	delete bool
+	fsync  bool
+	token  string
+
+	// manifest walk
+	prev    string
+	count   uint64
+	stack   []*dirState
+	dirMode []dirFix // directories whose mode is set at the end
+
+	mu      sync.Mutex
+	pending map[uint64]*pending
+	queue   *needQueue
+
+	// data
+	outstanding int
+	cur         *fileWriter
+	dirs        dirCache
+	copyBuf     []byte
+
+	res result
+}
+
+type dirFix struct {
+	path string
+	mode uint32
+}
+
+func receiveTree(ctx context.Context, c *conn, h *hello) error {
+	root, err := openDest(h.dest)
+	if err != nil {
+		return fmt.Errorf("rsync: destination %s: %w", h.dest, err)
+	}
+	defer root.Close()
+	filter, err := NewFilter(h.exclude)
+	if err != nil {
+		return err
+	}
+	if err := c.sendRaw(ctx, encodeReply(&reply{version: protocolVersion, codecs: codecsAll, identity: placeID(root)})); err != nil {
+		return err
+	}
+	r := &treeReceiver{c: c, root: root, filter: filter, delete: h.flags&helloDelete != 0,
+		fsync: h.flags&helloFsync != 0, token: newToken(), pending: map[uint64]*pending{}}
+	liveTokens.Store(r.token, struct{}{})
+	defer liveTokens.Delete(r.token)
+	r.dirs.root = root
+	defer r.dirs.closeAll()
+	r.stack = []*dirState{{path: "", root: root, children: map[string]struct{}{}}}
+	r.queue = newNeedQueue()
+	sigDone := make(chan error, 1)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { sigDone <- r.sendNeeds(ctx) }()
+	err = r.run(ctx)
+	if r.cur != nil {
+		r.cur.abort()
+		r.cur = nil
+	}
+	for _, d := range r.stack {
+		if d.path != "" {
+			d.root.Close()
+		}
+	}
+	r.queue.close()
+	if err != nil {
+		cancel()
+		<-sigDone
+		return err
+	}
+	if err := <-sigDone; err != nil {
+		return err
+	}
+	// Directory modes last, deepest first: a read-only directory is written into first.
+	for i := len(r.dirMode) - 1; i >= 0; i-- {
+		f := r.dirMode[i]
+		if err := r.root.Chmod(f.path, fileMode(f.mode)); err != nil {
+			return err
+		}
+	}
+	return c.sendRaw(ctx, encodeResult(&r.res))
+}
+
+func (r *treeReceiver) run(ctx context.Context) error {
+	manifestDone := false
+	for !manifestDone || r.outstanding > 0 {
+		typ, body, err := r.c.recv(ctx)
+		if err != nil {
+			if isEOF(err) {
+				if r.count == 0 && !manifestDone {
+					return nil // the sender stood down: another destination is this one
+				}
+				return errors.New("rsync: sender closed the channel before the end of the sync")
+			}
+			return err
+		}
+		switch {
+		case typ == msgManifest && !manifestDone:
+			rb := &rbuf{b: body}
+			for !rb.empty() {
+				e := decodeEntry(rb, r.prev)
+				if rb.err != nil {
+					break
+				}
+				if err := r.entry(&e); err != nil {
+					return err
+				}
+			}
+			if rb.err != nil {
+				return rb.err
+			}
+		case typ == msgManifestEnd && !manifestDone:
+			rb := &rbuf{b: body}
+			if n := rb.uvarint(); rb.err != nil || n != r.count || len(rb.b) != 0 {
+				return protoErrf("manifest end: sender counts %d entries, receiver got %d", n, r.count)
+			}
+			for len(r.stack) > 0 {
+				if err := r.popDir(); err != nil {
+					return err
+				}
+			}
+			manifestDone = true
+		case typ == msgData && manifestDone:
+			if err := decodeRecords(body, func(rec *record) error { return r.record(rec) }); err != nil {
+				return err
+			}
+		default:
+			return protoErrf("unexpected message type %#x (manifest done: %v)", typ, manifestDone)
+		}
+	}
+	if r.cur != nil {
+		return protoErrf("file %s not finished", r.cur.p.path)
+	}
+	return nil
+}
+
+// entry handles one manifest entry.
+func (r *treeReceiver) entry(e *entry) error {
+	if err := checkPath(e.path); err != nil {
+		return err
+	}
+	if r.count > 0 && comparePaths(r.prev, e.path) >= 0 {
+		return &PathError{Path: e.path, Reason: fmt.Sprintf("out of order (after %q)", r.prev)}
+	}
+	if r.count >= maxEntries {
+		return protoErrf("more than %d entries", maxEntries)
+	}
+	index := r.count
+	r.prev = e.path
+	r.count++
+	parent, base := parentOf(e.path), baseOf(e.path)
+	for {
+		top := r.stack[len(r.stack)-1]
+		if top.path == parent {
+			break
+		}
+		if isUnder(parent, top.path) {
+			// The parent is below the directory we are in but is not a directory of the
+			// manifest: it may be a file or a symlink (made by this very sync, even).
+			return &PathError{Path: e.path, Reason: "parent is not a directory of the manifest"}
+		}
+		// Done with top: the manifest's order brings nothing more below it.
+		if err := r.popDir(); err != nil {
+			return err
+		}
+	}
+	top := r.stack[len(r.stack)-1]
+	top.children[base] = struct{}{}
+	fi, err := top.root.Lstat(base)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	exists := err == nil
+	switch e.kind {
+	case entDir:
+		if exists && !fi.IsDir() {
+			if err := top.root.Remove(base); err != nil {
+				return err
+			}
+			r.res.deleted++
+			exists = false
+		}
+		if !exists {
+			if err := top.root.Mkdir(base, 0o700); err != nil {
+				return err
+			}
+			r.dirMode = append(r.dirMode, dirFix{e.path, e.mode})
+		} else if cur := unixMode(fi.Mode()); cur != e.mode {
+			if cur&0o700 != 0o700 {
+				if err := top.root.Chmod(base, fileMode(cur|0o700)); err != nil {
+					return err
+				}
+			}
+			r.dirMode = append(r.dirMode, dirFix{e.path, e.mode})
+		}
+		sub, err := top.root.OpenRoot(base)
+		if err != nil {
+			return err
+		}
+		r.stack = append(r.stack, &dirState{path: e.path, root: sub, children: map[string]struct{}{}})
+		if len(r.stack) > maxDepth+1 {
+			return &PathError{Path: e.path, Reason: "too deep"}
+		}
+	case entLink:
+		if err := checkLinkTarget(e.target); err != nil {
+			return &PathError{Path: e.path, Reason: err.(*PathError).Reason}
+		}
+		if exists && fi.Mode()&fs.ModeSymlink != 0 {
+			if t, err := top.root.Readlink(base); err == nil && t == e.target {
+				return nil
+			}
+		}
+		tmp := tempName(r.token, base)
+		if err := top.root.Symlink(e.target, tmp); err != nil {
+			return err
+		}
+		if err := r.replace(top.root, tmp, base, exists && fi.IsDir()); err != nil {
+			top.root.Remove(tmp)
+			return err
+		}
+	case entFile:
+		if exists && fi.Mode().IsRegular() && fi.Size() == e.size && sameMtime(fi.ModTime(), e.mtime) {
+			if unixMode(fi.Mode()) != e.mode {
+				if err := top.root.Chmod(base, fileMode(e.mode)); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		p := &pending{path: e.path, mode: e.mode, mtime: e.mtime,
+			basis: exists && fi.Mode().IsRegular() && fi.Size() > 0}
+		r.mu.Lock()
+		r.pending[index] = p
+		r.mu.Unlock()
+		r.outstanding++
+		r.queue.push(index)
+	default:
+		return protoErrf("entry %s: kind %#x", e.path, e.kind)
+	}
+	return nil
+}
+
+// isUnder reports whether p is below dir ("" is the root, above everything).
+func isUnder(p, dir string) bool {
+	return dir == "" || strings.HasPrefix(p, dir+"/")
+}
+
+// sameMtime compares a file's mtime with the manifest's, allowing for file systems
+// that keep whole seconds only.
+func sameMtime(t time.Time, ns int64) bool {
+	if t.UnixNano() == ns {
+		return true
+	}
+	return t.Nanosecond() == 0 && t.Unix() == time.Unix(0, ns).Unix()
+}
+
+// replace renames tmp over name in dir, removing a directory in the way first.
+func (r *treeReceiver) replace(dir *os.Root, tmp, name string, isDir bool) error {
+	if isDir {
+		if err := dir.RemoveAll(name); err != nil {
+			return err
+		}
+		r.res.deleted++
+	}
+	return dir.Rename(tmp, name)
+}
+
+// popDir leaves the directory on top of the stack: it deletes what the manifest does not
+// have there (with Delete; never excluded entries) and the stale temp files.
+func (r *treeReceiver) popDir() error {
+	d := r.stack[len(r.stack)-1]
+	r.stack = r.stack[:len(r.stack)-1]
+	if d.path != "" {
+		defer d.root.Close()
+	}
+	f, err := d.root.Open(".")
+	if err != nil {
+		return err
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	for _, de := range ents {
+		name := de.Name()
+		if _, ok := d.children[name]; ok {
+			continue
+		}
+		if strings.HasPrefix(name, tempPrefix) {
+			if staleTemp(name) {
+				d.root.Remove(name)
+			}
+			continue
+		}
+		if !r.delete {
+			continue
+		}
+		rel := name
+		if d.path != "" {
+			rel = d.path + "/" + name
+		}
+		if r.filter.Match(rel, de.IsDir()) {
+			continue
+		}
+		if de.IsDir() {
+			if err := r.deleteTree(d.root, name, rel); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		r.res.deleted++
+	}
+	return nil
+}
+
+// deleteTree deletes the directory name of dir (rel in the tree) and everything in it
+// but the excluded entries; a directory that keeps some stays.
+func (r *treeReceiver) deleteTree(dir *os.Root, name, rel string) error {
+	sub, err := dir.OpenRoot(name)
+	if err != nil {
+		return err
+	}
+	f, err := sub.Open(".")
+	if err != nil {
+		sub.Close()
+		return err
+	}
+	ents, err := f.ReadDir(-1)
+	f.Close()
+	if err != nil {
+		sub.Close()
+		return err
+	}
+	for _, de := range ents {
+		crel := rel + "/" + de.Name()
+		if r.filter.Match(crel, de.IsDir()) {
+			continue
+		}
+		if de.IsDir() {
+			if err := r.deleteTree(sub, de.Name(), crel); err != nil {
+				sub.Close()
+				return err
+			}
+			continue
+		}
+		if err := sub.Remove(de.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			sub.Close()
+			return err
+		}
+		r.res.deleted++
+	}
+	sub.Close()
+	if err := dir.Remove(name); err == nil {
+		r.res.deleted++
+	} else if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// sendNeeds sends what the manifest walk found needed, with the signatures of the old
+// copies, batching needs while more are queued.
+func (r *treeReceiver) sendNeeds(ctx context.Context) error {
+	msg := newMsg(msgNeed, bodyGoal)
+	for {
+		index, ok := r.queue.pop(ctx)
+		if !ok {
+			return ctx.Err()
+		}
+		if index == queueClosed {
+			return nil
+		}
+		r.mu.Lock()
+		p := r.pending[index]
+		r.mu.Unlock()
+		var sig *signature
+		if p != nil && p.basis {
+			sig = r.signatureOf(p.path)
+		}
+		r.mu.Lock()
+		if p != nil {
+			p.sig = sig
+		}
+		r.mu.Unlock()
+		encodeNeed(&msg, index, sig)
+		if len(msg) >= bodyGoal || r.queue.len() == 0 {
+			if err := r.c.sendRaw(ctx, msg); err != nil {
+				return err
+			}
+			msg = msg[:2]
+		}
+	}
+}
+
+// signatureOf returns the signature of the old file at path, or nil if it cannot be read
+// (the file is then sent whole).
+func (r *treeReceiver) signatureOf(path string) *signature {
+	f, err := r.root.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() {
+		return nil
+	}
+	sig, err := makeSignature(bufio.NewReaderSize(f, 64<<10), fi.Size())
+	if err != nil {
+		return nil
+	}
+	return sig
+}
+
+// record applies one data record.
+func (r *treeReceiver) record(rec *record) error {
+	switch rec.tag {
+	case recFile, recSkip:
+		if r.cur != nil {
+			return protoErrf("file %s not finished before the next", r.cur.p.path)
+		}
+		r.mu.Lock()
+		p := r.pending[rec.index]
+		if p != nil {
+			delete(r.pending, rec.index)
+		}
+		sig := (*signature)(nil)
+		if p != nil {
+			sig = p.sig
+		}
+		r.mu.Unlock()
+		if p == nil {
+			return protoErrf("data for entry %d, which was not asked for", rec.index)
+		}
+		if rec.tag == recSkip {
+			r.outstanding--
+			return nil
+		}
+		dir, err := r.dirs.get(parentOf(p.path))
+		if err != nil {
+			return err
+		}
+		w, err := newFileWriter(dir, r.token, baseOf(p.path), baseOf(p.path), sig, &r.copyBuf)
+		if err != nil {
+			return err
+		}
+		w.p, w.index = p, rec.index
+		r.cur = w
+		return nil
+	case recLit, recCopy:
+		if r.cur == nil {
+			return protoErrf("data record outside a file")
+		}
+		if rec.tag == recLit {
+			return r.cur.literal(rec.data)
+		}
+		return r.cur.copyBlocks(rec.first, rec.count)
+	case recEnd:
+		w := r.cur
+		if w == nil {
+			return protoErrf("end record outside a file")
+		}
+		r.cur = nil
+		ok, err := w.finish(rec.data, r.fsync)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			// A delta that does not check out (the old file changed under us, or a false
+			// match): ask for the whole file, once.
+			if w.sig == nil || w.p.redone {
+				return fmt.Errorf("rsync: %s: SHA-256 of the received file does not match the sender's", w.p.path)
+			}
+			w.p.redone, w.p.basis, w.p.sig = true, false, nil
+			r.mu.Lock()
+			r.pending[w.index] = w.p
+			r.mu.Unlock()
+			r.res.redone++
+			r.queue.push(w.index)
+			return nil
+		}
+		if err := w.commit(r); err != nil {
+			return err
+		}
+		r.res.written++
+		r.outstanding--
+		return nil
+	}
+	return protoErrf("unknown record %#x", rec.tag)
+}
+
+// fileWriter writes one incoming file to a temp file next to its final place.
+type fileWriter struct {
+	dir     *os.Root
+	tmp     string
+	name    string
+	f       *os.File
+	bw      *bufio.Writer
+	h       hash.Hash
+	basis   *os.File
+	sig     *signature
+	copyBuf *[]byte
+	p       *pending
+	index   uint64
+}
+
+// newFileWriter starts the file name in dir; with sig, the file basisName of dir is the
+// basis that block copies read from.
+func newFileWriter(dir *os.Root, token, name, basisName string, sig *signature, copyBuf *[]byte) (*fileWriter, error) {
+	w := &fileWriter{dir: dir, name: name, sig: sig, h: sha256.New(), copyBuf: copyBuf}
+	if sig != nil {
+		b, err := dir.OpenFile(basisName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		if err != nil {
+			return nil, fmt.Errorf("rsync: basis of %s: %w", name, err)
+		}
+		w.basis = b
+	}
+	w.tmp = tempName(token, name)
+	f, err := dir.OpenFile(w.tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if w.basis != nil {
+			w.basis.Close()
+		}
+		return nil, err
+	}
+	w.f = f
+	w.bw = bufio.NewWriterSize(f, 256<<10)
+	return w, nil
+}
+
+func (w *fileWriter) literal(p []byte) error {
+	w.h.Write(p)
+	_, err := w.bw.Write(p)
+	return err
+}
+
+func (w *fileWriter) copyBlocks(first, count uint64) error {
+	if w.sig == nil {
+		return protoErrf("block copy for a file sent whole")
+	}
+	if first+count > uint64(w.sig.blocks()) {
+		return protoErrf("blocks %d+%d of a basis of %d", first, count, w.sig.blocks())
+	}
+	off := int64(first) * int64(w.sig.blockSize)
+	n := min(int64(count)*int64(w.sig.blockSize), w.sig.size-off)
+	if cap(*w.copyBuf) == 0 {
+		*w.copyBuf = make([]byte, 256<<10)
+	}
+	buf := (*w.copyBuf)[:cap(*w.copyBuf)]
+	for n > 0 {
+		m := int(min(int64(len(buf)), n))
+		k, err := w.basis.ReadAt(buf[:m], off)
+		if k < m {
+			if err == nil || err == io.EOF {
+				err = errBasisChanged
+			}
+			return err
+		}
+		w.h.Write(buf[:m])
+		if _, err := w.bw.Write(buf[:m]); err != nil {
+			return err
+		}
+		off += int64(m)
+		n -= int64(m)
+	}
+	return nil
+}
+
+// finish completes the temp file and reports whether its SHA-256 is sum. On a mismatch
+// (or an error) the temp file is gone.
+func (w *fileWriter) finish(sum []byte, fsync bool) (bool, error) {
+	if w.basis != nil {
+		w.basis.Close()
+		w.basis = nil
+	}
+	err := w.bw.Flush()
+	if err == nil && string(w.h.Sum(nil)) != string(sum) {
+		w.abort()
+		return false, nil
+	}
+	if err == nil {
+		err = w.f.Chmod(fileMode(w.p.mode))
+	}
+	if err == nil && fsync {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	w.f = nil
+	if err != nil {
+		w.dir.Remove(w.tmp)
+		return false, err
+	}
+	return true, nil
+}
+
+// commit sets the mtime and renames the temp file into place.
+func (w *fileWriter) commit(r *treeReceiver) error {
+	mt := time.Unix(0, w.p.mtime)
+	err := w.dir.Chtimes(w.tmp, time.Time{}, mt)
+	if err == nil {
+		var isDir bool
+		if fi, lerr := w.dir.Lstat(w.name); lerr == nil && fi.IsDir() {
+			isDir = true
+		}
+		err = r.replace(w.dir, w.tmp, w.name, isDir)
+	}
+	if err != nil {
+		w.dir.Remove(w.tmp)
+	}
+	return err
+}
+
+// abort removes the temp file.
+func (w *fileWriter) abort() {
+	if w.basis != nil {
+		w.basis.Close()
+		w.basis = nil
+	}
+	if w.f != nil {
+		w.f.Close()
+		w.f = nil
+	}
+	w.dir.Remove(w.tmp)
+}
+
+// dirCache keeps directories of the destination open for the data phase, where files
+// come in manifest order.
+type dirCache struct {
+	root *os.Root
+	m    map[string]*os.Root
+}
+
+func (d *dirCache) get(path string) (*os.Root, error) {
+	if path == "" {
+		return d.root, nil
+	}
+	if r, ok := d.m[path]; ok {
+		return r, nil
+	}
+	if len(d.m) >= 64 {
+		d.closeAll()
+	}
+	r, err := d.root.OpenRoot(path)
+	if err != nil {
+		return nil, err
+	}
+	if d.m == nil {
+		d.m = map[string]*os.Root{}
+	}
+	d.m[path] = r
+	return r, nil
+}
+
+func (d *dirCache) closeAll() {
+	for _, r := range d.m {
+		r.Close()
+	}
+	d.m = nil
+}
+
+// needQueue is an unbounded queue of manifest indices from the manifest walk to the
+// goroutine that sends needs: the walk must never wait on the network, or the sender,
+// waiting for the walk to read its data, and the walk would wait on each other.
+type needQueue struct {
+	mu     sync.Mutex
+	q      []uint64
+	closed bool
+	sig    chan struct{}
+}
+
+const queueClosed = ^uint64(0)
+
+func newNeedQueue() *needQueue { return &needQueue{sig: make(chan struct{}, 1)} }
+
+func (q *needQueue) push(i uint64) {
+	q.mu.Lock()
+	q.q = append(q.q, i)
+	q.mu.Unlock()
+	select {
+	case q.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (q *needQueue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	select {
+	case q.sig <- struct{}{}:
+	default:
+	}
+}
+
+func (q *needQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q)
+}
+
+// pop returns the next index, queueClosed once closed and drained, or false when ctx ends.
+func (q *needQueue) pop(ctx context.Context) (uint64, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.q) > 0 {
+			i := q.q[0]
+			q.q = q.q[1:]
+			q.mu.Unlock()
+			return i, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return queueClosed, true
+		}
+		select {
+		case <-q.sig:
+		case <-ctx.Done():
+			return 0, false
+		}
+	}
+}
