@@ -77,7 +77,7 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.SetInterspersed(true)
 
-	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr))
+	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr), newRsyncCommand(stdout))
 	return cmd
 }
 

@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/rsync"
 	"github.com/godist/godist/worker"
 )
 
@@ -26,6 +27,7 @@ func newWorkerCommand() *cobra.Command {
 			}
 			reg := gateway.NewRegistry()
 			worker.Register(reg)
+			reg.Register(rsync.ReceiverFunc, rsync.Receiver)
 			err := gateway.Serve(cmd.Context(), gateway.Stdio(), reg)
 			if err != nil && gateway.IsEndOfStream(err) {
 				return nil
