@@ -145,7 +145,7 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 	}
 	if spec.HasNice {
 		// Children inherit it: the worker's test processes run at the same niceness.
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, l.pid, spec.Nice); err != nil {
+		if err := Renice(l.pid, spec.Nice); err != nil {
 			l.kill()
 			return nil, fmt.Errorf("nice=%d: %w", spec.Nice, err)
 		}
@@ -382,9 +382,12 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 }
 
 type pipeRWC struct {
-	r io.ReadCloser
-	w io.WriteCloser
+	r *os.File
+	w *os.File
 }
+
+// SetReadDeadline lets the channel session's receivers read the pipe themselves.
+func (p *pipeRWC) SetReadDeadline(t time.Time) error { return p.r.SetReadDeadline(t) }
 
 func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
 func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }

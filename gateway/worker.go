@@ -7,7 +7,10 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
+	"syscall"
+	"time"
 
 	"github.com/godist/godist/channel"
 )
@@ -85,8 +88,14 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, reg *Registry) error {
 // stdio joins the process's standard input and output into the worker's stream.
 type stdio struct{}
 
-func (stdio) Read(p []byte) (int, error)  { return os.Stdin.Read(p) }
-func (stdio) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+func (stdio) Read(p []byte) (int, error) { return os.Stdin.Read(p) }
+
+// stdioDeadline is stdio when stdin is a pipe the poller handles (as the master's pipes
+// are): then the session's receivers may read it themselves.
+type stdioDeadline struct{ stdio }
+
+func (stdioDeadline) SetReadDeadline(t time.Time) error { return os.Stdin.SetReadDeadline(t) }
+func (stdio) Write(p []byte) (int, error)               { return os.Stdout.Write(p) }
 func (stdio) Close() error {
 	err1 := os.Stdin.Close()
 	err2 := os.Stdout.Close()
@@ -98,11 +107,44 @@ func (stdio) Close() error {
 
 // Stdio is the worker's stream when a gateway started it with pipes: os.Stdin and os.Stdout.
 // Nothing else in a worker process may write to os.Stdout.
-func Stdio() io.ReadWriteCloser { return stdio{} }
+func Stdio() io.ReadWriteCloser {
+	if os.Stdin.SetReadDeadline(time.Time{}) == nil {
+		return stdioDeadline{}
+	}
+	return stdio{}
+}
 
 // IsEndOfStream reports whether err from Serve means only that the master went away: the
 // normal end of a worker.
 func IsEndOfStream(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, os.ErrClosed) ||
 		errors.Is(err, channel.ErrSessionClosed) || errors.Is(err, channel.ErrPeerClosed) || errors.Is(err, context.Canceled)
+}
+
+// Renice sets the niceness of every thread of process pid. Linux keeps a niceness per
+// thread, and a new thread or child process inherits the one of the thread that made it,
+// so setting it on all threads at once sets it for everything the process starts later.
+func Renice(pid, nice int) error {
+	// Twice: a thread made while the first pass ran may have copied an old niceness.
+	if err := renice(pid, nice); err != nil {
+		return err
+	}
+	return renice(pid, nice)
+}
+
+func renice(pid, nice int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return syscall.Setpriority(syscall.PRIO_PROCESS, pid, nice)
+	}
+	for _, t := range tasks {
+		tid, err := strconv.Atoi(t.Name())
+		if err != nil {
+			continue
+		}
+		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+			return err
+		}
+	}
+	return nil
 }

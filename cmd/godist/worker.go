@@ -2,7 +2,7 @@ package main
 
 import (
 	"fmt"
-	"syscall"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -21,7 +21,7 @@ func newWorkerCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if cmd.Flags().Changed("nice") {
 				// Test processes inherit it.
-				if err := syscall.Setpriority(syscall.PRIO_PROCESS, 0, nice); err != nil {
+				if err := gateway.Renice(os.Getpid(), nice); err != nil {
 					return fmt.Errorf("worker: nice %d: %w", nice, err)
 				}
 			}
