@@ -38,6 +38,9 @@ func (c *Channel) SetCallback(fn func(msg RawMessage), end func(err error)) {
 	c.cb, c.cbEnd = fn, end
 	if c.waiting > 0 {
 		signal(c.recvSig) // blocked Receives return ErrCallbackSet
+		if c.inlineReaders > 0 {
+			s.interrupt()
+		}
 	}
 	if c.partialWire > 0 {
 		c.creditLocked(c.partialWire)

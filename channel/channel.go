@@ -314,13 +314,21 @@ func (c *Channel) takeCredit(ctx context.Context, lo, hi int) (int, error) {
 		c.creditWait = true
 		c.mu.Unlock()
 		select {
-		case <-c.creditSig:
-		case <-ctx.Done():
-			return 0, ctx.Err()
 		case <-c.closing:
 			return 0, ErrChannelClosed
 		case <-s.done:
 			return 0, s.err
+		default:
+		}
+		// Read the stream while waiting if nobody else does: the credit
+		// comes from there.
+		err := s.waitOrRead(ctx, c.creditSig, c.closing, func() bool {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.credit >= lo || c.localClosed
+		})
+		if err != nil {
+			return 0, err
 		}
 	}
 }
@@ -668,7 +676,11 @@ func (c *Channel) close(rerr *RemoteError) error {
 	}
 	c.localClosed = true
 	close(c.closing)
+	sending := c.creditWait
 	c.mu.Unlock()
+	if sending {
+		s.interrupt() // a Send waiting for credit may be reading the stream
+	}
 	// Wait for a Send in progress: it sees closing and returns promptly.
 	select {
 	case c.sendSem <- struct{}{}:

@@ -126,54 +126,91 @@ func (s *Session) canReadInline(ctx context.Context) bool {
 	return ctx.Done() == nil || s.deadline != nil
 }
 
-// readInlineToken runs readInline; the caller has taken the read token,
-// which is given back.
+// readInlineToken runs readInline for a Receive on c; the caller has
+// taken the read token, which is given back.
 func (c *Channel) readInlineToken(ctx context.Context) error {
+	s := c.s
 	c.mu.Lock()
 	c.inlineReaders++
 	c.mu.Unlock()
-	err := c.readInline(ctx)
-	c.s.lastRecv.Store(c.s.now())
+	err := s.readInline(ctx, s.deadline != nil, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.qHead < len(c.q) || c.peerClosed || c.cb != nil
+	})
+	s.lastRecv.Store(s.now())
 	c.mu.Lock()
 	c.inlineReaders--
 	c.mu.Unlock()
-	<-c.s.rtok
+	<-s.rtok
 	return err
 }
 
-// readInline reads frames, holding the read token, until c has a message
-// or has ended, ctx is done, or the session dies. It returns ctx.Err() if
-// interrupted, nil otherwise (a fatal error is recorded as the session's
-// cause).
-func (c *Channel) readInline(ctx context.Context) error {
-	s := c.s
-	var stop func() bool
+// waitOrRead blocks until sig or cancel fires, ctx is done or the session
+// dies; if nobody is reading the stream meanwhile, it reads frames itself
+// until ready() holds (whoever makes ready() true without a frame arriving
+// must call s.interrupt). Spurious returns are possible: callers re-check.
+func (s *Session) waitOrRead(ctx context.Context, sig, cancel <-chan struct{}, ready func() bool) error {
+	if !s.canReadInline(ctx) || (cancel != nil && s.deadline == nil) {
+		select {
+		case <-sig:
+		case <-cancel:
+		case <-s.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return nil
+	}
+	select {
+	case <-sig:
+	case <-cancel:
+	case s.rtok <- struct{}{}:
+		err := s.readInline(ctx, cancel != nil, ready)
+		<-s.rtok
+		return err
+	case <-s.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// readInline reads frames, holding the read token, until ready() holds,
+// ctx is done, or the session dies. It returns ctx.Err() if interrupted,
+// nil otherwise (a fatal error is recorded as the session's cause).
+func (s *Session) readInline(ctx context.Context, cancelable bool, ready func() bool) error {
+	// Waits for a frame must be interruptible if ctx can be done or
+	// someone may make ready() true (see interrupt).
+	interruptible := cancelable && s.deadline != nil
 	if ctx.Done() != nil {
-		stop = context.AfterFunc(ctx, s.interrupt)
+		stop := context.AfterFunc(ctx, s.interrupt)
 		defer stop()
+		interruptible = true
 	}
 	for {
 		if s.isDone() {
 			return nil
 		}
-		c.mu.Lock()
-		ready := c.qHead < len(c.q) || c.peerClosed || c.cb != nil
-		c.mu.Unlock()
-		// Once c is served, go on through the frames already buffered
-		// (no system call), so that a stream of messages is queued in
-		// one go instead of one token round per message.
-		if ready && s.br.Buffered() < frameHeaderLen {
+		ok := ready()
+		// Once served, go on through the frames already buffered (no
+		// system call), so that a stream of messages is queued in one
+		// go instead of one token round per message.
+		if ok && s.br.Buffered() < frameHeaderLen {
 			return nil
 		}
-		if ready {
+		if ok {
 			hb, _ := s.br.Peek(frameHeaderLen)
 			if int(parseHeader(hb).length) > s.br.Buffered()-frameHeaderLen {
 				return nil // the payload is not all here yet
 			}
 		}
-		if stop != nil && s.br.Buffered() < frameHeaderLen {
-			if err := s.waitFrame(ctx); err != nil {
+		if interruptible && s.br.Buffered() < frameHeaderLen {
+			again, err := s.waitFrame(ctx)
+			if err != nil {
 				return err
+			}
+			if again {
+				continue
 			}
 		}
 		if err := s.readFrame(); err != nil {
@@ -183,35 +220,54 @@ func (c *Channel) readInline(ctx context.Context) error {
 	}
 }
 
-// waitFrame waits until a frame header is buffered, interruptibly.
-func (s *Session) waitFrame(ctx context.Context) error {
+// waitFrame waits until a frame header is buffered, interruptibly. It
+// returns ctx.Err() if ctx is done, again if the wait was cut short for
+// no reason of ours, and otherwise lets readFrame report any stream error.
+func (s *Session) waitFrame(ctx context.Context) (again bool, err error) {
 	s.imu.Lock()
 	if ctx.Err() != nil {
 		s.imu.Unlock()
-		return ctx.Err()
+		return false, ctx.Err()
+	}
+	if s.interruptPending {
+		// interrupt was called while we were not waiting: the reason
+		// to stop may already hold.
+		s.interruptPending = false
+		s.imu.Unlock()
+		return true, nil
 	}
 	s.interruptible, s.interrupted = true, false
 	s.imu.Unlock()
-	_, err := s.br.Peek(frameHeaderLen)
+	_, err = s.br.Peek(frameHeaderLen)
 	s.imu.Lock()
 	s.interruptible = false
 	if s.interrupted {
 		s.deadline.SetReadDeadline(time.Time{})
 	}
 	s.imu.Unlock()
-	if err != nil && ctx.Err() != nil && errors.Is(err, os.ErrDeadlineExceeded) {
-		return ctx.Err()
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return true, nil
 	}
-	return nil // other errors resurface in readFrame
+	return false, nil
 }
 
 // interrupt cuts short waitFrame (called when a reading receiver's ctx is
 // done).
 func (s *Session) interrupt() {
+	if s.deadline == nil {
+		return
+	}
 	s.imu.Lock()
-	if s.interruptible && !s.interrupted {
-		s.interrupted = true
-		s.deadline.SetReadDeadline(time.Unix(1, 0))
+	if s.interruptible {
+		if !s.interrupted {
+			s.interrupted = true
+			s.deadline.SetReadDeadline(time.Unix(1, 0))
+		}
+	} else {
+		s.interruptPending = true
 	}
 	s.imu.Unlock()
 }

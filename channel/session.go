@@ -57,6 +57,7 @@ type Session struct {
 	acceptSig  chan struct{}
 	cbChans    map[*Channel]struct{}
 	cbClosed   bool // the callback goroutine has done its final pass
+	closing    bool // Close has started
 
 	cbmu  sync.Mutex
 	cbq   []*Channel
@@ -72,9 +73,10 @@ type Session struct {
 	epoch    time.Time
 	lastRecv atomic.Int64 // ns since epoch when a receiver last read or was served
 	deadline deadliner    // rwc's SetReadDeadline, or nil
-	imu      sync.Mutex   // guards interruptible, interrupted
+	imu      sync.Mutex   // guards interruptible, interrupted, interruptPending
 	interruptible,
-	interrupted bool
+	interrupted,
+	interruptPending bool
 }
 
 // NewSession runs the version/capability handshake over rwc and starts the
@@ -243,6 +245,9 @@ func (s *Session) fail(err error) {
 		s.mu.Unlock()
 		return
 	}
+	if s.closing {
+		err = ErrSessionClosed // a local Close is under way: that is the cause
+	}
 	s.err = err
 	close(s.done)
 	s.mu.Unlock()
@@ -277,6 +282,9 @@ func (s *Session) linger() {
 // callbacks. Close is idempotent; it returns the error of closing rwc.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closing = true
+		s.mu.Unlock()
 		if !s.isDone() {
 			var b [4]byte
 			s.w.appendFrame(frameGoAway, 0, 0, b[:])

@@ -3,6 +3,7 @@ package channel
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // The write side of a session is one goroutine (writeLoop) draining two
@@ -198,10 +199,26 @@ func (s *Session) sendSmall(c *Channel, head, body []byte) bool {
 	}
 	w.mu.Unlock()
 	if err != nil {
-		s.fail(&ConnError{Op: "write", Err: err})
-		s.closeRWC()
+		s.writeFailed(err)
 	}
 	return true
+}
+
+// writeErrGrace is how long a failed write waits for the reader to find
+// the peer's reason (a GOAWAY before it closed the stream) before the
+// write error becomes the session's cause.
+const writeErrGrace = 100 * time.Millisecond
+
+// writeFailed ends the session after a write error.
+func (s *Session) writeFailed(err error) {
+	t := time.NewTimer(writeErrGrace)
+	select {
+	case <-s.done:
+	case <-t.C:
+	}
+	t.Stop()
+	s.fail(&ConnError{Op: "write", Err: err})
+	s.closeRWC()
 }
 
 // push queues a chunk of c. It reports false if the writer is gone.
@@ -312,8 +329,7 @@ func (s *Session) writeLoop() {
 		}
 		w.mu.Unlock()
 		if err != nil {
-			s.fail(&ConnError{Op: "write", Err: err})
-			s.closeRWC()
+			s.writeFailed(err)
 			w.mu.Lock()
 			s.writerExitLocked()
 			w.mu.Unlock()
