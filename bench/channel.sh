@@ -21,6 +21,6 @@ else
 	echo "python3-execnet not installed: apt-get install -y python3-execnet"
 fi
 
-echo "== channel: go test -run='^\$' -bench=Process -benchtime=$benchtime -count=3 ./channel"
-go test -run='^$' -bench=Process -benchtime="$benchtime" -count=3 ./channel
+echo "== channel: go test -run='^\$' -bench='Process|RawPipe' -benchtime=$benchtime -count=3 ./channel"
+go test -run='^$' -bench='Process|RawPipe' -benchtime="$benchtime" -count=3 ./channel
 echo "== $(uptime | sed 's/.*load/load/')"

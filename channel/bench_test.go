@@ -2,6 +2,7 @@ package channel
 
 import (
 	"context"
+	"io"
 	"testing"
 )
 
@@ -103,4 +104,43 @@ func BenchmarkProcessBulk(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	run(b.N)
+}
+
+// The RawPipe benchmarks measure the same exchanges over the same kind of
+// pipes between the same two processes without this package: the floor
+// the Process benchmarks are measured against.
+
+func BenchmarkRawPipeRoundTrip(b *testing.B) {
+	rwc := startPeerProcess(b, "rawecho")
+	buf := make([]byte, 28) // the size of a benchMsg frame
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := rwc.Write(buf); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(rwc, buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	rwc.Close()
+}
+
+func BenchmarkRawPipeBulk(b *testing.B) {
+	rwc := startPeerProcess(b, "rawecho")
+	payload := make([]byte, 1<<20)
+	b.SetBytes(1 << 20)
+	b.ResetTimer()
+	go func() {
+		for i := 0; i < b.N; i++ {
+			if _, err := rwc.Write(payload); err != nil {
+				return
+			}
+		}
+	}()
+	if _, err := io.ReadFull(rwc, make([]byte, b.N)); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	rwc.Close()
 }

@@ -36,6 +36,9 @@ func stdioConn() (io.ReadWriteCloser, error) {
 // runPeer is the main of the child process: a server session on stdio
 // whose accepted channels behave according to their names.
 func runPeer(role string) int {
+	if role == "rawecho" {
+		return rawEcho()
+	}
 	if role != "serve" {
 		fmt.Fprintln(os.Stderr, "unknown peer role", role)
 		return 2
@@ -115,9 +118,49 @@ func servePeerChannel(ctx context.Context, ch *Channel) {
 	}
 }
 
+// rawEcho is the peer of the RawPipe benchmarks: it echoes the bytes it
+// reads, except that a read of more than 64 bytes is only counted and
+// acknowledged with one byte per MiB.
+func rawEcho() int {
+	rwc, err := stdioConn()
+	if err != nil {
+		return 1
+	}
+	buf := make([]byte, 1<<20)
+	got := 0
+	for {
+		n, err := rwc.Read(buf)
+		if err != nil {
+			return 0
+		}
+		if n <= 64 && got == 0 {
+			rwc.Write(buf[:n])
+			continue
+		}
+		for got += n; got >= 1<<20; got -= 1 << 20 {
+			rwc.Write(buf[:1])
+		}
+	}
+}
+
 // startPeer runs the test binary as a peer process and returns the client
 // session connected to it over two OS pipes.
 func startPeer(t testing.TB, cfg *Config) *Session {
+	t.Helper()
+	rwc := startPeerProcess(t, "serve")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := NewSession(ctx, rwc, true, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// startPeerProcess runs the test binary as a peer process in role and
+// returns the parent's ends of the two pipes to it.
+func startPeerProcess(t testing.TB, role string) io.ReadWriteCloser {
 	t.Helper()
 	pr, cw, err := os.Pipe() // parent reads what child writes
 	if err != nil {
@@ -132,23 +175,17 @@ func startPeer(t testing.TB, cfg *Config) *Session {
 		setPipeSize(pw, 1<<20)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), peerEnv+"=serve")
+	cmd.Env = append(os.Environ(), peerEnv+"="+role)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = cr, cw, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	cr.Close()
 	cw.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := NewSession(ctx, pipeRWC{pr, pw}, true, cfg)
-	if err != nil {
-		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatal(err)
-	}
+	rwc := pipeRWC{pr, pw}
 	t.Cleanup(func() {
-		s.Close()
+		// Runs after the session's cleanup (registered later): the
+		// peer exits once its session sees ours end.
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
@@ -156,10 +193,11 @@ func startPeer(t testing.TB, cfg *Config) *Session {
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
 			<-done
-			t.Errorf("peer process did not exit after Close")
+			t.Errorf("peer process did not exit")
 		}
+		rwc.Close()
 	})
-	return s
+	return rwc
 }
 
 func TestProcessEcho(t *testing.T) {
