@@ -78,7 +78,10 @@ type Summary struct {
 	// PackageErrors counts packages that failed outside any test (TestMain or init exited or
 	// panicked, a timeout hit between tests), build failures excluded.
 	PackageErrors int
-	Elapsed       time.Duration
+	// Flaky counts tests that failed and then passed on a re-run (--rerun-fails); their
+	// failed attempts are not in Failed.
+	Flaky   int
+	Elapsed time.Duration
 }
 
 // String is the summary line, without styling or newline:
@@ -92,6 +95,9 @@ func (s Summary) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d passed, %d failed, %d skipped in %s",
 		s.Passed, s.Failed, s.Skipped, formatSeconds(s.Elapsed, 2))
+	if s.Flaky > 0 {
+		fmt.Fprintf(&b, ", %d flaky", s.Flaky)
+	}
 	if s.NotRun > 0 {
 		fmt.Fprintf(&b, ", %d not run", s.NotRun)
 	}
@@ -176,7 +182,7 @@ func New(opts Options) (*Reporter, error) {
 		out:     &errWriter{w: opts.Out},
 		sty:     newStyles(opts.Out, opts.Color),
 		start:   opts.Now(),
-		tally:   newTally(),
+		tally:   newTallyFor(opts.Each),
 		workers: make(map[string]string),
 	}
 	if opts.Format != "" {
@@ -399,6 +405,13 @@ func (r *Reporter) writeSections() bool {
 			}
 			io.WriteString(r.out, r.sty.fail.render("=== FAIL:")+" "+fe.title+workerSuffix(fe.worker)+"\n")
 			writeBlock(r.out, fe.lines)
+		}
+	}
+
+	if len(t.flaky) > 0 {
+		section("Flaky")
+		for _, f := range t.flaky {
+			io.WriteString(r.out, r.sty.skip.render("=== FLAKY:")+" "+f.pkg+" "+f.name+" failed on "+strings.Join(f.failedOn, ", ")+", passed on "+f.worker+"\n")
 		}
 	}
 

@@ -428,3 +428,38 @@ func TestWriteErrorKept(t *testing.T) {
 		t.Errorf("%d writes after the first failed", w.n-1)
 	}
 }
+
+// A test that fails and then passes on a re-run is flaky, not failed.
+func TestFlakyAfterRerun(t *testing.T) {
+	var buf bytes.Buffer
+	r := newReporter(t, Options{Out: &buf, Workers: 2})
+	r.SetTotal(2)
+	for _, e := range []gotest.Event{
+		{Action: "run", Package: "p", Test: "TestF", Worker: "gw0"},
+		{Action: "run", Package: "p", Test: "TestF/sub", Worker: "gw0"},
+		{Action: "fail", Package: "p", Test: "TestF/sub", Worker: "gw0"},
+		{Action: "fail", Package: "p", Test: "TestF", Worker: "gw0"},
+		{Action: "run", Package: "p", Test: "TestG", Worker: "gw0"},
+		{Action: "fail", Package: "p", Test: "TestG", Worker: "gw0"},
+		{Action: "run", Package: "p", Test: "TestF", Worker: "gw1"},
+		{Action: "run", Package: "p", Test: "TestF/sub", Worker: "gw1"},
+		{Action: "pass", Package: "p", Test: "TestF/sub", Worker: "gw1"},
+		{Action: "pass", Package: "p", Test: "TestF", Worker: "gw1"},
+		{Action: "run", Package: "p", Test: "TestG", Worker: "gw1"},
+		{Action: "fail", Package: "p", Test: "TestG", Worker: "gw1"},
+		{Action: "fail", Package: "p", Worker: "gw1"},
+	} {
+		r.Event(e)
+	}
+	s := r.Close(time.Second)
+	if s.Failed != 2 || s.Flaky != 1 || s.NotRun != 0 {
+		t.Fatalf("summary %+v: want TestG's 2 failed attempts, TestF flaky, nothing not run", s)
+	}
+	out := buf.String()
+	if !strings.Contains(out, "=== FLAKY: p TestF failed on gw0, passed on gw1") || strings.Contains(out, "=== FAIL: p TestF ") {
+		t.Errorf("flaky test not listed as flaky (or still as failed):\n%s", out)
+	}
+	if !strings.Contains(out, "1 flaky") {
+		t.Errorf("summary line without the flaky count:\n%s", out)
+	}
+}

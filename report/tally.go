@@ -23,6 +23,23 @@ type tally struct {
 
 	pkgs   map[string]*pkgState
 	builds map[string]*buildState // by ImportPath, "pkg [pkg.test]"
+
+	// Attempts of one test (--rerun-fails): keyed by package and test, and by worker in
+	// each mode. A test that fails and then passes is flaky: its failed attempts leave the
+	// failure counts and the failures section for the flaky list.
+	each     bool
+	attempts map[string]*attempts
+	flaky    []flakyTest
+}
+
+type attempts struct {
+	failed []*rootRun // failed attempts not yet redeemed by a pass
+}
+
+// flakyTest is a test that failed, then passed on a later attempt.
+type flakyTest struct {
+	pkg, name, worker string // worker of the passing attempt
+	failedOn          []string
 }
 
 type rootKey struct{ pkg, name, worker string }
@@ -36,6 +53,7 @@ type rootRun struct {
 	subResult         map[string]string // subtest name -> action
 	subFailed         bool
 	started           bool // a run event was seen; only started tests can be unfinished
+	failures          int  // failures (its own and its subtests') counted in tally.failed
 }
 
 type outLine struct{ test, text string }
@@ -64,12 +82,19 @@ type buildState struct {
 	failed     bool
 }
 
+func newTallyFor(each bool) *tally {
+	t := newTally()
+	t.each = each
+	return t
+}
+
 func newTally() *tally {
 	return &tally{
 		running:  make(map[rootKey]*rootRun),
 		failedBy: make(map[rootKey]*rootRun),
 		pkgs:     make(map[string]*pkgState),
 		builds:   make(map[string]*buildState),
+		attempts: make(map[string]*attempts),
 	}
 }
 
@@ -179,6 +204,9 @@ func (t *tally) testResult(pkg, test, worker, action string, elapsed float64) {
 	}
 
 	r := t.root(pkg, test, worker)
+	if action == gotest.ActionFail {
+		r.failures++
+	}
 	if testjson.TestName(test).IsSubTest() {
 		if r.subResult == nil {
 			r.subResult = make(map[string]string)
@@ -189,14 +217,47 @@ func (t *tally) testResult(pkg, test, worker, action string, elapsed float64) {
 		}
 		return
 	}
-	t.doneTop++
 	delete(t.running, rootKey{pkg, test, worker})
-	if action == gotest.ActionFail {
+	ak := pkg + "\x00" + test
+	if t.each {
+		ak += "\x00" + worker
+	}
+	a := t.attempts[ak]
+	if a == nil {
+		a = &attempts{}
+		t.attempts[ak] = a
+		t.doneTop++ // a test counts once towards the plan, however often it runs
+	}
+	switch action {
+	case gotest.ActionFail:
 		r.elapsed = elapsed
 		t.failures = append(t.failures, r)
 		t.failedBy[rootKey{pkg, test, worker}] = r
+		a.failed = append(a.failed, r)
+	case gotest.ActionPass:
+		if len(a.failed) > 0 {
+			f := flakyTest{pkg: pkg, name: test, worker: worker}
+			for _, fr := range a.failed {
+				t.failed -= fr.failures
+				p.failedTests[fr.worker] -= fr.failures
+				f.failedOn = append(f.failedOn, fr.worker)
+				t.dropFailure(fr)
+			}
+			a.failed = nil
+			t.flaky = append(t.flaky, f)
+		}
 	}
 	// Passed and skipped roots are dropped with their output.
+}
+
+// dropFailure takes a failed run out of the failures section.
+func (t *tally) dropFailure(r *rootRun) {
+	for i, f := range t.failures {
+		if f == r {
+			t.failures = append(t.failures[:i], t.failures[i+1:]...)
+			return
+		}
+	}
 }
 
 // outputLines is the output worth showing for a failed or unfinished root: the framing
@@ -378,7 +439,7 @@ func (t *tally) failedBuilds() []*buildState {
 
 // summary counts the run; total is the planned top-level units (0 if unknown).
 func (t *tally) summary(total int, each bool) Summary {
-	s := Summary{Passed: t.passed, Failed: t.failed, Skipped: t.skipped}
+	s := Summary{Passed: t.passed, Failed: t.failed, Skipped: t.skipped, Flaky: len(t.flaky)}
 	pkgs := make(map[string]bool)    // package -> failed
 	errPkgs := make(map[string]bool) // packages failed outside a test
 	for name, p := range t.pkgs {

@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"fmt"
 	"runtime"
 	"strings"
 	"sync"
@@ -121,7 +122,7 @@ func TestStatusLineThrottled(t *testing.T) {
 		r.SetTotal(1000)
 		r.WorkerState("gw0", "busy")
 		for i := range 1000 {
-			r.Event(gotest.Event{Action: gotest.ActionPass, Package: "p", Test: "Test" + string(rune('A'+i%26)), Worker: "gw0"})
+			r.Event(gotest.Event{Action: gotest.ActionPass, Package: "p", Test: fmt.Sprintf("Test%04d", i), Worker: "gw0"})
 			time.Sleep(time.Millisecond) // 1000 events over one second
 		}
 		synctest.Wait()

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -92,17 +93,18 @@ func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform str
 			return false
 		}
 		r.workerState(gw.ID, "busy")
-		retry, lostErr := r.runBatch(ctx, gw, platform, b)
-		if lostErr != nil {
+		out := r.runBatch(ctx, gw, platform, b)
+		if lostErr := out.lost; lostErr != nil {
 			// The gateway is gone: the batch's unsettled tests go back to the others.
-			r.plan.Finish(gw.ID, b, retry)
+			r.plan.Finish(gw.ID, b, out.retry)
+			r.plan.Leave(gw.ID)
 			r.workerState(gw.ID, "lost")
 			if ctx.Err() == nil {
 				r.note(fmt.Sprintf("godist: gateway %s lost: %v", gw.ID, lostErr))
 			}
 			return true
 		}
-		r.plan.Finish(gw.ID, b, retry)
+		r.plan.Finish(gw.ID, b, out.retry, out.reruns...)
 		r.workerState(gw.ID, "ready")
 	}
 }
@@ -115,10 +117,15 @@ type testState struct {
 	order   int
 }
 
-// runBatch runs one batch in one test process and settles what it can. It returns the
-// top-level tests that must run again in a new process, and a non-nil error when the
-// gateway was lost (then the tests whose fate is unknown are in the retry list too).
-func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform string, b scheduler.Batch) ([]string, error) {
+// batchOutcome is what a batch leaves to do.
+type batchOutcome struct {
+	retry  []string          // top-level tests to run again in a new process (a crash, a lost gateway)
+	reruns []scheduler.Batch // failed tests to run again (--rerun-fails)
+	lost   error             // the gateway was lost
+}
+
+// runBatch runs one batch in one test process and settles what it can.
+func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform string, b scheduler.Batch) batchOutcome {
 	scope := ""
 	if r.cfg.Mode == scheduler.Each {
 		scope = gw.ID
@@ -129,7 +136,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		// This gateway's platform has no binary for the package (it failed to build there).
 		r.note(fmt.Sprintf("godist: %s: no %s test binary for %s", gw.ID, platform, b.Package))
 		r.settle(key, gw.ID, unitsOf(b), true, "")
-		return nil, nil
+		return batchOutcome{}
 	}
 	r.startPackage(key, gw.ID)
 
@@ -137,16 +144,12 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	order := 0
 	finalPhase := false
 	completed := false
-	var procFailed bool
 	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
 		e.Worker = gw.ID
 		if e.Test == "" {
 			// Package-level events: the run's own start and end are the runner's to write,
 			// once per package; each process's "PASS"/"FAIL" lines would repeat them.
 			if finalPhase || e.Action == gotest.ActionStart || gotest.IsTerminal(e.Action) {
-				if e.Action == gotest.ActionFail {
-					procFailed = true
-				}
 				return
 			}
 			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
@@ -172,9 +175,6 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			st.state = e.Action
 		case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
 			st.state = e.Action
-			if e.Action == gotest.ActionFail {
-				procFailed = true
-			}
 			if e.Elapsed != nil {
 				st.elapsed = time.Duration(*e.Elapsed * float64(time.Second))
 			}
@@ -194,9 +194,15 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		req.KillAfter = r.cfg.Timeout + time.Minute
 	}
 	start := time.Now()
-	exit, err := worker.Run(ctx, gw, req, func(p []byte) { conv.Write(p) })
+	exit, err := worker.Run(r.runCtx, gw, req, func(p []byte) { conv.Write(p) })
 	elapsed := time.Since(start)
 	r.addProcessTime(key, elapsed)
+	if err != nil && r.stopped() {
+		// --maxfail: the process was stopped; what it was running did not run to the end.
+		finalPhase = true
+		r.stopBatch(key, gw.ID, b, states)
+		return batchOutcome{}
+	}
 	if err != nil {
 		// Fate unknown: every unsettled test of the batch runs again elsewhere.
 		finalPhase = true
@@ -210,7 +216,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		if b.Whole {
 			r.settle(key, gw.ID, 1, true, fmt.Sprintf("godist: %s was lost while running this package: %v\n", gw.ID, err))
 		}
-		return retry, err
+		return batchOutcome{retry: retry, lost: err}
 	}
 	finalPhase = true
 	conv.Exited(exitError(exit), elapsed)
@@ -238,23 +244,19 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			Output: fmt.Sprintf("=== godist: test process %s on %s while %s was running\n", exit, gw.ID, name)})
 		r.emit(gotest.Event{Time: &now, Action: gotest.ActionFail, Package: b.Package, Test: name, Elapsed: &el, Worker: gw.ID})
 		states[name].state = gotest.ActionFail
-		procFailed = true
 	}
-	var retry []string
+	var out batchOutcome
 	// A process that ended without the testing package's final PASS or FAIL crashed; one
 	// that printed it chose not to run the rest (-failfast).
 	if !exit.Success() && !completed && progressed && !b.Whole {
 		for _, t := range b.Tests {
 			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
-				retry = append(retry, t)
+				out.retry = append(out.retry, t)
 			}
 		}
-		if len(retry) > 0 {
-			r.note(fmt.Sprintf("godist: %s: the test process of %s ended (%s); running %d test(s) again in a new process", gw.ID, b.Package, exit, len(retry)))
+		if len(out.retry) > 0 {
+			r.note(fmt.Sprintf("godist: %s: the test process of %s ended (%s); running %d test(s) again in a new process", gw.ID, b.Package, exit, len(out.retry)))
 		}
-	}
-	if !exit.Success() {
-		procFailed = true
 	}
 	// A test process's start-up cost: its time less its top-level tests' time.
 	if exit.Success() && len(b.Tests) > 0 {
@@ -266,17 +268,103 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		}
 		r.durations.RecordStartup(b.Package, max(elapsed-testTime, 0))
 	}
-	n := len(b.Tests) - len(retry)
-	if b.Whole {
-		n = 1
+	// Failed tests run again while --rerun-fails allows, each with just its failed subtests,
+	// on another worker where there is one; the others' failures are final.
+	finalFails, testFailed := 0, false
+	for _, t := range topLevelIn(states, gotest.ActionFail) {
+		testFailed = true
+		if b.Attempt < r.cfg.RerunFails && !r.stopped() {
+			out.reruns = append(out.reruns, scheduler.Batch{Package: b.Package, Tests: []string{t},
+				Run: rerunPattern(t, states), Attempt: b.Attempt + 1, Avoid: gw.ID})
+			continue
+		}
+		finalFails++
 	}
-	r.settle(key, gw.ID, n, procFailed, "")
-	if procFailed && r.cfg.Failfast {
+	if b.Attempt > 0 {
+		for _, t := range topLevelIn(states, gotest.ActionPass) {
+			r.note(fmt.Sprintf("godist: %s.%s passed on attempt %d (on %s): flaky", b.Package, t, b.Attempt+1, gw.ID))
+		}
+	}
+	if len(out.reruns) > 0 {
+		r.note(fmt.Sprintf("godist: %s: running %d failed test(s) of %s again (attempt %d of %d)", gw.ID, len(out.reruns), b.Package, b.Attempt+2, r.cfg.RerunFails+1))
+	}
+	// A process that failed with no test failing failed the package itself (TestMain, init).
+	failed := finalFails > 0 || (!exit.Success() && !testFailed)
+	r.settle(key, gw.ID, unitsOf(b)-len(out.retry)-len(out.reruns), failed, "")
+	if failed && r.cfg.Failfast {
 		if dropped := r.plan.Stop(gw.ID, b.Package); dropped > 0 {
 			r.settle(key, gw.ID, dropped, true, "")
 		}
 	}
-	return retry, nil
+	r.countFailures(finalFails)
+	return out
+}
+
+// topLevelIn lists, in start order, the top-level tests whose state is action.
+func topLevelIn(states map[string]*testState, action string) []string {
+	var names []string
+	for name, st := range states {
+		if st.state == action && !strings.Contains(name, "/") {
+			names = append(names, name)
+		}
+	}
+	sort.Slice(names, func(i, j int) bool { return states[names[i]].order < states[names[j]].order })
+	return names
+}
+
+// rerunPattern is the -test.run pattern that selects exactly the failed leaves of top-level
+// test t: each level quoted and anchored, so names with spaces or regexp characters are
+// addressed precisely.
+func rerunPattern(t string, states map[string]*testState) string {
+	var leaves []string
+	for name, st := range states {
+		if st.state != gotest.ActionFail || (name != t && !strings.HasPrefix(name, t+"/")) {
+			continue
+		}
+		leaf := true
+		for other, ost := range states {
+			if ost.state == gotest.ActionFail && strings.HasPrefix(other, name+"/") {
+				leaf = false
+				break
+			}
+		}
+		if leaf {
+			leaves = append(leaves, name)
+		}
+	}
+	sort.Strings(leaves)
+	alts := make([]string, len(leaves))
+	for i, name := range leaves {
+		levels := strings.Split(name, "/")
+		for j, l := range levels {
+			levels[j] = "^" + regexp.QuoteMeta(l) + "$"
+		}
+		alts[i] = strings.Join(levels, "/")
+	}
+	return strings.Join(alts, "|")
+}
+
+// stopBatch settles a batch whose process --maxfail stopped: the tests it was running end
+// as skipped, saying why; the failures it had are final.
+func (r *runner) stopBatch(key, worker string, b scheduler.Batch, states map[string]*testState) {
+	var running []string
+	for name, st := range states {
+		if st.state == gotest.ActionRun || st.state == gotest.ActionCont || st.state == gotest.ActionPause {
+			running = append(running, name)
+		}
+	}
+	sortByDepthThenOrder(running, states)
+	for _, name := range running {
+		now := time.Now()
+		el := time.Since(states[name].start).Seconds()
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: b.Package, Test: name, Worker: worker,
+			Output: "=== godist: stopped before the end (--maxfail reached)\n"})
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionSkip, Package: b.Package, Test: name, Elapsed: &el, Worker: worker})
+		states[name].state = gotest.ActionSkip
+	}
+	fails := len(topLevelIn(states, gotest.ActionFail))
+	r.settle(key, worker, unitsOf(b), fails > 0, "")
+	r.countFailures(fails)
 }
 
 func unitsOf(b scheduler.Batch) int {
@@ -332,6 +420,8 @@ func (r *runner) testArgs(b scheduler.Batch) []string {
 		if r.cfg.Run != "" {
 			args = append(args, "-test.run="+r.cfg.Run)
 		}
+	} else if b.Run != "" {
+		args = append(args, "-test.run="+b.Run)
 	} else {
 		args = append(args, "-test.run="+gotest.RunPattern(r.cfg.Run, b.Tests))
 	}
@@ -396,6 +486,9 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	}
 	ps.done = true
 	cover := ""
+	if r.stopped() && ps.pending > 0 {
+		ps.notRun = true
+	}
 	if r.coverRoot != "" {
 		// All of the package's processes are done; merging takes a moment, so not under
 		// the lock: nothing more of this package can arrive meanwhile.
@@ -406,10 +499,15 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	now := time.Now()
 	el := roundMillis(ps.procTime.Seconds())
 	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs", ps.path, el)
+	if ps.notRun && !ps.failed {
+		action, word, line = gotest.ActionSkip, "", fmt.Sprintf("?   \t%s\t[not run to the end]", ps.path)
+	}
 	if ps.failed {
 		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs", ps.path, el)
 	}
-	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: word, Worker: worker})
+	if word != "" {
+		r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: word, Worker: worker})
+	}
 	if cover != "" {
 		r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: cover + "\n", Worker: worker})
 		line += "\t" + cover
@@ -463,7 +561,7 @@ func (r *runner) settleLeftovers(ctx context.Context) {
 			keys = append(keys, k)
 		}
 	}
-	if len(keys) > 0 && ctx.Err() == nil {
+	if len(keys) > 0 && ctx.Err() == nil && !r.stopped() {
 		r.lost = true
 	}
 	r.emitMu.Unlock()
@@ -474,9 +572,13 @@ func (r *runner) settleLeftovers(ctx context.Context) {
 		n := ps.pending
 		r.emitMu.Unlock()
 		why := "no gateway was left to run them"
-		if ctx.Err() != nil {
+		failed := true
+		switch {
+		case r.stopped():
+			why, failed = fmt.Sprintf("stopped after %d failed test(s) (--maxfail)", r.cfg.MaxFail), false
+		case ctx.Err() != nil:
 			why = "the run was interrupted"
 		}
-		r.settle(k, ps.worker, n, true, fmt.Sprintf("godist: %d test(s) of this package did not run: %s\n", n, why))
+		r.settle(k, ps.worker, n, failed, fmt.Sprintf("godist: %d test(s) of this package did not run: %s\n", n, why))
 	}
 }

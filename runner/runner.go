@@ -72,8 +72,14 @@ type Config struct {
 	Run, Skip, Shuffle string
 	Count              int
 	Short, Failfast    bool
-	Timeout            time.Duration // 0: none; go test's default is 10m
-	TestArgs           []string      // after --
+	// MaxFail, if positive, stops the run once that many tests have failed for good: no new
+	// test starts anywhere and running test processes are stopped (-x is 1).
+	MaxFail int
+	// RerunFails is how often a failed test is run again, on another worker where there is
+	// one; a test that then passes is flaky, one that never passes fails the run.
+	RerunFails int
+	Timeout    time.Duration // 0: none; go test's default is 10m
+	TestArgs   []string      // after --
 
 	JSON          io.Writer // --jsonfile, nil for none
 	Reporter      Reporter
@@ -105,6 +111,13 @@ type runner struct {
 	pkgInfo   map[string]gobuild.Package
 	nworkers  int
 	coverRoot string // "" unless -cover
+
+	// runCtx is what test processes run under; stop cancels it (--maxfail).
+	runCtx    context.Context
+	stop      context.CancelFunc
+	stopMu    sync.Mutex
+	failures  int  // tests failed for good, for --maxfail
+	isStopped bool // --maxfail was reached
 }
 
 // pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
@@ -118,6 +131,7 @@ type pkgState struct {
 	failed   bool
 	done     bool
 	procTime time.Duration // its test processes' run time, added up: its Elapsed
+	notRun   bool          // some of its tests did not run (--maxfail, lost gateways)
 }
 
 // Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
@@ -125,6 +139,8 @@ type pkgState struct {
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &runner{cfg: cfg, pkgs: map[string]*pkgState{}, pkgInfo: map[string]gobuild.Package{}, bins: map[string]map[string]string{}}
 	r.uid = newUID()
+	r.runCtx, r.stop = context.WithCancel(ctx)
+	defer r.stop()
 	if len(cfg.Gateways) == 0 {
 		return nil, &UsageError{errors.New("no gateways: give -n N or --tx SPEC")}
 	}
@@ -347,7 +363,9 @@ func (r *runner) emit(e gotest.Event) {
 }
 
 func (r *runner) emitLocked(e gotest.Event) {
-	if e.Action == gotest.ActionFail || e.Action == gotest.ActionBuildFail {
+	// A package's end says whether it failed; a test that failed and then passed on a
+	// re-run (flaky) does not fail the run.
+	if (e.Action == gotest.ActionFail && e.Test == "") || e.Action == gotest.ActionBuildFail {
 		r.failed = true
 	}
 	if r.cfg.JSON != nil && r.jsonErr == nil {
@@ -375,6 +393,33 @@ func (r *runner) workerState(id, state string) {
 	defer r.emitMu.Unlock()
 	if r.cfg.Reporter != nil {
 		r.cfg.Reporter.WorkerState(id, state)
+	}
+}
+
+// stopped reports whether --maxfail stopped the run.
+func (r *runner) stopped() bool {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	return r.isStopped
+}
+
+// countFailures adds tests that failed for good and stops the run at --maxfail: no new
+// batch starts, and running test processes are killed (within a second).
+func (r *runner) countFailures(n int) {
+	if n == 0 {
+		return
+	}
+	r.stopMu.Lock()
+	r.failures += n
+	stop := r.cfg.MaxFail > 0 && r.failures >= r.cfg.MaxFail && !r.isStopped
+	if stop {
+		r.isStopped = true
+	}
+	r.stopMu.Unlock()
+	if stop {
+		r.note(fmt.Sprintf("godist: stopping after %d failed test(s) (--maxfail %d): no new test starts, running ones are stopped", r.failures, r.cfg.MaxFail))
+		r.plan.Close()
+		r.stop()
 	}
 }
 

@@ -43,6 +43,12 @@ type Batch struct {
 	Whole   bool
 	Est     time.Duration
 	Retry   bool // these tests are re-run after the process that held them crashed
+	// Run, if set, is the exact -test.run pattern of a re-run of failed tests (--rerun-fails),
+	// addressing the failed subtests; Attempt counts the re-runs (1 for the first); Avoid is
+	// the gateway the test failed on, which gets the batch only when no other worker can.
+	Run     string
+	Attempt int
+	Avoid   string
 }
 
 // Mode of distribution.
@@ -70,6 +76,7 @@ type queue struct {
 	pkgs     map[string]*pkgQueue
 	retries  []Batch // re-runs go first
 	inFlight int
+	active   map[string]bool // workers asking this queue for work
 }
 
 type pkgQueue struct {
@@ -103,7 +110,7 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 		keys = gateways
 	}
 	for _, k := range keys {
-		q := &queue{pkgs: map[string]*pkgQueue{}}
+		q := &queue{pkgs: map[string]*pkgQueue{}, active: map[string]bool{}}
 		for _, pk := range pkgs {
 			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup}
 			pq.tests = append([]Test(nil), pk.Tests...)
@@ -137,21 +144,27 @@ func (p *Plan) Next(gateway string) (b Batch, ok bool) {
 		if p.closed || q == nil {
 			return Batch{}, false
 		}
-		if b, ok := p.take(q); ok {
+		q.active[gateway] = true
+		if b, ok := p.take(q, gateway); ok {
 			q.inFlight++
 			return b, true
 		}
-		if q.inFlight == 0 {
+		if q.inFlight == 0 && len(q.retries) == 0 {
+			delete(q.active, gateway)
+			p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
 			return Batch{}, false
 		}
 		p.cond.Wait()
 	}
 }
 
-func (p *Plan) take(q *queue) (Batch, bool) {
-	if len(q.retries) > 0 {
-		b := q.retries[0]
-		q.retries = q.retries[1:]
+func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
+	for i, b := range q.retries {
+		// A re-run of a failed test goes to another worker where there is one.
+		if b.Avoid == gateway && len(q.active) > 1 {
+			continue
+		}
+		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
 		return b, true
 	}
 	// The package with the most work left goes first (longest processing time first).
@@ -195,9 +208,9 @@ func (p *Plan) take(q *queue) (Batch, bool) {
 }
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a
-// new process (they shared a process that crashed before they ran); they go to the front
-// of the queue.
-func (p *Plan) Finish(gateway string, b Batch, retry []string) {
+// new process (they shared a process that crashed before they ran); reruns are re-runs of
+// failed tests. Both go to the front of the queue.
+func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.queueOf(gateway)
@@ -208,6 +221,7 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string) {
 	if len(retry) > 0 {
 		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true})
 	}
+	q.retries = append(q.retries, reruns...)
 	p.cond.Broadcast()
 }
 
@@ -240,6 +254,17 @@ func (p *Plan) Stop(gateway, pkg string) int {
 	q.retries = kept
 	p.cond.Broadcast()
 	return n
+}
+
+// Leave says that gateway asks for no more work (it was lost): re-runs it avoided are no
+// longer kept from the others' reach on its account.
+func (p *Plan) Leave(gateway string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if q := p.queueOf(gateway); q != nil {
+		delete(q.active, gateway)
+	}
+	p.cond.Broadcast()
 }
 
 // Abandon gives up the queue of a gateway that was lost in Each mode, returning how many

@@ -229,3 +229,38 @@ func TestSmallPackageStaysInOneProcess(t *testing.T) {
 		t.Fatalf("small in %d batches (want 1), big in %d (want several)", small, big)
 	}
 }
+
+func TestRerunGoesToAnotherWorker(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(2, time.Second)}}, 2, nil)
+	b0, _ := p.Next("gw0")
+	b1, _ := p.Next("gw1")
+	p.Finish("gw0", b0, nil, Batch{Package: "p", Tests: b0.Tests, Run: "^x$", Attempt: 1, Avoid: "gw0"})
+	got := make(chan Batch, 1)
+	go func() {
+		b, ok := p.Next("gw0") // must not take its own re-run while gw1 is around
+		if ok {
+			got <- b
+		}
+		close(got)
+	}()
+	time.Sleep(30 * time.Millisecond)
+	p.Finish("gw1", b1, nil)
+	r, ok := p.Next("gw1")
+	if !ok || r.Avoid != "gw0" || r.Run != "^x$" {
+		t.Fatalf("gw1 got %+v, %v; want gw0's re-run", r, ok)
+	}
+	p.Finish("gw1", r, nil)
+	if b, ok := <-got; ok {
+		t.Fatalf("gw0 took %+v", b)
+	}
+}
+
+func TestRerunStaysWhenNoOtherWorker(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 1, nil)
+	b, _ := p.Next("gw0")
+	p.Finish("gw0", b, nil, Batch{Package: "p", Tests: b.Tests, Attempt: 1, Avoid: "gw0"})
+	r, ok := p.Next("gw0")
+	if !ok || r.Attempt != 1 {
+		t.Fatalf("the only worker did not get its re-run: %+v %v", r, ok)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godist/godist/gotest"
 )
@@ -372,5 +373,85 @@ func TestEndToEndCrossArch386(t *testing.T) {
 	// The 386 gateway really ran 386 binaries.
 	if !bytes.Contains(data, []byte(`"Worker":"gw0"`)) {
 		t.Fatal("no events from the 386 gateway")
+	}
+}
+
+// --rerun-fails: a flaky test passes on another worker and does not fail the run; every
+// attempt is in --jsonfile; a failing subtest is re-run alone, however odd its name.
+func TestEndToEndRerunFails(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, stderr, code := runCmd(t, dir, godistBin, "--tx", "popen", "--tx", "popen", "--rerun-fails", "2", "--jsonfile", jf,
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "./flaky")
+	if code != 0 {
+		t.Errorf("exit status %d, want 0 (the flaky test passed on a re-run)\n%s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(string(stdout), "1 flaky") {
+		t.Errorf("summary does not report the flaky test:\n%s", stdout)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, false)
+	acts := got.tests["github.com/godist/godist/fixtures/flaky TestFlaky"]
+	if len(acts) < 2 || acts[0] != "fail" || acts[len(acts)-1] != "pass" {
+		t.Errorf("TestFlaky attempts %v, want failures then a pass", acts)
+	}
+	workers := map[string]bool{}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, `"Test":"TestFlaky"`) && strings.Contains(line, `"Action":"run"`) {
+			var e struct{ Worker string }
+			json.Unmarshal([]byte(line), &e)
+			workers[e.Worker] = true
+		}
+	}
+	if len(workers) < 2 {
+		t.Errorf("TestFlaky ran on %v; a re-run goes to another worker", workers)
+	}
+
+	// A test that never passes fails the run; the re-run runs only the failed subtest.
+	jf2 := filepath.Join(t.TempDir(), "run2.json")
+	_, _, code = runCmd(t, dir, godistBin, "-n", "2", "--rerun-fails", "1", "--jsonfile", jf2,
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "-run", "TestA", "./subtests")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	data, _ = os.ReadFile(jf2)
+	got = parseStream(t, data, false)
+	const sub = "github.com/godist/godist/fixtures/subtests TestA/fail/bad/worse"
+	if a := got.tests[sub]; len(a) != 2 || a[0] != "fail" || a[1] != "fail" {
+		t.Errorf("%s: %v, want two failed attempts", sub, a)
+	}
+	if a := got.tests["github.com/godist/godist/fixtures/subtests TestA/sub"]; len(a) != 1 {
+		t.Errorf("TestA/sub ran %d times; the re-run must address only the failed subtest", len(a))
+	}
+}
+
+// -x: once a test failed, no new test starts and running processes are stopped; the
+// summary says how many tests did not run.
+func TestEndToEndMaxfail(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	start := time.Now()
+	stdout, _, code := runCmd(t, dir, godistBin, "-x", "-n", "2", "-timeout", "5m", "--jsonfile", jf,
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "./hang", "./fail")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	if time.Since(start) > 60*time.Second {
+		t.Fatalf("-x did not stop the hanging test process (took %v)", time.Since(start))
+	}
+	if !strings.Contains(string(stdout), "not run") {
+		t.Errorf("summary does not say how many tests did not run:\n%s", stdout)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, false)
+	for k, acts := range got.tests {
+		if len(acts) != 1 {
+			t.Errorf("%s: %v, want one terminal action", k, acts)
+		}
+	}
+	for k, acts := range got.pkgs {
+		if len(acts) != 1 {
+			t.Errorf("package %s: %v, want one terminal action", k, acts)
+		}
 	}
 }

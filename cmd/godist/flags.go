@@ -13,7 +13,7 @@ import (
 var goTestFlags = map[string]bool{
 	"run": true, "skip": true, "count": true, "short": true, "timeout": true, "failfast": true,
 	"race": true, "tags": true, "shuffle": true, "cover": true, "coverprofile": true,
-	"jsonfile": true, "dist": true, "tx": true, "durations": true,
+	"jsonfile": true, "dist": true, "tx": true, "durations": true, "maxfail": true,
 }
 
 // goFlagsToPosix rewrites "-run X" to "--run X" for the long flags above, up to "--",

@@ -30,6 +30,8 @@ type rootOptions struct {
 	short, failfast, race, cover, verbose  bool
 	timeout                                time.Duration
 	durations                              string
+	exitFirst                              bool
+	maxfail, rerunFails                    int
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -74,6 +76,9 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.StringVar(&o.shuffle, "shuffle", "", "randomize test order in each process: off, on, or a seed `N`")
 	f.BoolVar(&o.cover, "cover", false, "enable coverage analysis")
 	f.StringVar(&o.coverprofile, "coverprofile", "", "write a coverage profile to `FILE` (implies -cover)")
+	f.BoolVarP(&o.exitFirst, "exitfirst", "x", false, "stop at the first failed test (--maxfail 1)")
+	f.IntVar(&o.maxfail, "maxfail", 0, "stop once `N` tests have failed: no new test starts, running ones are stopped")
+	f.IntVar(&o.rerunFails, "rerun-fails", 0, "run a failed test again up to `N` times, on another worker where there is one")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.SetInterspersed(true)
 
@@ -108,6 +113,18 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 			return usagef("-shuffle %q: expected off, on, or an integer seed", o.shuffle)
 		}
 	}
+	if o.exitFirst {
+		if o.maxfail > 1 {
+			return usagef("-x and --maxfail %d disagree: -x is --maxfail 1", o.maxfail)
+		}
+		o.maxfail = 1
+	}
+	if o.maxfail < 0 {
+		return usagef("--maxfail %d: expected a number of failures of 1 or more", o.maxfail)
+	}
+	if o.rerunFails < 0 || o.rerunFails > 100 {
+		return usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
+	}
 	if o.timeout < 0 {
 		return usagef("-timeout %v: expected a duration of 0 or more", o.timeout)
 	}
@@ -127,7 +144,7 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
 	color := tty && os.Getenv("NO_COLOR") == ""
 	rep, err := report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
-		Format: o.format, Workers: len(gws), Now: time.Now})
+		Format: o.format, Workers: len(gws), Each: mode == scheduler.Each, Now: time.Now})
 	if err != nil {
 		return usagef("%v", err)
 	}
@@ -137,6 +154,7 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		Tags: o.tags, Race: o.race, Cover: o.cover, CoverProfile: o.coverprofile,
 		Run: o.run, Skip: o.skip, Shuffle: o.shuffle, Count: o.count, Short: o.short,
 		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
+		MaxFail: o.maxfail, RerunFails: o.rerunFails,
 		JSON: json, Reporter: rep, DurationsFile: o.durations,
 	})
 	if res == nil {
