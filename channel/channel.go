@@ -229,7 +229,11 @@ func (c *Channel) sendChunks(ctx context.Context, head, body []byte, single bool
 			off += got
 		}
 		ch.last = off == n
-		if !w.push(c, ch) {
+		written, ok := s.writeChunkDirect(c, &ch)
+		if !ok {
+			return c.abortMessage(msg, s.err)
+		}
+		if !written && !w.push(c, ch) {
 			return c.abortMessage(msg, s.err)
 		}
 	}
