@@ -246,10 +246,7 @@ func (s *Session) writeChunkDirect(c *Channel, ch *chunk) (written, ok bool) {
 	w.spare = nil
 	w.mu.Unlock()
 
-	_, err := s.rwc.Write(buf)
-	if err == nil && len(ch.data) > 0 {
-		_, err = s.rwc.Write(ch.data)
-	}
+	err := s.writeFrames(buf, ch.data)
 
 	w.mu.Lock()
 	w.writing = false
@@ -355,10 +352,7 @@ func (s *Session) writeLoop() {
 		}
 		w.mu.Unlock()
 
-		_, err := s.rwc.Write(buf)
-		if err == nil && len(ch.data) > 0 {
-			_, err = s.rwc.Write(ch.data)
-		}
+		err := s.writeFrames(buf, ch.data)
 
 		w.mu.Lock()
 		w.writing = false
@@ -390,6 +384,20 @@ func (s *Session) writeLoop() {
 			s.closeWritten(c)
 		}
 	}
+}
+
+// writeFrames writes buf then data; a small data is copied after buf to
+// save a system call.
+func (s *Session) writeFrames(buf, data []byte) error {
+	if len(data) <= 4096 {
+		_, err := s.rwc.Write(append(buf, data...))
+		return err
+	}
+	if _, err := s.rwc.Write(buf); err != nil {
+		return err
+	}
+	_, err := s.rwc.Write(data)
+	return err
 }
 
 // writerExitLocked marks the writer gone. s.w.mu must be held.
