@@ -50,9 +50,11 @@ func putBuf(b []byte) {
 }
 
 // Release gives the message's memory back for reuse by later messages of
-// any session. After Release, m and every slice obtained from it (Bytes,
-// a []byte it was decoded into) must not be used. Calling Release is
-// optional; it pays off for large byte-string messages.
+// any session. After Release, m, its copies and every slice obtained from
+// them (Bytes, a []byte decoded from it) must not be used, and Release
+// must be called at most once per received message. Calling Release is
+// optional; it pays off for large byte-string messages (Reader does it
+// for you).
 func (m *RawMessage) Release() {
 	if m.data != nil {
 		putBuf(m.data)

@@ -29,6 +29,12 @@
 // waits for all of them. The first cause of a session's death is kept
 // (Err, Wait) and returned by every call blocked on it.
 //
+// Who reads the stream: a goroutine blocked in Receive (or in Send, waiting
+// for credit) reads it itself when nobody else does; otherwise the
+// session's reader goroutine does, standing aside for 5 ms after a
+// receiver last read, so frames for callbacks and Accept can wait that
+// long while the application is between two Receives.
+//
 // The application must keep receiving on channels whose peer sends, or the
 // peer's Send blocks once the channel's window is full (flow control is per
 // channel, so other channels keep flowing). Channels the peer opens must be

@@ -279,7 +279,9 @@ func (s *Session) linger() {
 // Close ends the session: it tells the peer goodbye, releases every
 // waiter with ErrSessionClosed (unless the session had already died),
 // closes rwc and waits for the session's goroutines, including running
-// callbacks. Close is idempotent; it returns the error of closing rwc.
+// callbacks (so it must not be called from a callback: use a goroutine).
+// Messages queued before Close are written first, for at most a second.
+// Close is idempotent; it returns the error of closing rwc.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
