@@ -110,7 +110,7 @@ func PutBlob(ctx context.Context, open Opener, localPath string, opts BlobOption
 				w.msg.byte(recFile)
 				w.msg.uvarint(0)
 				hs := sha256.New()
-				ds, err := computeDelta(f, nd.sig, w, hs)
+				ds, err := computeDelta(f, nd.sig, w, hs, &w.scratch)
 				if err != nil {
 					return err
 				}
@@ -226,7 +226,7 @@ func receiveBlob(ctx context.Context, c *conn, h *hello) error {
 			break
 		}
 	}
-	var copyBuf []byte
+	var bufs writeBufs
 	res := result{path: path}
 	for attempt := 0; ; attempt++ {
 		msg := newMsg(msgNeed, 64)
@@ -234,7 +234,7 @@ func receiveBlob(ctx context.Context, c *conn, h *hello) error {
 		if err := c.sendRaw(ctx, msg); err != nil {
 			return err
 		}
-		ok, err := receiveBlobData(ctx, c, root, token, name, basisName, h, sig, &copyBuf)
+		ok, err := receiveBlobData(ctx, c, root, token, name, basisName, h, sig, &bufs)
 		if err != nil {
 			return err
 		}
@@ -274,7 +274,7 @@ func signatureIn(root *os.Root, hexName string) *signature {
 
 // receiveBlobData writes the blob's records to a temp file and renames it to name if its
 // SHA-256 is the announced one. It reports false (and leaves nothing) on a mismatch.
-func receiveBlobData(ctx context.Context, c *conn, root *os.Root, token, name, basis string, h *hello, sig *signature, copyBuf *[]byte) (bool, error) {
+func receiveBlobData(ctx context.Context, c *conn, root *os.Root, token, name, basis string, h *hello, sig *signature, bufs *writeBufs) (bool, error) {
 	var w *fileWriter
 	defer func() {
 		if w != nil {
@@ -303,7 +303,7 @@ func receiveBlobData(ctx context.Context, c *conn, root *os.Root, token, name, b
 					return protoErrf("unexpected file record %d", rec.index)
 				}
 				var err error
-				if w, err = newFileWriter(root, token, name, basis, sig, copyBuf); err != nil {
+				if w, err = newFileWriter(root, token, name, basis, sig, bufs); err != nil {
 					return err
 				}
 				w.p = &pending{path: name, mode: h.perm, mtime: time.Now().UnixNano()}

@@ -173,12 +173,15 @@ type deltaStats struct {
 }
 
 // computeDelta reads the new file from r and describes it to sink against sig (nil: all
-// literal). It returns the SHA-256 of everything read. Memory: one window of about
-// maxLit + 2 blocks + 256 KiB, whatever the file's size.
-func computeDelta(r io.Reader, sig *signature, sink deltaSink, h hash.Hash) (deltaStats, error) {
+// literal), writing everything read to h. Memory: one window of about maxLit + 2 blocks +
+// 256 KiB, whatever the file's size, kept in *scratch for the next call.
+func computeDelta(r io.Reader, sig *signature, sink deltaSink, h hash.Hash, scratch *[]byte) (deltaStats, error) {
 	var st deltaStats
 	if sig == nil || sig.blocks() == 0 {
-		buf := make([]byte, maxLit)
+		if cap(*scratch) < maxLit {
+			*scratch = make([]byte, maxLit)
+		}
+		buf := (*scratch)[:maxLit]
 		for {
 			n, err := io.ReadFull(r, buf)
 			if n > 0 {
@@ -200,7 +203,10 @@ func computeDelta(r io.Reader, sig *signature, sink deltaSink, h hash.Hash) (del
 	tab := newBlockTable(sig)
 	mask := uint32(len(tab.slots) - 1)
 	const readChunk = 256 << 10
-	buf := make([]byte, maxLit+2*bs+readChunk)
+	if cap(*scratch) < maxLit+2*bs+readChunk {
+		*scratch = make([]byte, maxLit+2*bs+readChunk)
+	}
+	buf := (*scratch)[:maxLit+2*bs+readChunk]
 	var (
 		end, p, lit int // valid data buf[:end]; window buf[p:p+bs]; pending literal buf[lit:p]
 		eof         bool

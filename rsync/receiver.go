@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -144,6 +145,7 @@ type dirState struct {
 // pending is a file the receiver asked for.
 type pending struct {
 	path   string
+	size   int64
 	mode   uint32
 	mtime  int64
 	basis  bool       // ask with the signature of the old file
@@ -169,13 +171,25 @@ type treeReceiver struct {
 	pending map[uint64]*pending
 	queue   *needQueue
 
+	manifest       chan manifestMsg // from run to walkManifest
+	manifestClosed bool
+	manifestDone   bool // guarded by mu
+	recvCtx        context.Context
+	wake           context.CancelFunc // ends run's wait for data when nothing is needed
+	nothingYet     bool
+
 	// data
-	outstanding int
+	outstanding int // guarded by mu
 	cur         *fileWriter
 	dirs        dirCache
-	copyBuf     []byte
+	bufs        writeBufs
+	job         *writeJob // the small file being collected for the pool
+	pool        *writePool
 
-	res result
+	res     result
+	deleted atomic.Uint64
+	written atomic.Uint64
+	ctx     context.Context
 }
 
 type dirFix struct {
@@ -197,26 +211,57 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 		return err
 	}
 	r := &treeReceiver{c: c, root: root, filter: filter, delete: h.flags&helloDelete != 0,
-		fsync: h.flags&helloFsync != 0, token: newToken(), pending: map[uint64]*pending{}}
+		fsync: h.flags&helloFsync != 0, token: newToken(), pending: map[uint64]*pending{}, nothingYet: true}
 	liveTokens.Store(r.token, struct{}{})
 	defer liveTokens.Delete(r.token)
 	r.dirs.root = root
 	defer r.dirs.closeAll()
 	r.stack = []*dirState{{path: "", root: root, children: map[string]struct{}{}}}
 	r.queue = newNeedQueue()
-	sigDone := make(chan error, 1)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	r.ctx = ctx
+	// Four goroutines: this one reads the channel and writes the files that come in; the
+	// manifest goroutine compares the manifest with the destination (creating
+	// directories, deleting what has gone) and queues the files needed; the needs
+	// goroutine sends those with the signatures of their old copies; the pool writes
+	// small files. The sender sends data as soon as it learns of a need, so the files
+	// flow while the manifest is still being worked through.
+	sigDone := make(chan error, 1)
 	go func() { sigDone <- r.sendNeeds(ctx) }()
+	mq := make(chan manifestMsg, 4)
+	r.manifest = mq
+	manDone := make(chan error, 1)
+	r.recvCtx, r.wake = context.WithCancel(ctx)
+	defer r.wake()
+	go func() {
+		err := r.walkManifest(ctx, mq)
+		if err != nil {
+			cancel()
+		}
+		manDone <- err
+	}()
+	r.pool = newWritePool(r, 2)
 	err = r.run(ctx)
+	if err != nil {
+		cancel()
+	}
 	if r.cur != nil {
 		r.cur.abort()
 		r.cur = nil
 	}
-	for _, d := range r.stack {
-		if d.path != "" {
-			d.root.Close()
-		}
+	if r.job != nil {
+		r.pool.putBuf(r.job.data)
+		r.job = nil
+	}
+	if !r.manifestClosed {
+		close(mq)
+	}
+	if merr := <-manDone; merr != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		err = merr
+	}
+	if perr := r.pool.finish(); err == nil {
+		err = perr
 	}
 	r.queue.close()
 	if err != nil {
@@ -234,58 +279,141 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 			return err
 		}
 	}
+	r.res.deleted, r.res.written = r.deleted.Load(), r.written.Load()
 	return c.sendRaw(ctx, encodeResult(&r.res))
 }
 
+// manifestMsg is a MANIFEST body, or the MANIFEST_END count, for walkManifest.
+type manifestMsg struct {
+	body  []byte
+	end   bool
+	count uint64
+}
+
+// run reads the channel: manifest messages go to the manifest goroutine, data is written.
+// It returns once the manifest is done and every file asked for is written.
 func (r *treeReceiver) run(ctx context.Context) error {
-	manifestDone := false
-	for !manifestDone || r.outstanding > 0 {
-		typ, body, err := r.c.recv(ctx)
+	endSeen := false
+	for {
+		if endSeen && r.finished() {
+			break
+		}
+		typ, body, err := r.c.recv(r.recvCtx)
 		if err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() == nil {
+				continue // woken: the manifest goroutine is done and nothing is needed
+			}
 			if isEOF(err) {
-				if r.count == 0 && !manifestDone {
+				if !endSeen && r.nothingYet {
 					return nil // the sender stood down: another destination is this one
 				}
 				return errors.New("rsync: sender closed the channel before the end of the sync")
 			}
 			return err
 		}
+		r.nothingYet = false
 		switch {
-		case typ == msgManifest && !manifestDone:
+		case typ == msgManifest && !endSeen:
+			b := append([]byte(nil), body...) // body is only valid until the next recv
+			select {
+			case r.manifest <- manifestMsg{body: b}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case typ == msgManifestEnd && !endSeen:
 			rb := &rbuf{b: body}
-			for !rb.empty() {
-				e := decodeEntry(rb, r.prev)
-				if rb.err != nil {
-					break
-				}
-				if err := r.entry(&e); err != nil {
-					return err
-				}
+			n := rb.uvarint()
+			if rb.err != nil || len(rb.b) != 0 {
+				return protoErrf("bad manifest end")
 			}
-			if rb.err != nil {
-				return rb.err
+			select {
+			case r.manifest <- manifestMsg{end: true, count: n}:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
-		case typ == msgManifestEnd && !manifestDone:
-			rb := &rbuf{b: body}
-			if n := rb.uvarint(); rb.err != nil || n != r.count || len(rb.b) != 0 {
-				return protoErrf("manifest end: sender counts %d entries, receiver got %d", n, r.count)
-			}
-			for len(r.stack) > 0 {
-				if err := r.popDir(); err != nil {
-					return err
-				}
-			}
-			manifestDone = true
-		case typ == msgData && manifestDone:
+			close(r.manifest)
+			r.manifestClosed = true
+			endSeen = true
+		case typ == msgData && endSeen:
+			dbg("data msg %d", len(body))
 			if err := decodeRecords(body, func(rec *record) error { return r.record(rec) }); err != nil {
 				return err
 			}
 		default:
-			return protoErrf("unexpected message type %#x (manifest done: %v)", typ, manifestDone)
+			return protoErrf("unexpected message type %#x (manifest end seen: %v)", typ, endSeen)
 		}
 	}
-	if r.cur != nil {
-		return protoErrf("file %s not finished", r.cur.p.path)
+	if r.cur != nil || r.job != nil {
+		return protoErrf("last file not finished")
+	}
+	return nil
+}
+
+// closeStack closes the directories the manifest walk has open.
+func (r *treeReceiver) closeStack() {
+	for _, d := range r.stack {
+		if d.path != "" {
+			d.root.Close()
+		}
+	}
+	r.stack = nil
+}
+
+// finished reports whether the manifest is done and every file it needed has come.
+func (r *treeReceiver) finished() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.manifestDone && r.outstanding == 0
+}
+
+// walkManifest works through the manifest messages that run hands over. If the queue
+// closes before the end of the manifest (the sender stood down, or failed), it returns
+// without touching anything more: without the whole manifest, nothing may be deleted.
+func (r *treeReceiver) walkManifest(ctx context.Context, mq <-chan manifestMsg) error {
+	var end *manifestMsg
+	for m := range mq {
+		if m.end {
+			end = &m
+			break
+		}
+		rb := &rbuf{b: m.body}
+		for !rb.empty() {
+			e := decodeEntry(rb, r.prev)
+			if rb.err != nil {
+				break
+			}
+			if err := r.entry(&e); err != nil {
+				return err
+			}
+		}
+		if rb.err == nil {
+			rb.err = ctx.Err()
+		}
+		if rb.err != nil {
+			r.closeStack()
+			return rb.err
+		}
+	}
+	if end == nil {
+		r.closeStack()
+		return nil
+	}
+	if end.count != r.count {
+		r.closeStack()
+		return protoErrf("manifest end: sender counts %d entries, receiver got %d", end.count, r.count)
+	}
+	for len(r.stack) > 0 {
+		if err := r.popDir(); err != nil {
+			r.closeStack()
+			return err
+		}
+	}
+	dbg("manifest walked")
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.manifestDone = true
+	if r.outstanding == 0 {
+		r.wake()
 	}
 	return nil
 }
@@ -333,7 +461,7 @@ func (r *treeReceiver) entry(e *entry) error {
 			if err := top.root.Remove(base); err != nil {
 				return err
 			}
-			r.res.deleted++
+			r.deleted.Add(1)
 			exists = false
 		}
 		if !exists {
@@ -383,12 +511,12 @@ func (r *treeReceiver) entry(e *entry) error {
 			}
 			return nil
 		}
-		p := &pending{path: e.path, mode: e.mode, mtime: e.mtime,
+		p := &pending{path: e.path, size: e.size, mode: e.mode, mtime: e.mtime,
 			basis: exists && fi.Mode().IsRegular() && fi.Size() > 0}
 		r.mu.Lock()
 		r.pending[index] = p
-		r.mu.Unlock()
 		r.outstanding++
+		r.mu.Unlock()
 		r.queue.push(index)
 	default:
 		return protoErrf("entry %s: kind %#x", e.path, e.kind)
@@ -416,7 +544,7 @@ func (r *treeReceiver) replace(dir *os.Root, tmp, name string, isDir bool) error
 		if err := dir.RemoveAll(name); err != nil {
 			return err
 		}
-		r.res.deleted++
+		r.deleted.Add(1)
 	}
 	return dir.Rename(tmp, name)
 }
@@ -468,7 +596,7 @@ func (r *treeReceiver) popDir() error {
 		if err := d.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}
-		r.res.deleted++
+		r.deleted.Add(1)
 	}
 	return nil
 }
@@ -507,11 +635,11 @@ func (r *treeReceiver) deleteTree(dir *os.Root, name, rel string) error {
 			sub.Close()
 			return err
 		}
-		r.res.deleted++
+		r.deleted.Add(1)
 	}
 	sub.Close()
 	if err := dir.Remove(name); err == nil {
-		r.res.deleted++
+		r.deleted.Add(1)
 	} else if !errors.Is(err, syscall.ENOTEMPTY) && !errors.Is(err, syscall.EEXIST) && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
@@ -521,13 +649,34 @@ func (r *treeReceiver) deleteTree(dir *os.Root, name, rel string) error {
 // sendNeeds sends what the manifest walk found needed, with the signatures of the old
 // copies, batching needs while more are queued.
 func (r *treeReceiver) sendNeeds(ctx context.Context) error {
+	// A need waits up to needDelay for others to share its message: one message per
+	// need would cost a message per file on the sender's side too.
+	const needDelay = 2 * time.Millisecond
 	msg := newMsg(msgNeed, bodyGoal)
+	var first time.Time // when the batch's first need was queued
+	send := func() error {
+		err := r.c.sendRaw(ctx, msg)
+		msg = msg[:2]
+		return err
+	}
 	for {
-		index, ok := r.queue.pop(ctx)
-		if !ok {
-			return ctx.Err()
+		wait := time.Duration(-1)
+		if len(msg) > 2 {
+			wait = max(needDelay-time.Since(first), 0)
 		}
-		if index == queueClosed {
+		index, st := r.queue.popWait(ctx, wait)
+		switch st {
+		case popCancelled:
+			return ctx.Err()
+		case popTimeout:
+			if err := send(); err != nil {
+				return err
+			}
+			continue
+		case popClosed:
+			if len(msg) > 2 {
+				return send()
+			}
 			return nil
 		}
 		r.mu.Lock()
@@ -541,13 +690,16 @@ func (r *treeReceiver) sendNeeds(ctx context.Context) error {
 		if p != nil {
 			p.sig = sig
 		}
+		walked := r.manifestDone
 		r.mu.Unlock()
+		if len(msg) == 2 {
+			first = time.Now()
+		}
 		encodeNeed(&msg, index, sig)
-		if len(msg) >= bodyGoal || r.queue.len() == 0 {
-			if err := r.c.sendRaw(ctx, msg); err != nil {
+		if len(msg) >= bodyGoal || walked && r.queue.len() == 0 {
+			if err := send(); err != nil {
 				return err
 			}
-			msg = msg[:2]
 		}
 	}
 }
@@ -575,8 +727,11 @@ func (r *treeReceiver) signatureOf(path string) *signature {
 func (r *treeReceiver) record(rec *record) error {
 	switch rec.tag {
 	case recFile, recSkip:
-		if r.cur != nil {
-			return protoErrf("file %s not finished before the next", r.cur.p.path)
+		if r.cur != nil || r.job != nil {
+			return protoErrf("file not finished before the next")
+		}
+		if err := r.pool.Err(); err != nil {
+			return err
 		}
 		r.mu.Lock()
 		p := r.pending[rec.index]
@@ -592,21 +747,34 @@ func (r *treeReceiver) record(rec *record) error {
 			return protoErrf("data for entry %d, which was not asked for", rec.index)
 		}
 		if rec.tag == recSkip {
-			r.outstanding--
+			r.done()
 			return nil
 		}
-		dir, err := r.dirs.get(parentOf(p.path))
-		if err != nil {
-			return err
+		if sig == nil && p.size <= smallFile {
+			r.job = &writeJob{p: p, index: rec.index, data: r.pool.getBuf()}
+			return nil
 		}
-		w, err := newFileWriter(dir, r.token, baseOf(p.path), baseOf(p.path), sig, &r.copyBuf)
-		if err != nil {
-			return err
-		}
-		w.p, w.index = p, rec.index
-		r.cur = w
-		return nil
+		return r.startFile(p, rec.index, sig)
 	case recLit, recCopy:
+		if j := r.job; j != nil {
+			if rec.tag == recCopy {
+				return protoErrf("block copy for a file sent whole")
+			}
+			if len(j.data)+len(rec.data) <= 2*smallFile {
+				j.data = append(j.data, rec.data...)
+				return nil
+			}
+			// Larger than announced: stream it after all.
+			r.job = nil
+			err := r.startFile(j.p, j.index, nil)
+			if err == nil {
+				err = r.cur.literal(j.data)
+			}
+			r.pool.putBuf(j.data)
+			if err != nil {
+				return err
+			}
+		}
 		if r.cur == nil {
 			return protoErrf("data record outside a file")
 		}
@@ -615,6 +783,12 @@ func (r *treeReceiver) record(rec *record) error {
 		}
 		return r.cur.copyBlocks(rec.first, rec.count)
 	case recEnd:
+		if j := r.job; j != nil {
+			r.job = nil
+			j.sum = append([]byte(nil), rec.data...)
+			r.done()
+			return r.pool.submit(r.ctx, j)
+		}
 		w := r.cur
 		if w == nil {
 			return protoErrf("end record outside a file")
@@ -641,32 +815,60 @@ func (r *treeReceiver) record(rec *record) error {
 		if err := w.commit(r); err != nil {
 			return err
 		}
-		r.res.written++
-		r.outstanding--
+		r.written.Add(1)
+		r.done()
 		return nil
 	}
 	return protoErrf("unknown record %#x", rec.tag)
 }
 
+// writeBufs are the buffers of a fileWriter, reused from one file to the next.
+type writeBufs struct {
+	bw      *bufio.Writer
+	copyBuf []byte
+}
+
+// done counts a file asked for as received.
+func (r *treeReceiver) done() {
+	r.mu.Lock()
+	r.outstanding--
+	r.mu.Unlock()
+}
+
+// startFile starts writing the file p (entry index) in the receiving goroutine.
+func (r *treeReceiver) startFile(p *pending, index uint64, sig *signature) error {
+	dir, err := r.dirs.get(parentOf(p.path))
+	if err != nil {
+		return err
+	}
+	w, err := newFileWriter(dir, r.token, baseOf(p.path), baseOf(p.path), sig, &r.bufs)
+	if err != nil {
+		return err
+	}
+	w.p, w.index = p, index
+	r.cur = w
+	return nil
+}
+
 // fileWriter writes one incoming file to a temp file next to its final place.
 type fileWriter struct {
-	dir     *os.Root
-	tmp     string
-	name    string
-	f       *os.File
-	bw      *bufio.Writer
-	h       hash.Hash
-	basis   *os.File
-	sig     *signature
-	copyBuf *[]byte
-	p       *pending
-	index   uint64
+	dir   *os.Root
+	tmp   string
+	name  string
+	f     *os.File
+	bw    *bufio.Writer
+	h     hash.Hash
+	basis *os.File
+	sig   *signature
+	bufs  *writeBufs
+	p     *pending
+	index uint64
 }
 
 // newFileWriter starts the file name in dir; with sig, the file basisName of dir is the
 // basis that block copies read from.
-func newFileWriter(dir *os.Root, token, name, basisName string, sig *signature, copyBuf *[]byte) (*fileWriter, error) {
-	w := &fileWriter{dir: dir, name: name, sig: sig, h: sha256.New(), copyBuf: copyBuf}
+func newFileWriter(dir *os.Root, token, name, basisName string, sig *signature, bufs *writeBufs) (*fileWriter, error) {
+	w := &fileWriter{dir: dir, name: name, sig: sig, h: sha256.New(), bufs: bufs}
 	if sig != nil {
 		b, err := dir.OpenFile(basisName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 		if err != nil {
@@ -683,7 +885,12 @@ func newFileWriter(dir *os.Root, token, name, basisName string, sig *signature, 
 		return nil, err
 	}
 	w.f = f
-	w.bw = bufio.NewWriterSize(f, 256<<10)
+	if bufs.bw == nil {
+		bufs.bw = bufio.NewWriterSize(f, 256<<10)
+	} else {
+		bufs.bw.Reset(f)
+	}
+	w.bw = bufs.bw
 	return w, nil
 }
 
@@ -702,10 +909,10 @@ func (w *fileWriter) copyBlocks(first, count uint64) error {
 	}
 	off := int64(first) * int64(w.sig.blockSize)
 	n := min(int64(count)*int64(w.sig.blockSize), w.sig.size-off)
-	if cap(*w.copyBuf) == 0 {
-		*w.copyBuf = make([]byte, 256<<10)
+	if w.bufs.copyBuf == nil {
+		w.bufs.copyBuf = make([]byte, 256<<10)
 	}
-	buf := (*w.copyBuf)[:cap(*w.copyBuf)]
+	buf := w.bufs.copyBuf
 	for n > 0 {
 		m := int(min(int64(len(buf)), n))
 		k, err := w.basis.ReadAt(buf[:m], off)
@@ -829,7 +1036,6 @@ type needQueue struct {
 	sig    chan struct{}
 }
 
-const queueClosed = ^uint64(0)
 
 func newNeedQueue() *needQueue { return &needQueue{sig: make(chan struct{}, 1)} }
 
@@ -859,25 +1065,42 @@ func (q *needQueue) len() int {
 	return len(q.q)
 }
 
-// pop returns the next index, queueClosed once closed and drained, or false when ctx ends.
-func (q *needQueue) pop(ctx context.Context) (uint64, bool) {
+// Outcomes of popWait.
+const (
+	popOK = iota
+	popClosed
+	popTimeout
+	popCancelled
+)
+
+// popWait returns the next index (popOK); popClosed once the queue is closed and
+// drained; popTimeout after wait (if not negative) without one; popCancelled when ctx ends.
+func (q *needQueue) popWait(ctx context.Context, wait time.Duration) (uint64, int) {
+	var timer <-chan time.Time
+	if wait >= 0 {
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timer = t.C
+	}
 	for {
 		q.mu.Lock()
 		if len(q.q) > 0 {
 			i := q.q[0]
 			q.q = q.q[1:]
 			q.mu.Unlock()
-			return i, true
+			return i, popOK
 		}
 		closed := q.closed
 		q.mu.Unlock()
 		if closed {
-			return queueClosed, true
+			return 0, popClosed
 		}
 		select {
 		case <-q.sig:
+		case <-timer:
+			return 0, popTimeout
 		case <-ctx.Done():
-			return 0, false
+			return 0, popCancelled
 		}
 	}
 }

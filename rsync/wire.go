@@ -285,6 +285,14 @@ type conn struct {
 	compress bool // the peer decodes zstd and compression is wanted
 	scratch  []byte
 	mu       sync.Mutex // guards sent (sends may come from two goroutines)
+
+	startRecv sync.Once
+	in        chan inMsg
+}
+
+type inMsg struct {
+	m   channel.RawMessage
+	err error
 }
 
 func (c *conn) send(ctx context.Context, msg []byte) error {
@@ -312,13 +320,42 @@ func (c *conn) bytesSent() int64 {
 
 // recv returns the next message's type and body. The body is valid until the next recv.
 // At the peer's Close it returns io.EOF.
+//
+// Messages are taken off the channel by a goroutine of the conn that receives without a
+// deadline, and handed over: a Receive that can be cancelled cannot read the stream
+// itself unless the stream has read deadlines (an ssh session has none), and then waits
+// for the session's reader goroutine, which is much slower for a stream of messages. The
+// goroutine ends when the channel or its session does; recv stops waiting for it when
+// ctx is done.
 func (c *conn) recv(ctx context.Context) (byte, []byte, error) {
-	m, err := c.ch.ReceiveRaw(ctx)
-	if err != nil {
-		return 0, nil, err
+	c.startRecv.Do(func() {
+		c.in = make(chan inMsg, 2)
+		go func() {
+			for {
+				m, err := c.ch.ReceiveRaw(context.Background())
+				c.in <- inMsg{m, err}
+				if err != nil {
+					close(c.in)
+					return
+				}
+			}
+		}()
+	})
+	var im inMsg
+	select {
+	case x, ok := <-c.in:
+		if !ok {
+			return 0, nil, io.ErrClosedPipe
+		}
+		im = x
+	case <-ctx.Done():
+		return 0, nil, ctx.Err()
+	}
+	if im.err != nil {
+		return 0, nil, im.err
 	}
 	var msg []byte
-	if err := m.Decode(&msg); err != nil {
+	if err := im.m.Decode(&msg); err != nil {
 		return 0, nil, protoErrf("message is not a byte string: %v", err)
 	}
 	c.received += int64(len(msg)) + wireOverhead(len(msg))
