@@ -7,12 +7,14 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -427,37 +429,58 @@ func countGoTest(events []gotest.Event) map[string]goTestCounts {
 	return out
 }
 
+var goTestRun struct {
+	once   sync.Once
+	events []gotest.Event
+	err    error
+}
+
+// goTestFixtures runs fixturePackages once with real go test -json (in ../fixtures) and
+// returns its events.
+func goTestFixtures(t *testing.T) []gotest.Event {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the fixture packages")
+	}
+	r := &goTestRun
+	r.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		args := []string{"test", "-json", "-timeout", "5s"}
+		for _, p := range fixturePackages {
+			args = append(args, "./"+p)
+		}
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = filepath.Join("..", "fixtures")
+		cmd.Env = append(cmd.Environ(), "GOWORK=off")
+		out, err := cmd.Output()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			r.err = fmt.Errorf("go test: %v", err)
+			return
+		}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var e gotest.Event
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				r.err = fmt.Errorf("go test -json line %q: %v", sc.Text(), err)
+				return
+			}
+			r.events = append(r.events, e)
+		}
+	})
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	return r.events
+}
+
 // TestJUnitMatchesGoTest runs the fixtures with real go test -json, feeds the stream to
 // the collector, and checks that every package's counts and test names in the report are
 // what go test reported.
 func TestJUnitMatchesGoTest(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the fixture packages")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	args := []string{"test", "-json", "-timeout", "5s"}
-	for _, p := range fixturePackages {
-		args = append(args, "./"+p)
-	}
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = filepath.Join("..", "fixtures")
-	cmd.Env = append(cmd.Environ(), "GOWORK=off")
-	out, err := cmd.Output()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("go test: %v", err)
-	}
-	var events []gotest.Event
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e gotest.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("go test -json line %q: %v", sc.Text(), err)
-		}
-		events = append(events, e)
-	}
+	events := goTestFixtures(t)
 
 	var buf bytes.Buffer
 	if err := WriteJUnit(&buf, events, JUnitOptions{}); err != nil {
