@@ -1,0 +1,114 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/godist/godist/gotest"
+	"gotest.tools/gotestsum/testjson"
+)
+
+// SlowTest is one finished run (pass or fail) of a top-level test.
+type SlowTest struct {
+	Package string
+	Test    string
+	Worker  string // the gateway it ran on; "" when the stream does not say
+	Elapsed time.Duration
+}
+
+// SlowestTracker keeps the runs of top-level tests of a stream, for --slowest N. Subtests
+// are left out (their time is part of their parent's), and so are skipped tests. A test
+// run several times (--dist each, --rerun-fails, -count) is there once per run, each with
+// its worker. The zero value is ready to use; it is safe for concurrent use.
+type SlowestTracker struct {
+	mu   sync.Mutex
+	runs []SlowTest
+}
+
+// Event takes the next event of the stream.
+func (s *SlowestTracker) Event(e gotest.Event) {
+	if e.Test == "" || (e.Action != gotest.ActionPass && e.Action != gotest.ActionFail) {
+		return
+	}
+	if testjson.TestName(e.Test).IsSubTest() {
+		return
+	}
+	d := time.Duration(elapsedOf(e) * float64(time.Second))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runs = append(s.runs, SlowTest{Package: e.Package, Test: e.Test, Worker: e.Worker, Elapsed: d})
+}
+
+// Slowest returns the n slowest runs, slowest first; ties go by package, test and worker.
+// n <= 0 returns nil.
+func (s *SlowestTracker) Slowest(n int) []SlowTest {
+	if n <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	runs := append([]SlowTest(nil), s.runs...)
+	s.mu.Unlock()
+	sort.Slice(runs, func(i, j int) bool {
+		a, b := runs[i], runs[j]
+		switch {
+		case a.Elapsed != b.Elapsed:
+			return a.Elapsed > b.Elapsed
+		case a.Package != b.Package:
+			return a.Package < b.Package
+		case a.Test != b.Test:
+			return a.Test < b.Test
+		}
+		return a.Worker < b.Worker
+	})
+	return runs[:min(n, len(runs))]
+}
+
+// Slowest returns the n slowest top-level test runs of events; see SlowestTracker.
+func Slowest(events []gotest.Event, n int) []SlowTest {
+	var s SlowestTracker
+	for _, e := range events {
+		s.Event(e)
+	}
+	return s.Slowest(n)
+}
+
+// WriteSlowest writes tests as the --slowest section, one aligned line a test with the
+// worker it ran on:
+//
+//	=== Slowest 2 tests
+//	  1.50s  example.com/slow  TestBig    [gw2]
+//	  0.35s  example.com/slow  TestSmall  [gw1]
+//
+// It writes nothing for no tests.
+func WriteSlowest(w io.Writer, tests []SlowTest) error {
+	if len(tests) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	title := "=== Slowest test"
+	if len(tests) > 1 {
+		title = fmt.Sprintf("=== Slowest %d tests", len(tests))
+	}
+	b.WriteString(title + "\n")
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	for _, t := range tests {
+		worker := ""
+		if t.Worker != "" {
+			worker = "[" + t.Worker + "]"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", formatSeconds(t.Elapsed, 2), t.Package, t.Test, worker)
+	}
+	tw.Flush()
+	// tabwriter pads the last cell when it is empty; lines end with no spaces.
+	lines := strings.Split(b.String(), "\n")
+	for i, l := range lines {
+		lines[i] = strings.TrimRight(l, " ")
+	}
+	_, err := io.WriteString(w, strings.Join(lines, "\n"))
+	return err
+}
