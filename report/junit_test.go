@@ -8,6 +8,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -573,4 +574,66 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestJUnitEachRerunSameWorker: in each mode a test's attempts are those on its worker;
+// a rerun there makes it flaky on that worker only.
+func TestJUnitEachRerunSameWorker(t *testing.T) {
+	const pkg = "example.com/e"
+	var events []gotest.Event
+	add := func(w, action string, out ...string) {
+		events = append(events, gotest.Event{Action: gotest.ActionRun, Package: pkg, Test: "TestX", Worker: w})
+		for _, o := range out {
+			events = append(events, gotest.Event{Action: gotest.ActionOutput, Package: pkg, Test: "TestX", Worker: w, Output: o})
+		}
+		events = append(events, gotest.Event{Action: action, Package: pkg, Test: "TestX", Worker: w})
+	}
+	add("gw1", gotest.ActionFail, "    x_test.go:3: port in use\n")
+	add("gw2", gotest.ActionPass)
+	add("gw1", gotest.ActionPass)
+	var buf bytes.Buffer
+	if err := WriteJUnit(&buf, events, JUnitOptions{Each: true}); err != nil {
+		t.Fatal(err)
+	}
+	doc := parseJUnit(t, buf.Bytes())
+	gw1 := doc.suite(t, pkg+" [gw1]").testcase(t, "TestX [gw1]")
+	if gw1.Failure != nil || len(gw1.FlakyFailures) != 1 || gw1.FlakyFailures[0].Message != "x_test.go:3: port in use" {
+		t.Errorf("gw1: %+v", gw1)
+	}
+	gw2 := doc.suite(t, pkg+" [gw2]").testcase(t, "TestX [gw2]")
+	if gw2.Failure != nil || len(gw2.FlakyFailures) != 0 || gw2.prop("attempts") != "" {
+		t.Errorf("gw2: %+v", gw2)
+	}
+	if doc.Failures != 0 || doc.Tests != 2 {
+		t.Errorf("totals: tests=%d failures=%d, want 2, 0", doc.Tests, doc.Failures)
+	}
+}
+
+// TestJUnitConcurrentUse: events and writes from several goroutines (go test -race).
+func TestJUnitConcurrentUse(t *testing.T) {
+	c := NewJUnitCollector(JUnitOptions{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkg := "example.com/p" + strconv.Itoa(g)
+			for i := range 50 {
+				name := "Test" + strconv.Itoa(i)
+				c.Event(gotest.Event{Action: gotest.ActionRun, Package: pkg, Test: name})
+				c.Event(gotest.Event{Action: gotest.ActionPass, Package: pkg, Test: name})
+				if i%10 == 0 {
+					c.Write(io.Discard)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var buf bytes.Buffer
+	if err := c.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if doc := parseJUnit(t, buf.Bytes()); doc.Tests != 200 {
+		t.Errorf("%d tests, want 200", doc.Tests)
+	}
 }
