@@ -93,7 +93,7 @@ func checkLinkTarget(t string) error {
 	return nil
 }
 
-func isASCIILetter(c byte) bool { return 'a' <= c&^0x20 && c&^0x20 <= 'z' }
+func isASCIILetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 
 // comparePaths orders paths as a depth-first walk that visits the entries of a directory
 // in byte order of their names (filepath.WalkDir's order): component by component.
