@@ -81,8 +81,15 @@ type Config struct {
 	Timeout    time.Duration // 0: none; go test's default is 10m
 	TestArgs   []string      // after --
 
-	JSON          io.Writer // --jsonfile, nil for none
-	Reporter      Reporter
+	JSON     io.Writer // --jsonfile, nil for none
+	Reporter Reporter
+	// Sinks get every event too, in order, one call at a time (JUnit, annotations, ...).
+	Sinks []func(gotest.Event)
+	// Shard, if N > 0, runs only part I of N (1-based) of the tests, split by recorded
+	// durations so that N jobs together run every test exactly once.
+	ShardI, ShardN int
+	// Dirs, if not nil, is filled with each package's source directory (for annotations).
+	Dirs          map[string]string
 	DurationsFile string // "" = the user cache
 	Executable    string // the worker binary ("" = this one)
 }
@@ -155,6 +162,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	for _, p := range pkgs {
 		r.pkgInfo[p.ImportPath] = p
+		if cfg.Dirs != nil {
+			cfg.Dirs[p.ImportPath] = p.Dir
+		}
 	}
 	if err := r.loadDurations(pkgs); err != nil {
 		return nil, err
@@ -199,6 +209,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	units, err := r.list(ctx, runnable, platforms[0])
 	if err != nil {
 		return nil, err
+	}
+	if cfg.ShardN > 0 {
+		for i := range units {
+			if units[i].Whole {
+				units[i].Startup = max(units[i].Startup, r.durations.PackageEstimate(units[i].Path))
+			}
+		}
+		units = scheduler.Shard(units, cfg.ShardI, cfg.ShardN)
 	}
 	total := 0
 	for _, u := range units {
@@ -377,6 +395,9 @@ func (r *runner) emitLocked(e gotest.Event) {
 	}
 	if r.cfg.Reporter != nil {
 		r.cfg.Reporter.Event(e)
+	}
+	for _, sink := range r.cfg.Sinks {
+		sink(e)
 	}
 }
 

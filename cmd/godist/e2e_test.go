@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"os"
 	"os/exec"
@@ -453,5 +454,80 @@ func TestEndToEndMaxfail(t *testing.T) {
 		if len(acts) != 1 {
 			t.Errorf("package %s: %v, want one terminal action", k, acts)
 		}
+	}
+}
+
+// --shard I/N: N jobs together run every test exactly once.
+func TestEndToEndShardsCoverEveryTestOnce(t *testing.T) {
+	dir := fixturesDir(t)
+	// The jobs of one pipeline all read the same durations file (as restored from a CI cache);
+	// each job updates its own copy.
+	seed := filepath.Join(t.TempDir(), "seed.json")
+	args := []string{"./pass", "./subtests", "./skip", "./slow", "./samename1/...", "./samename2/...", "./fuzz"}
+	runCmd(t, dir, godistBin, append([]string{"-n", "2", "--durations", seed}, args...)...)
+	seedData, err := os.ReadFile(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := goTestJSON(t, dir, args...)
+	seen := map[string]int{}
+	for i := 1; i <= 3; i++ {
+		jf := filepath.Join(t.TempDir(), "run.json")
+		durations := filepath.Join(t.TempDir(), "d.json")
+		os.WriteFile(durations, seedData, 0o644)
+		runCmd(t, dir, godistBin, append([]string{"-n", "2", "--shard", fmt.Sprintf("%d/3", i), "--durations", durations, "--jsonfile", jf}, args...)...)
+		data, _ := os.ReadFile(jf)
+		for k, acts := range parseStream(t, data, false).tests {
+			if !strings.Contains(strings.SplitN(k, " ", 2)[1], "/") {
+				seen[k] += len(acts)
+			}
+		}
+	}
+	for k := range want.tests {
+		if strings.Contains(strings.SplitN(k, " ", 2)[1], "/") {
+			continue
+		}
+		if seen[k] != 1 {
+			t.Errorf("%s ran %d times over the 3 shards, want exactly once", k, seen[k])
+		}
+	}
+}
+
+// --junitfile, --slowest and GitHub annotations come out of one run.
+func TestEndToEndCIOutputs(t *testing.T) {
+	dir := fixturesDir(t)
+	junit := filepath.Join(t.TempDir(), "junit.xml")
+	cmd := exec.Command(godistBin, "-n", "2", "--junitfile", junit, "--slowest", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "./fail", "./slow")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+filepath.Dir(dir))
+	out, _ := cmd.CombinedOutput()
+	b, err := os.ReadFile(junit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var suites struct {
+		Suites []struct {
+			Name     string `xml:"name,attr"`
+			Tests    int    `xml:"tests,attr"`
+			Failures int    `xml:"failures,attr"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(b, &suites); err != nil {
+		t.Fatalf("junit XML does not parse: %v", err)
+	}
+	found := false
+	for _, s := range suites.Suites {
+		if s.Name == "github.com/godist/godist/fixtures/fail" && s.Failures > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no failing suite for the fail package in:\n%s", b)
+	}
+	if !strings.Contains(string(out), "::error file=fixtures/fail/fail_test.go,line=") {
+		t.Errorf("no GitHub annotation pointing at the failing line:\n%s", out)
+	}
+	if !strings.Contains(string(out), "TestSlow") || !strings.Contains(string(out), "[gw") {
+		t.Errorf("--slowest did not list slow tests with their worker:\n%s", out)
 	}
 }

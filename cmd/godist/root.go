@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/godist/godist/gotest"
 	"github.com/godist/godist/report"
 	"github.com/godist/godist/runner"
 	"github.com/godist/godist/scheduler"
@@ -31,7 +32,8 @@ type rootOptions struct {
 	timeout                                time.Duration
 	durations                              string
 	exitFirst                              bool
-	maxfail, rerunFails                    int
+	maxfail, rerunFails, slowest           int
+	junitfile, shard                       string
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -79,6 +81,9 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.BoolVarP(&o.exitFirst, "exitfirst", "x", false, "stop at the first failed test (--maxfail 1)")
 	f.IntVar(&o.maxfail, "maxfail", 0, "stop once `N` tests have failed: no new test starts, running ones are stopped")
 	f.IntVar(&o.rerunFails, "rerun-fails", 0, "run a failed test again up to `N` times, on another worker where there is one")
+	f.StringVar(&o.junitfile, "junitfile", "", "write JUnit XML to `FILE` (suites per package, and per gateway in each mode)")
+	f.IntVar(&o.slowest, "slowest", 0, "print the `N` slowest tests, with the worker each ran on")
+	f.StringVar(&o.shard, "shard", "", "run only part `I/N` (1-based) of the tests, balanced by recorded durations (see --durations)")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.SetInterspersed(true)
 
@@ -128,6 +133,16 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	if o.timeout < 0 {
 		return usagef("-timeout %v: expected a duration of 0 or more", o.timeout)
 	}
+	var shardI, shardN int
+	if o.shard != "" {
+		var err error
+		if shardI, shardN, err = scheduler.ParseShard(o.shard); err != nil {
+			return usagef("--shard: %v", err)
+		}
+	}
+	if o.slowest < 0 {
+		return usagef("--slowest %d: expected a number of tests of 0 or more", o.slowest)
+	}
 	gws, err := gatewaysOf(o.n, o.tx)
 	if err != nil {
 		return err
@@ -148,6 +163,30 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	if err != nil {
 		return usagef("%v", err)
 	}
+	var sinks []func(gotest.Event)
+	var junit *report.JUnitCollector
+	if o.junitfile != "" {
+		junit = report.NewJUnitCollector(report.JUnitOptions{Each: mode == scheduler.Each})
+		sinks = append(sinks, junit.Event)
+	}
+	var slow report.SlowestTracker
+	if o.slowest > 0 {
+		sinks = append(sinks, slow.Event)
+	}
+	dirs := map[string]string{}
+	var gh *report.GitHubAnnotator
+	if os.Getenv("GITHUB_ACTIONS") == "true" {
+		ws := os.Getenv("GITHUB_WORKSPACE")
+		if ws == "" {
+			ws, _ = os.Getwd()
+		}
+		buildDir := o.dir
+		if buildDir == "" {
+			buildDir, _ = os.Getwd()
+		}
+		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: dirs, BuildDir: buildDir, Each: mode == scheduler.Each})
+		sinks = append(sinks, gh.Event)
+	}
 	start := time.Now()
 	res, err := runner.Run(cmd.Context(), runner.Config{
 		Dir: o.dir, Patterns: pkgs, Gateways: gws, Mode: mode,
@@ -156,7 +195,19 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
 		MaxFail: o.maxfail, RerunFails: o.rerunFails,
 		JSON: json, Reporter: rep, DurationsFile: o.durations,
+		Sinks: sinks, ShardI: shardI, ShardN: shardN, Dirs: dirs,
 	})
+	if junit != nil && res != nil {
+		if werr := writeFile(o.junitfile, junit.Write); werr != nil && err == nil {
+			err = fmt.Errorf("--junitfile: %w", werr)
+		}
+	}
+	if gh != nil && res != nil {
+		gh.Write(stdout)
+	}
+	if o.slowest > 0 && res != nil {
+		report.WriteSlowest(stdout, slow.Slowest(o.slowest))
+	}
 	if res == nil {
 		rep.Abort()
 		return err
@@ -166,6 +217,19 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		return err
 	}
 	return statusOf(res.Status)
+}
+
+// writeFile writes a file through write, atomically enough for CI: all or nothing.
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func statusOf(s int) error {
