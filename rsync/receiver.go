@@ -12,6 +12,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,11 +100,16 @@ func staleTemp(name string) bool {
 	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
 }
 
-// placeID names a directory on this machine: the boot id (unique per boot of a kernel)
-// with the directory's device and inode. "" when there is no boot id.
+// placeID names a directory on this machine: the machine (its boot id, unique per boot
+// of a kernel, or failing that an id kept in the godist cache) with the directory's
+// device and inode. "" when neither id can be had.
 func placeID(root *os.Root) string {
-	boot, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
-	if err != nil || len(boot) == 0 {
+	machine := ""
+	if b, err := os.ReadFile("/proc/sys/kernel/random/boot_id"); err == nil && len(b) > 0 && len(b) < 100 {
+		machine = "boot=" + strings.TrimSpace(string(b))
+	} else if id := cachedMachineID(); id != "" {
+		machine = "cache=" + id
+	} else {
 		return ""
 	}
 	fi, err := root.Stat(".")
@@ -114,11 +120,44 @@ func placeID(root *os.Root) string {
 	if !ok {
 		return ""
 	}
-	id := fmt.Sprintf("boot=%s dev=%d ino=%d", strings.TrimSpace(string(boot)), st.Dev, st.Ino)
+	id := fmt.Sprintf("%s dev=%d ino=%d", machine, st.Dev, st.Ino)
 	if len(id) > maxIdentity {
 		return ""
 	}
 	return id
+}
+
+// cachedMachineID returns a random id kept in ${XDG_CACHE_HOME:-$HOME/.cache}/godist/,
+// made by the first receiver that needs it (a chroot has no /proc for a boot id).
+func cachedMachineID() string {
+	blobs, err := DefaultBlobDir()
+	if err != nil {
+		return ""
+	}
+	dir := filepath.Dir(blobs)
+	p := filepath.Join(dir, "machine-id")
+	read := func() string {
+		b, err := os.ReadFile(p)
+		if s := strings.TrimSpace(string(b)); err == nil && len(s) == 32 {
+			return s
+		}
+		return ""
+	}
+	if id := read(); id != "" {
+		return id
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ""
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	tmp := filepath.Join(dir, tempName(newToken(), "machine-id"))
+	if err := os.WriteFile(tmp, []byte(hex.EncodeToString(b[:])+"\n"), 0o644); err != nil {
+		return ""
+	}
+	os.Link(tmp, p) // the first one wins; the others read its id
+	os.Remove(tmp)
+	return read()
 }
 
 // openDest makes dir (relative: to the working directory) and opens it as a root.
@@ -465,7 +504,14 @@ func (r *treeReceiver) entry(e *entry) error {
 			exists = false
 		}
 		if !exists {
-			if err := top.root.Mkdir(base, 0o700); err != nil {
+			err := top.root.Mkdir(base, 0o700)
+			if errors.Is(err, fs.ErrExist) {
+				// Made meanwhile (by another sync of this directory): use it if it is one.
+				if fi, err = top.root.Lstat(base); err == nil && !fi.IsDir() {
+					err = fmt.Errorf("rsync: %s: not a directory", e.path)
+				}
+			}
+			if err != nil {
 				return err
 			}
 			r.dirMode = append(r.dirMode, dirFix{e.path, e.mode})
