@@ -132,9 +132,13 @@ func keys(m map[string]string) []string {
 func file(path, content string) entry {
 	return entry{path: path, kind: entFile, mode: 0o644, size: int64(len(content)), mtime: 1e18}
 }
-func dir(path string) entry            { return entry{path: path, kind: entDir, mode: 0o755} }
-func link(path, target string) entry   { return entry{path: path, kind: entLink, mode: 0o777, target: target} }
-func treeHello(dst string) *hello      { return &hello{version: protocolVersion, mode: modeTree, codecs: codecsAll, flags: helloDelete, dest: dst} }
+func dir(path string) entry { return entry{path: path, kind: entDir, mode: 0o755} }
+func link(path, target string) entry {
+	return entry{path: path, kind: entLink, mode: 0o777, target: target}
+}
+func treeHello(dst string) *hello {
+	return &hello{version: protocolVersion, mode: modeTree, codecs: codecsAll, flags: helloDelete, dest: dst}
+}
 func evilContent(index uint64) []byte  { return []byte("evil") }
 func asPathError(err error) *PathError { var pe *PathError; errors.As(err, &pe); return pe }
 

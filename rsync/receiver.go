@@ -1082,7 +1082,6 @@ type needQueue struct {
 	sig    chan struct{}
 }
 
-
 func newNeedQueue() *needQueue { return &needQueue{sig: make(chan struct{}, 1)} }
 
 func (q *needQueue) push(i uint64) {
