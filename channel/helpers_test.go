@@ -18,7 +18,7 @@ func checkLeaks(t testing.TB) {
 	t.Helper()
 	t.Cleanup(func() {
 		var stacks string
-		for deadline := time.Now().Add(3 * time.Second); ; {
+		for deadline := time.Now().Add(10 * time.Second); ; {
 			stacks = sessionGoroutines()
 			if stacks == "" || time.Now().After(deadline) {
 				break

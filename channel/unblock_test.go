@@ -29,7 +29,7 @@ func blocked(t *testing.T, f func() error, release func(), want error) {
 		if !errors.Is(err, want) {
 			t.Fatalf("got %v, want %v", err, want)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("still blocked after release")
 	}
 }
