@@ -44,6 +44,16 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				}
 				return
 			}
+			if r.remoteGW[g.ID] {
+				r.workerState(g.ID, "syncing")
+				if _, err := r.prepareRemote(ctx, gw); err != nil {
+					r.note("godist: " + err.Error())
+					gw.Close()
+					r.plan.Leave(g.ID)
+					r.abandon(g.ID)
+					return
+				}
+			}
 			r.workerState(g.ID, "ready")
 			// A local worker that dies is started again (its tests went back to the queue);
 			// a remote one is not: whatever killed it would likely do it again.
@@ -186,10 +196,20 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}, time.Now)
 
 	args := r.testArgs(b)
-	if dir := r.coverDir(key); dir != "" {
-		args = append(args, "-test.gocoverdir="+dir)
-	}
 	req := worker.Request{Path: bin, Args: args, Dir: r.pkgInfo[b.Package].Dir, Env: r.workerEnv(gw.ID)}
+	if r.remoteGW[gw.ID] {
+		// Its host has the tree (prepared at start); the binary goes now, once per host.
+		st, err := r.prepareRemote(ctx, gw)
+		if err == nil {
+			req.Path, err = r.remoteBinary(ctx, gw, st, b.Package, bin)
+		}
+		if err != nil {
+			return batchOutcome{retry: b.Tests, lost: err}
+		}
+		req.Dir = st.remoteDir(req.Dir)
+	} else if dir := r.coverDir(key); dir != "" {
+		req.Args = append(req.Args, "-test.gocoverdir="+dir)
+	}
 	if r.cfg.Timeout > 0 {
 		req.KillAfter = r.cfg.Timeout + time.Minute
 	}

@@ -89,9 +89,12 @@ type Config struct {
 	// durations so that N jobs together run every test exactly once.
 	ShardI, ShardN int
 	// Dirs, if not nil, is filled with each package's source directory (for annotations).
-	Dirs          map[string]string
-	DurationsFile string // "" = the user cache
-	Executable    string // the worker binary ("" = this one)
+	Dirs map[string]string
+	// RsyncDirs are trees shipped to remote gateways besides the module; RsyncIgnore are
+	// gitignore-style patterns left out of every tree shipped.
+	RsyncDirs, RsyncIgnore []string
+	DurationsFile          string // "" = the user cache
+	Executable             string // the worker binary ("" = this one)
 }
 
 // Result of a run.
@@ -118,6 +121,11 @@ type runner struct {
 	pkgInfo   map[string]gobuild.Package
 	nworkers  int
 	coverRoot string // "" unless -cover
+
+	moduleRoot string                  // the module of the packages under test
+	remoteMu   sync.Mutex              // guards remotes
+	remotes    map[string]*remoteState // by host and working directory
+	remoteGW   map[string]bool         // gateways that do not share the master's files
 
 	// runCtx is what test processes run under; stop cancels it (--maxfail).
 	runCtx    context.Context
@@ -160,7 +168,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		return nil, err
 	}
+	r.remotes = map[string]*remoteState{}
+	r.remoteGW = map[string]bool{}
+	for _, g := range cfg.Gateways {
+		r.remoteGW[g.ID] = isRemote(g, cfg.Gateways)
+	}
 	for _, p := range pkgs {
+		if r.moduleRoot == "" {
+			r.moduleRoot = p.ModuleDir
+		}
 		r.pkgInfo[p.ImportPath] = p
 		if cfg.Dirs != nil {
 			cfg.Dirs[p.ImportPath] = p.Dir
@@ -176,6 +192,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer os.RemoveAll(tmp)
 	if cfg.Cover {
 		r.coverRoot = filepath.Join(tmp, "cover")
+	}
+	if r.moduleRoot == "" {
+		r.moduleRoot, _ = filepath.Abs(cfg.Dir)
 	}
 
 	// One build per platform the gateways need; the host's (or the first) one reports.

@@ -14,7 +14,7 @@ var goTestFlags = map[string]bool{
 	"run": true, "skip": true, "count": true, "short": true, "timeout": true, "failfast": true,
 	"race": true, "tags": true, "shuffle": true, "cover": true, "coverprofile": true,
 	"jsonfile": true, "dist": true, "tx": true, "durations": true, "maxfail": true,
-	"junitfile": true, "slowest": true, "shard": true, "format": true, "rerun-fails": true,
+	"junitfile": true, "slowest": true, "shard": true, "format": true, "rerun-fails": true, "rsyncdir": true, "rsyncignore": true,
 }
 
 // goFlagsToPosix rewrites "-run X" to "--run X" for the long flags above, up to "--",

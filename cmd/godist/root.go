@@ -34,6 +34,7 @@ type rootOptions struct {
 	exitFirst                              bool
 	maxfail, rerunFails, slowest           int
 	junitfile, shard                       string
+	rsyncDirs, rsyncIgnore                 []string
 }
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -84,6 +85,8 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.StringVar(&o.junitfile, "junitfile", "", "write JUnit XML to `FILE` (suites per package, and per gateway in each mode)")
 	f.IntVar(&o.slowest, "slowest", 0, "print the `N` slowest tests, with the worker each ran on")
 	f.StringVar(&o.shard, "shard", "", "run only part `I/N` (1-based) of the tests, balanced by recorded durations (see --durations)")
+	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
+	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.SetInterspersed(true)
 
@@ -196,6 +199,7 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		MaxFail: o.maxfail, RerunFails: o.rerunFails,
 		JSON: json, Reporter: rep, DurationsFile: o.durations,
 		Sinks: sinks, ShardI: shardI, ShardN: shardN, Dirs: dirs,
+		RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
 	})
 	if junit != nil && res != nil {
 		if werr := writeFile(o.junitfile, junit.Write); werr != nil && err == nil {

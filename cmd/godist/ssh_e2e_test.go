@@ -230,3 +230,37 @@ func TestSSHMasterKilledLeavesNothing(t *testing.T) {
 		t.Errorf("test processes %v outlived the master", p)
 	}
 }
+
+// Remote runs: the module tree and the test binaries travel to a host that has nothing but
+// busybox, and every test gets go test's result there as well as on a local worker.
+func TestSSHRemoteRunOnBusyboxHost(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
+	dir := fixturesDir(t)
+	args := []string{"-timeout", "10s", "./pass", "./subtests", "./files", "./panic", "./testmain"}
+	want := goTestJSON(t, dir, args...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	start := time.Now()
+	_, errOut, code := runWithEnv(t, sshEnv(t, s), dir, append([]string{"--dist", "each", "--tx", "ssh=" + s.Alias, "--tx", "popen",
+		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	t.Logf("took %v", time.Since(start))
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s", code, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, true)
+	for k, acts := range want.tests {
+		pkg, test, _ := strings.Cut(k, " ")
+		if crashPackages[pkg] {
+			continue
+		}
+		for _, w := range []string{"gw0", "gw1"} {
+			if g := got.tests[pkg+" @"+w+" "+test]; len(g) != 1 || g[0] != acts[0] {
+				t.Errorf("%s on %s: %v, want [%s]", k, w, g, acts[0])
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("godist said:\n%s", errOut)
+	}
+}
