@@ -37,7 +37,7 @@ cmp -s "$OUT/binA/scheduler.test" "$OUT/binB/scheduler.test" && { echo "the chan
 # The pristine tree.
 GOROOT=$(go env GOROOT)
 mkdir -p "$OUT/pristine/bin"
-(cd "$GOROOT/src" && find . -name '*.go' -size -40k | LC_ALL=C sort | head -1500 | tar -cf - -T -) | tar -xf - -C "$OUT/pristine"
+(cd "$GOROOT/src" && find . -name '*.go' -size -40k | LC_ALL=C sort >"$OUT/list" && sed -n 1,1500p "$OUT/list" | tar -cf - -T -) | tar -xf - -C "$OUT/pristine"
 cp "$OUT/binA/scheduler.test" "$OUT/binA/xspec.test" "$OUT/pristine/bin/"
 NFILES=$(find "$OUT/pristine" -type f | wc -l)
 SIZE=$(du -sb "$OUT/pristine" | cut -f1)
@@ -93,7 +93,7 @@ for r in $(seq "$ROUNDS"); do
 	both 1-cold "$r"
 	# One test binary rebuilt from a one-line change, 15 source files edited.
 	cp "$OUT/binB/scheduler.test" "$OUT/src/bin/scheduler.test"
-	find "$OUT/src" -name '*.go' | LC_ALL=C sort | awk 'NR % 100 == 7' | head -15 |
+	find "$OUT/src" -name '*.go' | LC_ALL=C sort | awk 'NR % 100 == 7 && n++ < 15' |
 		while read -r f; do echo "// edited in round $r" >>"$f"; done
 	both 2-changed "$r"
 	both 3-unchanged "$r"

@@ -3,21 +3,19 @@ package rsync
 import (
 	"fmt"
 	"strings"
-	"unicode/utf8"
 )
 
 // Limits on names, checked by both ends (the receiver whatever the sender says).
 const (
-	maxPathLen   = 4096 // bytes of a relative path in the tree
-	maxNameLen   = 255  // bytes of one path component
-	maxLinkLen   = 4096 // bytes of a symlink's target
-	maxPatterns  = 4096 // exclude patterns in one hello
-	maxEntries   = 1 << 26
-	maxDestLen   = 4096
-	maxDepth     = 256 // directory nesting of a tree
-	tempPrefix   = ".godist-rsync."
-	maxIdentity  = 512
-	maxErrString = 4096
+	maxPathLen  = 4096 // bytes of a relative path in the tree
+	maxNameLen  = 255  // bytes of one path component
+	maxLinkLen  = 4096 // bytes of a symlink's target
+	maxPatterns = 4096 // exclude patterns in one hello
+	maxEntries  = 1 << 26
+	maxDestLen  = 4096
+	maxDepth    = 256 // directory nesting of a tree
+	tempPrefix  = ".godist-rsync."
+	maxIdentity = 512
 )
 
 // PathError is a path of the tree that the receiver (or the sender, before sending)
@@ -133,6 +131,3 @@ func parentOf(p string) string {
 
 // baseOf is the last component of a tree path.
 func baseOf(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
-
-// validUTF8 reports whether s is UTF-8; names need not be, this is for messages only.
-func validUTF8(s string) bool { return utf8.ValidString(s) }
