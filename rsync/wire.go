@@ -258,7 +258,7 @@ func openMsg(msg []byte, scratch *[]byte) (typ byte, body []byte, err error) {
 func wireOverhead(n int) int64 {
 	head := 1
 	switch {
-	case n >= 1<<32:
+	case int64(n) >= 1<<32:
 		head = 9
 	case n >= 1<<16:
 		head = 5
