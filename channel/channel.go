@@ -498,7 +498,12 @@ func (c *Channel) complete(data []byte, wire int) error {
 		c.scheduleLocked()
 	} else if c.waiting > c.inlineReaders {
 		signal(c.recvSig)
-		s.lastRecv.Store(s.now()) // let the receiver read next time
+		if s.deadline != nil {
+			// Let the receiver read next time: it can (a receiver whose ctx may be
+			// cancelled reads the stream itself only where reads have deadlines; standing
+			// aside for one that cannot would hold every message 5 ms).
+			s.lastRecv.Store(s.now())
+		}
 	}
 	c.mu.Unlock()
 	return nil
