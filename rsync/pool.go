@@ -127,11 +127,7 @@ func (p *writePool) write(dirs *dirCache, j *writeJob) error {
 		err = dir.Chtimes(tmp, time.Time{}, time.Unix(0, j.p.mtime))
 	}
 	if err == nil {
-		var isDir bool
-		if fi, lerr := dir.Lstat(name); lerr == nil && fi.IsDir() {
-			isDir = true
-		}
-		err = p.r.replace(dir, tmp, name, isDir)
+		err = p.r.replace(dir, tmp, name, j.p.dirInWay)
 	}
 	if err != nil {
 		dir.Remove(tmp)

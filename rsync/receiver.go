@@ -179,17 +179,20 @@ type dirState struct {
 	path     string              // "" for the destination itself
 	root     *os.Root            // the directory, opened
 	children map[string]struct{} // names the manifest has in it
+	fresh    bool                // made by this sync: it had nothing in it
 }
 
 // pending is a file the receiver asked for.
 type pending struct {
-	path   string
-	size   int64
-	mode   uint32
-	mtime  int64
-	basis  bool       // ask with the signature of the old file
-	sig    *signature // what was sent (nil: whole file); guarded by treeReceiver.mu
-	redone bool
+	path  string
+	size  int64
+	mode  uint32
+	mtime int64
+	basis bool // ask with the signature of the old file
+	// dirInWay: a directory is where the file goes (removed when the file is renamed in)
+	dirInWay bool
+	sig      *signature // what was sent (nil: whole file); guarded by treeReceiver.mu
+	redone   bool
 }
 
 type treeReceiver struct {
@@ -374,7 +377,6 @@ func (r *treeReceiver) run(ctx context.Context) error {
 			r.manifestClosed = true
 			endSeen = true
 		case typ == msgData && endSeen:
-			dbg("data msg %d", len(body))
 			if err := decodeRecords(body, func(rec *record) error { return r.record(rec) }); err != nil {
 				return err
 			}
@@ -447,7 +449,6 @@ func (r *treeReceiver) walkManifest(ctx context.Context, mq <-chan manifestMsg) 
 			return err
 		}
 	}
-	dbg("manifest walked")
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.manifestDone = true
@@ -489,11 +490,17 @@ func (r *treeReceiver) entry(e *entry) error {
 	}
 	top := r.stack[len(r.stack)-1]
 	top.children[base] = struct{}{}
-	fi, err := top.root.Lstat(base)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
+	// In a directory this sync made, everything is new: no need to look.
+	var fi fs.FileInfo
+	var err error
+	exists := false
+	if !top.fresh {
+		fi, err = top.root.Lstat(base)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		exists = err == nil
 	}
-	exists := err == nil
 	switch e.kind {
 	case entDir:
 		if exists && !fi.IsDir() {
@@ -503,8 +510,10 @@ func (r *treeReceiver) entry(e *entry) error {
 			r.deleted.Add(1)
 			exists = false
 		}
+		fresh := false
 		if !exists {
 			err := top.root.Mkdir(base, 0o700)
+			fresh = err == nil
 			if errors.Is(err, fs.ErrExist) {
 				// Made meanwhile (by another sync of this directory): use it if it is one.
 				if fi, err = top.root.Lstat(base); err == nil && !fi.IsDir() {
@@ -527,7 +536,7 @@ func (r *treeReceiver) entry(e *entry) error {
 		if err != nil {
 			return err
 		}
-		r.stack = append(r.stack, &dirState{path: e.path, root: sub, children: map[string]struct{}{}})
+		r.stack = append(r.stack, &dirState{path: e.path, root: sub, fresh: fresh, children: map[string]struct{}{}})
 		if len(r.stack) > maxDepth+1 {
 			return &PathError{Path: e.path, Reason: "too deep"}
 		}
@@ -558,7 +567,8 @@ func (r *treeReceiver) entry(e *entry) error {
 			return nil
 		}
 		p := &pending{path: e.path, size: e.size, mode: e.mode, mtime: e.mtime,
-			basis: exists && fi.Mode().IsRegular() && fi.Size() > 0}
+			basis:    exists && fi.Mode().IsRegular() && fi.Size() > 0,
+			dirInWay: exists && fi.IsDir()}
 		r.mu.Lock()
 		r.pending[index] = p
 		r.outstanding++
@@ -585,6 +595,7 @@ func sameMtime(t time.Time, ns int64) bool {
 }
 
 // replace renames tmp over name in dir, removing a directory in the way first.
+// A directory that appeared since the manifest walk looked is removed all the same.
 func (r *treeReceiver) replace(dir *os.Root, tmp, name string, isDir bool) error {
 	if isDir {
 		if err := dir.RemoveAll(name); err != nil {
@@ -592,7 +603,13 @@ func (r *treeReceiver) replace(dir *os.Root, tmp, name string, isDir bool) error
 		}
 		r.deleted.Add(1)
 	}
-	return dir.Rename(tmp, name)
+	err := dir.Rename(tmp, name)
+	if err != nil && !isDir {
+		if fi, lerr := dir.Lstat(name); lerr == nil && fi.IsDir() {
+			return r.replace(dir, tmp, name, true)
+		}
+	}
+	return err
 }
 
 // popDir leaves the directory on top of the stack: it deletes what the manifest does not
@@ -602,6 +619,9 @@ func (r *treeReceiver) popDir() error {
 	r.stack = r.stack[:len(r.stack)-1]
 	if d.path != "" {
 		defer d.root.Close()
+	}
+	if d.fresh {
+		return nil // nothing in it but what the manifest has
 	}
 	f, err := d.root.Open(".")
 	if err != nil {
@@ -1012,11 +1032,7 @@ func (w *fileWriter) commit(r *treeReceiver) error {
 	mt := time.Unix(0, w.p.mtime)
 	err := w.dir.Chtimes(w.tmp, time.Time{}, mt)
 	if err == nil {
-		var isDir bool
-		if fi, lerr := w.dir.Lstat(w.name); lerr == nil && fi.IsDir() {
-			isDir = true
-		}
-		err = r.replace(w.dir, w.tmp, w.name, isDir)
+		err = r.replace(w.dir, w.tmp, w.name, w.p.dirInWay)
 	}
 	if err != nil {
 		w.dir.Remove(w.tmp)

@@ -122,9 +122,7 @@ func Sync(ctx context.Context, src string, dests []Dest, opts Options) ([]Stats,
 	}
 	s := &syncer{opts: opts, filter: filter, treeReady: make(chan struct{}), places: map[string]*place{}}
 	go func() {
-		dbg("walk start")
 		s.tree, s.treeErr = walkTree(src, filter, opts.Warn)
-		dbg("walk done")
 		close(s.treeReady)
 	}()
 	stats := make([]Stats, len(dests))
@@ -261,13 +259,11 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 	if c.compress {
 		manifest = t.compressed()
 	}
-	dbg("send manifest")
 	for _, m := range manifest {
 		if err := c.sendRaw(ctx, m); err != nil {
 			return st, err
 		}
 	}
-	dbg("manifest sent")
 
 	// The reader takes needs and the result; the writer sends what is needed.
 	needs := make(chan need, 64)
@@ -291,7 +287,6 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 			}
 			switch typ {
 			case msgNeed:
-				dbg("need msg %d bytes", len(body))
 				err = decodeNeeds(body, func(nd need) error {
 					if nd.index >= uint64(len(t.entries)) || t.entries[nd.index].kind != entFile {
 						return protoErrf("receiver needs entry %d, which is not a file", nd.index)
@@ -307,7 +302,6 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 					}
 				})
 			case msgResult:
-				dbg("result")
 				res, err = decodeResult(body)
 				if err == nil {
 					return
