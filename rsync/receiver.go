@@ -524,7 +524,9 @@ func (r *treeReceiver) entry(e *entry) error {
 				return err
 			}
 			r.dirMode = append(r.dirMode, dirFix{e.path, e.mode})
-		} else if cur := unixMode(fi.Mode()); cur != e.mode {
+		} else if cur := unixMode(fi.Mode()); cur != e.mode || cur&0o700 != 0o700 {
+			// Writable for the sync (a read-only directory of the last one, say); its
+			// mode is set at the end.
 			if cur&0o700 != 0o700 {
 				if err := top.root.Chmod(base, fileMode(cur|0o700)); err != nil {
 					return err

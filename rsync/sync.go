@@ -50,8 +50,8 @@ type Options struct {
 	// end of each destination. Calls are serialized; it must not block for long.
 	Progress func(Progress)
 	// Warn, if not nil, is told about each source entry that is skipped (a socket, a
-	// device, a name a receiver would refuse). Called from Sync's goroutine before any
-	// data is sent.
+	// device, a name a receiver would refuse, a file it cannot read: the destination
+	// keeps what it has there). Calls are serialized.
 	Warn func(path string, err error)
 }
 
@@ -122,7 +122,7 @@ func Sync(ctx context.Context, src string, dests []Dest, opts Options) ([]Stats,
 	}
 	s := &syncer{opts: opts, filter: filter, treeReady: make(chan struct{}), places: map[string]*place{}}
 	go func() {
-		s.tree, s.treeErr = walkTree(src, filter, opts.Warn)
+		s.tree, s.treeErr = walkTree(src, filter, s.warn)
 		close(s.treeReady)
 	}()
 	stats := make([]Stats, len(dests))
@@ -173,6 +173,15 @@ type place struct {
 	done  chan struct{}
 	stats Stats
 	err   error
+}
+
+func (s *syncer) warn(path string, err error) {
+	if s.opts.Warn == nil {
+		return
+	}
+	s.progressMu.Lock()
+	defer s.progressMu.Unlock()
+	s.opts.Warn(path, err)
 }
 
 func (s *syncer) progress(p Progress) {
@@ -316,7 +325,7 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 			}
 		}
 	}()
-	w := &dataWriter{c: c, msg: newMsg(msgData, bodyGoal+maxLit+64)}
+	w := &dataWriter{c: c, msg: newMsg(msgData, bodyGoal+maxLit+64), warn: s.warn}
 	var bytesDone int64
 	writeErr := func() error {
 		for nd := range needs {
@@ -325,7 +334,9 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 			if err != nil {
 				return err
 			}
-			if sent {
+			if !sent {
+				st.Skipped++
+			} else {
 				st.FilesSent++
 				st.Literal += ds.literal
 				st.Matched += ds.matched
@@ -385,6 +396,7 @@ func recvReply(ctx context.Context, c *conn) (*reply, error) {
 
 // dataWriter batches data records into DATA messages.
 type dataWriter struct {
+	warn    func(path string, err error)
 	c       *conn
 	ctx     context.Context
 	msg     wbuf
@@ -426,7 +438,12 @@ func (w *dataWriter) sendFile(ctx context.Context, path string, index uint64, si
 	w.ctx = ctx
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) {
+		// Gone (or replaced by a symlink) since the walk, or unreadable: the receiver
+		// keeps what it has.
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) || errors.Is(err, fs.ErrPermission) {
+			if w.warn != nil && !errors.Is(err, fs.ErrNotExist) {
+				w.warn(path, err)
+			}
 			w.msg.byte(recSkip)
 			w.msg.uvarint(index)
 			return deltaStats{}, false, w.maybeFlush()

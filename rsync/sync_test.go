@@ -177,3 +177,33 @@ func TestSyncProgress(t *testing.T) {
 		t.Errorf("progress %+v", got)
 	}
 }
+
+// A file that vanishes between the walk and its sending is skipped: the receiver keeps
+// what it had and the sync succeeds.
+func TestSyncVanishedFile(t *testing.T) {
+	p := newPeer(t)
+	s := newSandbox(t)
+	writeFile(t, filepath.Join(s.dst, "b"), []byte("old b"), 0o644)
+	rs := newRawSender(t, p, treeHello(s.dst))
+	rs.manifest([]entry{file("a", "new a"), file("b", "new b")})
+	for _, i := range rs.needs(2) {
+		rs.data(func(b *wbuf) { b.byte(recSkip); b.uvarint(i) })
+	}
+	if errs := p.receiverErrs(1); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if _, err := os.Stat(filepath.Join(s.dst, "a")); err == nil {
+		t.Error("a exists")
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.dst, "b")); string(b) != "old b" {
+		t.Errorf("b is %q", b)
+	}
+	// The sender's side of it.
+	w := &dataWriter{msg: newMsg(msgData, 64)}
+	if _, sent, err := w.sendFile(context.Background(), filepath.Join(t.TempDir(), "gone"), 3, nil); sent || err != nil {
+		t.Errorf("sendFile of a missing file: sent %v, %v", sent, err)
+	}
+	if string(w.msg[2:]) != string([]byte{recSkip, 3}) {
+		t.Errorf("records %q", w.msg[2:])
+	}
+}
