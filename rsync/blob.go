@@ -73,6 +73,7 @@ func PutBlob(ctx context.Context, open Opener, localPath string, opts BlobOption
 	}
 	defer ch.Close()
 	c := &conn{ch: ch}
+	defer c.close()
 	defer func() { st.BytesSent, st.BytesReceived = c.bytesSent(), c.received }()
 	h := &hello{version: protocolVersion, mode: modeBlob, codecs: codecsAll, cacheDir: opts.CacheDir,
 		hash: sum, size: fi.Size(), perm: unixMode(fi.Mode()), name: opts.Name, basis: basis}

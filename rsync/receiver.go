@@ -35,6 +35,7 @@ import (
 // and those left by a killed receiver are removed by the next sync of their directory.
 func Receiver(ctx context.Context, ch *channel.Channel) error {
 	c := &conn{ch: ch}
+	defer c.close()
 	typ, body, err := c.recv(ctx)
 	if err != nil {
 		if isEOF(err) {

@@ -203,6 +203,7 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 	}
 	defer ch.Close()
 	c := &conn{ch: ch}
+	defer c.close()
 	defer func() {
 		st.BytesSent = c.bytesSent()
 		st.BytesReceived = c.received

@@ -288,6 +288,21 @@ type conn struct {
 
 	startRecv sync.Once
 	in        chan inMsg
+	quitInit  sync.Once
+	quitOnce  sync.Once
+	quit      chan struct{}
+}
+
+func (c *conn) quitCh() chan struct{} {
+	c.quitInit.Do(func() { c.quit = make(chan struct{}) })
+	return c.quit
+}
+
+// close stops the conn's receiving goroutine from handing over more messages. The
+// goroutine itself ends when the channel does (after the peer's Close, or with the session).
+func (c *conn) close() {
+	q := c.quitCh()
+	c.quitOnce.Do(func() { close(q) })
 }
 
 type inMsg struct {
@@ -330,12 +345,17 @@ func (c *conn) bytesSent() int64 {
 func (c *conn) recv(ctx context.Context) (byte, []byte, error) {
 	c.startRecv.Do(func() {
 		c.in = make(chan inMsg, 2)
+		quit := c.quitCh()
 		go func() {
+			defer close(c.in)
 			for {
 				m, err := c.ch.ReceiveRaw(context.Background())
-				c.in <- inMsg{m, err}
+				select {
+				case c.in <- inMsg{m, err}:
+				case <-quit:
+					return
+				}
 				if err != nil {
-					close(c.in)
 					return
 				}
 			}
