@@ -63,7 +63,21 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // workers and test processes that belong to this test's godist binary.
 func leftovers() (workers, tests []int) {
-	return procsMatching(godistBin, " worker"), procsMatching(os.TempDir()+"/godist-", "hang.test", "-test.run")
+	return procsMatching(godistBin, " worker"), hangTestProcs()
+}
+
+// hangTestProcs are the test processes of the hang fixture that a godist worker started
+// (wherever their binary lives): they have a GODIST_TESTRUNUID, other test packages'
+// runs of the same fixture do not.
+func hangTestProcs() []int {
+	var out []int
+	for _, pid := range procsMatching("-test.run=", "TestHang", "-test.v=test2json") {
+		env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+		if bytes.Contains(env, []byte("GODIST_TESTRUNUID=")) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 func startHang(t *testing.T, args ...string) *exec.Cmd {
@@ -134,7 +148,7 @@ func TestWorkerCrashLosesNoResult(t *testing.T) {
 	assertNoLeftovers(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	cmd := startHang(t, "-n", "2", "--jsonfile", jf, "-timeout", "3s", "./hang")
-	// Kill the worker that runs the hang test: the parent of the hang.test process.
+	// Kill the worker that runs the hang test: the parent of its test process.
 	_, tests := leftovers()
 	ppid := parentOf(tests[0])
 	cmd.Process.Signal(syscall.Signal(0))

@@ -309,7 +309,9 @@ func startHangOver(t *testing.T, s *serveProc) *exec.Cmd {
 	hangRunning := func() bool {
 		for _, pid := range s.workers() {
 			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
-			if bytes.Contains(b, []byte("hang.test")) {
+			// The test process of the hang fixture, wherever its binary lives (the
+			// workers of a remote gateway run it from their blob cache).
+			if bytes.Contains(b, []byte("TestHang")) && bytes.Contains(b, []byte("-test.v=test2json")) {
 				return true
 			}
 		}

@@ -215,7 +215,7 @@ func TestSSHMasterKilledLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	if !waitFor(60*time.Second, func() bool { return len(procsMatching(os.TempDir()+"/godist-", "hang.test", "-test.run")) > 0 }) {
+	if !waitFor(60*time.Second, func() bool { return len(hangTestProcs()) > 0 }) {
 		t.Fatal("the hang test never started on the ssh host")
 	}
 	if len(s.Children()) == 0 {
@@ -226,7 +226,7 @@ func TestSSHMasterKilledLeavesNothing(t *testing.T) {
 	if !waitFor(20*time.Second, func() bool { return len(s.Children()) == 0 }) {
 		t.Errorf("sshd still has session processes %v 20s after the master died", s.Children())
 	}
-	if p := procsMatching(os.TempDir()+"/godist-", "hang.test", "-test.run"); len(p) > 0 {
+	if p := hangTestProcs(); len(p) > 0 {
 		t.Errorf("test processes %v outlived the master", p)
 	}
 }
