@@ -163,15 +163,10 @@ func startExec(ctx context.Context, id string, spec *xspec.Spec, opts Options) (
 	return connect(ctx, id, spec, opts, l.link, &bootstrapConfig{binaries: opts.Binaries})
 }
 
-// startSSH opens a shell on the host through the pool and bootstraps the worker there.
-func startSSH(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool *sshPool) (*Gateway, error) {
-	rwc, err := pool.openShell(ctx, spec, "sh")
-	if err != nil {
-		return nil, err
-	}
-	sh := rwc.(*sshShell)
+// shellLink is the link of a command running in an ssh session; what names it in errors.
+func shellLink(sh *sshShell, what string) *link {
 	var once sync.Once
-	l := &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
+	return &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
 		kill: func() {
 			once.Do(func() { sh.Close() })
 			select {
@@ -181,10 +176,19 @@ func startSSH(ctx context.Context, id string, spec *xspec.Spec, opts Options, po
 		},
 		ended: func() string {
 			if err := sh.ExitErr(); err != nil {
-				return "remote shell: " + err.Error()
+				return what + ": " + err.Error()
 			}
-			return "remote shell exited"
+			return what + " exited"
 		}}
+}
+
+// startSSH opens a shell on the host through the pool and bootstraps the worker there.
+func startSSH(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool *sshPool) (*Gateway, error) {
+	rwc, err := pool.openShell(ctx, spec, "sh")
+	if err != nil {
+		return nil, err
+	}
+	l := shellLink(rwc.(*sshShell), "remote shell")
 	return connect(ctx, id, spec, opts, l, &bootstrapConfig{binaries: opts.Binaries})
 }
 

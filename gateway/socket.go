@@ -11,8 +11,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"sync"
-	"time"
 
 	"github.com/godist/godist/serve"
 	"github.com/godist/godist/xspec"
@@ -27,21 +25,7 @@ func startSocket(ctx context.Context, id string, spec *xspec.Spec, opts Options,
 	if err != nil {
 		return nil, err
 	}
-	var once sync.Once
-	l := &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
-		kill: func() {
-			once.Do(func() { sh.Close() })
-			select {
-			case <-sh.Done():
-			case <-time.After(5 * time.Second):
-			}
-		},
-		ended: func() string {
-			if err := sh.ExitErr(); err != nil {
-				return "remote worker: " + err.Error()
-			}
-			return "remote worker exited"
-		}}
+	l := shellLink(sh, "remote worker")
 	return connect(ctx, id, spec, opts, l, nil)
 }
 

@@ -130,8 +130,7 @@ func serveSpawn(ctx context.Context, ch *channel.Channel) error {
 		if err != nil {
 			return err
 		}
-		sh := rwc.(*sshShell)
-		l = &link{rwc: sh, stderr: sh.stderr, done: sh.Done(), kill: func() { sh.Close() }}
+		l = shellLink(rwc.(*sshShell), "remote shell")
 	case xspec.TypeSocket:
 		pool := newSSHPool(nil)
 		defer pool.Close()
@@ -139,7 +138,7 @@ func serveSpawn(ctx context.Context, ch *channel.Channel) error {
 		if err != nil {
 			return err
 		}
-		l = &link{rwc: sh, stderr: sh.stderr, done: sh.Done(), kill: func() { sh.Close() }}
+		l = shellLink(sh, "remote worker")
 	default:
 		return fmt.Errorf("gateway: via= cannot start a %s gateway from a hop", spec.Type)
 	}
