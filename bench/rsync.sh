@@ -18,8 +18,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
 OUT=${OUT:-$PWD/bench/out/rsync}
-rm -rf "$OUT"
-mkdir -p "$OUT"
+# The trees (source and both copies) live in $BENCH_DIR: tmpfs by default, so that the
+# figures measure the tools, not a disk that other tenants of the machine keep busy.
+BENCH_DIR=${BENCH_DIR:-/dev/shm/godist-bench-rsync}
+[ -d "$(dirname "$BENCH_DIR")" ] || BENCH_DIR=$OUT/trees
+rm -rf "$OUT" "$BENCH_DIR"
+mkdir -p "$OUT" "$BENCH_DIR"
+trap 'rm -rf "$BENCH_DIR"' EXIT
 export GOFLAGS=-mod=mod
 
 echo "building godist and the sshd helper..." >&2
@@ -36,18 +41,18 @@ cmp -s "$OUT/binA/scheduler.test" "$OUT/binB/scheduler.test" && { echo "the chan
 
 # The pristine tree.
 GOROOT=$(go env GOROOT)
-mkdir -p "$OUT/pristine/bin"
-(cd "$GOROOT/src" && find . -name '*.go' -size -40k | LC_ALL=C sort >"$OUT/list" && sed -n 1,1500p "$OUT/list" | tar -cf - -T -) | tar -xf - -C "$OUT/pristine"
-cp "$OUT/binA/scheduler.test" "$OUT/binA/xspec.test" "$OUT/pristine/bin/"
-NFILES=$(find "$OUT/pristine" -type f | wc -l)
-SIZE=$(du -sb "$OUT/pristine" | cut -f1)
+mkdir -p "$BENCH_DIR/pristine/bin"
+(cd "$GOROOT/src" && find . -name '*.go' -size -40k | LC_ALL=C sort >"$OUT/list" && sed -n 1,1500p "$OUT/list" | tar -cf - -T -) | tar -xf - -C "$BENCH_DIR/pristine"
+cp "$OUT/binA/scheduler.test" "$OUT/binA/xspec.test" "$BENCH_DIR/pristine/bin/"
+NFILES=$(find "$BENCH_DIR/pristine" -type f | wc -l)
+SIZE=$(du -sb "$BENCH_DIR/pristine" | cut -f1)
 
 # sshd, stopped when this script exits (its stdin is the fifo we keep open).
 mkfifo "$OUT/sshd.fifo"
 "$OUT/sshdserve" -env "$OUT/sshd.env" <"$OUT/sshd.fifo" >"$OUT/sshd.log" 2>&1 &
 SSHD_PID=$!
 exec 9>"$OUT/sshd.fifo"
-cleanup() { exec 9>&-; wait "$SSHD_PID" 2>/dev/null || true; }
+cleanup() { exec 9>&-; wait "$SSHD_PID" 2>/dev/null || true; rm -rf "$BENCH_DIR"; }
 trap cleanup EXIT
 for _ in $(seq 100); do [ -f "$OUT/sshd.env" ] && break; sleep 0.1; done
 # shellcheck disable=SC1091
@@ -62,7 +67,7 @@ printf 'round\tphase\ttool\tms\tbytes\n' >"$results"
 run_godist() { # phase round dest
 	local t0 t1 line
 	t0=$(now)
-	line=$("$OUT/godist" rsync --json --tx "ssh=$SSHD_ALIAS" "$OUT/src" "$3")
+	line=$("$OUT/godist" rsync --json --tx "ssh=$SSHD_ALIAS" "$BENCH_DIR/src" "$3")
 	t1=$(now)
 	bytes=$(sed -n 's/.*"bytes_sent":\([0-9]*\).*/\1/p' <<<"$line")
 	printf '%s\t%s\tgodist\t%d\t%s\n' "$2" "$1" $(((t1 - t0) / 1000000)) "$bytes" >>"$results"
@@ -70,39 +75,39 @@ run_godist() { # phase round dest
 run_rsync() {
 	local t0 t1 out
 	t0=$(now)
-	out=$(rsync -a --delete --stats -e "ssh -F $SSHD_CONFIG" "$OUT/src/" "$SSHD_ALIAS:$3/")
+	out=$(rsync -a --delete --stats -e "ssh -F $SSHD_CONFIG" "$BENCH_DIR/src/" "$SSHD_ALIAS:$3/")
 	t1=$(now)
 	bytes=$(sed -n 's/^Total bytes sent: \([0-9,]*\).*/\1/p' <<<"$out" | tr -d ,)
 	printf '%s\t%s\trsync\t%d\t%s\n' "$2" "$1" $(((t1 - t0) / 1000000)) "$bytes" >>"$results"
 }
 both() { # phase round: alternate who goes first
 	if (($2 % 2)); then
-		run_godist "$1" "$2" "$OUT/dst-godist"
-		run_rsync "$1" "$2" "$OUT/dst-rsync"
+		run_godist "$1" "$2" "$BENCH_DIR/dst-godist"
+		run_rsync "$1" "$2" "$BENCH_DIR/dst-rsync"
 	else
-		run_rsync "$1" "$2" "$OUT/dst-rsync"
-		run_godist "$1" "$2" "$OUT/dst-godist"
+		run_rsync "$1" "$2" "$BENCH_DIR/dst-rsync"
+		run_godist "$1" "$2" "$BENCH_DIR/dst-godist"
 	fi
 }
 
 for r in $(seq "$ROUNDS"); do
 	echo "round $r of $ROUNDS..." >&2
-	rm -rf "$OUT/src" "$OUT/dst-godist" "$OUT/dst-rsync"
-	cp -a "$OUT/pristine" "$OUT/src"
+	rm -rf "$BENCH_DIR/src" "$BENCH_DIR/dst-godist" "$BENCH_DIR/dst-rsync"
+	cp -a "$BENCH_DIR/pristine" "$BENCH_DIR/src"
 	sync
 	both 1-cold "$r"
 	# One test binary rebuilt from a one-line change, 15 source files edited.
-	cp "$OUT/binB/scheduler.test" "$OUT/src/bin/scheduler.test"
-	find "$OUT/src" -name '*.go' | LC_ALL=C sort | awk 'NR % 100 == 7 && n++ < 15' |
+	cp "$OUT/binB/scheduler.test" "$BENCH_DIR/src/bin/scheduler.test"
+	find "$BENCH_DIR/src" -name '*.go' | LC_ALL=C sort | awk 'NR % 100 == 7 && n++ < 15' |
 		while read -r f; do echo "// edited in round $r" >>"$f"; done
 	both 2-changed "$r"
 	both 3-unchanged "$r"
-	diff -r "$OUT/src" "$OUT/dst-godist" >/dev/null || { echo "godist's copy differs from the source" >&2; exit 1; }
-	diff -r "$OUT/src" "$OUT/dst-rsync" >/dev/null || { echo "rsync's copy differs from the source" >&2; exit 1; }
+	diff -r "$BENCH_DIR/src" "$BENCH_DIR/dst-godist" >/dev/null || { echo "godist's copy differs from the source" >&2; exit 1; }
+	diff -r "$BENCH_DIR/src" "$BENCH_DIR/dst-rsync" >/dev/null || { echo "rsync's copy differs from the source" >&2; exit 1; }
 done
 
 echo
-echo "tree: $NFILES files, $SIZE bytes; $ROUNDS rounds, medians; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "tree: $NFILES files, $SIZE bytes, in $BENCH_DIR ($(stat -f -c %T "$BENCH_DIR")); $ROUNDS rounds, medians; $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "rsync: $(rsync --version | head -1)"
 awk -F'\t' 'NR > 1 { k = $2 "\t" $3; ms[k] = ms[k] " " $4; by[k] = by[k] " " $5 }
 function median(s,   a, n, i, j, t) {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -136,3 +137,8 @@ func (p *writePool) write(dirs *dirCache, j *writeJob) error {
 	p.r.written.Add(1)
 	return nil
 }
+
+// poolWorkers is the size of the pool: creating files in one file system hardly goes
+// faster on more cores (the kernel serializes much of it), but it overlaps with
+// receiving and decompressing on its own goroutine; half the cores, 1 to 4.
+func poolWorkers() int { return min(max(runtime.NumCPU()/2, 1), 4) }

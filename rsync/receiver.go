@@ -284,7 +284,7 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 		}
 		manDone <- err
 	}()
-	r.pool = newWritePool(r, 2)
+	r.pool = newWritePool(r, poolWorkers())
 	err = r.run(ctx)
 	if err != nil {
 		cancel()
