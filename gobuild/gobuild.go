@@ -184,7 +184,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = buildGroup(ctx, opts, g, dir, func(e gotest.Event) {
+			failed, err := buildGroup(ctx, opts, g, dir, func(e gotest.Event) {
 				if e.Action == gotest.ActionBuildFail {
 					mu.Lock()
 					failedBuild[buildPackage(e.ImportPath)] = e.ImportPath
@@ -197,6 +197,18 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 				}
 				locked(e)
 			})
+			if err == nil && failed {
+				// Something in the group did not build. dir is kept between runs (go test
+				// -c does not link again a binary that is up to date there), so a binary of
+				// an earlier run may stand where this one failed: remove the group's
+				// binaries and build again, quietly, to be left with exactly those that
+				// build now.
+				for _, p := range g {
+					os.Remove(filepath.Join(dir, path.Base(p.ImportPath)+".test"))
+				}
+				_, err = buildGroup(ctx, opts, g, dir, func(gotest.Event) {})
+			}
+			errs[i] = err
 		}()
 	}
 	wg.Wait()
@@ -249,7 +261,9 @@ func emitPackage(emit func(gotest.Event), t time.Time, pkg, output, action, fail
 	emit(gotest.Event{Time: &t, Action: action, Package: pkg, Elapsed: &zero, FailedBuild: failedBuild})
 }
 
-func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit func(gotest.Event)) error {
+// buildGroup runs one go test -c; failed reports that it exited with an error (some
+// package did not build).
+func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit func(gotest.Event)) (failed bool, err error) {
 	args := []string{"test", "-c", "-json", "-o", dir + string(filepath.Separator)}
 	if opts.Tags != "" {
 		args = append(args, "-tags", opts.Tags)
@@ -271,10 +285,10 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("go test -c: %w", err)
+		return false, fmt.Errorf("go test -c: %w", err)
 	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
@@ -288,11 +302,11 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	}
 	err = cmd.Wait()
 	if ctx.Err() != nil {
-		return ctx.Err()
+		return false, ctx.Err()
 	}
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		return fmt.Errorf("go test -c: %w", err)
+		return false, fmt.Errorf("go test -c: %w", err)
 	}
 	if err != nil && stderr.Len() > 0 {
 		// Errors that are not about one package (bad flags, toolchain trouble).
@@ -301,5 +315,5 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 			emit(gotest.Event{Action: gotest.ActionBuildOutput, Output: msg + "\n"})
 		}
 	}
-	return nil
+	return err != nil, nil
 }

@@ -210,7 +210,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if i > 0 {
 			emit = func(gotest.Event) {}
 		}
-		res, err := gobuild.Build(ctx, opts, pkgs, filepath.Join(tmp, strconv.Itoa(i)), emit)
+		res, err := gobuild.Build(ctx, opts, pkgs, r.binDir(tmp, pl, bopts), emit)
 		if err != nil {
 			return nil, err
 		}
@@ -362,6 +362,19 @@ func (r *runner) platforms() []string {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i] == hostPlatform() && out[j] != hostPlatform() })
 	return out
+}
+
+// binDir is where the test binaries of one platform are built: a directory kept between
+// runs (in the user cache, per module, platform and build flags), because go test -c does
+// not link again a binary that is already there and up to date — on a warm build cache
+// that halves the time a build takes. Without a user cache, tmp.
+func (r *runner) binDir(tmp, platform string, opts gobuild.Options) string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return filepath.Join(tmp, strings.ReplaceAll(platform, "/", "_"))
+	}
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v", r.moduleRoot, platform, opts.Tags, opts.Race, opts.Cover)
+	return filepath.Join(dir, "godist", "testbin", hashString(key))
 }
 
 func (r *runner) durationsPath() string {

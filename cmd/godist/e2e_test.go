@@ -531,3 +531,41 @@ func TestEndToEndCIOutputs(t *testing.T) {
 		t.Errorf("--slowest did not list slow tests with their worker:\n%s", out)
 	}
 }
+
+// Test binaries are kept between runs (go test -c then skips an up-to-date link); a package
+// that stops building must not run its old binary.
+func TestEndToEndNoStaleBinaryAfterBreakage(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module stale.example\n\ngo 1.26\n")
+	write("lib/lib.go", "package lib\n\nfunc V() int { return 1 }\n")
+	write("a/a_test.go", "package a\n\nimport (\n\t\"testing\"\n\n\t\"stale.example/lib\"\n)\n\nfunc TestA(t *testing.T) { _ = lib.V() }\n")
+	write("b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestB(t *testing.T) {}\n")
+	d := filepath.Join(t.TempDir(), "d.json")
+	if _, _, code := runCmd(t, dir, godistBin, "-n", "2", "--durations", d, "./..."); code != 0 {
+		t.Fatalf("first run: exit %d", code)
+	}
+	// Break the library a depends on, and b's own test file.
+	write("lib/lib.go", "package lib\n\nfunc V() int { return undefined }\n")
+	write("b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestB(t *testing.T) { undefined() }\n")
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, _, code := runCmd(t, dir, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./...")
+	if code != 1 {
+		t.Errorf("exit %d after breaking the build, want 1", code)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, false)
+	for _, p := range []string{"stale.example/a", "stale.example/b"} {
+		if acts := got.pkgs[p]; len(acts) != 1 || acts[0] != "fail" {
+			t.Errorf("package %s: %v, want one fail", p, acts)
+		}
+	}
+	for k := range got.tests {
+		t.Errorf("%s ran: an old binary of a package that no longer builds", k)
+	}
+}
