@@ -264,3 +264,32 @@ func TestSSHRemoteRunOnBusyboxHost(t *testing.T) {
 		t.Logf("godist said:\n%s", errOut)
 	}
 }
+
+// Two hosts with four workers each: every test once, go test's result, each host sent each
+// file once.
+func TestSSHTwoHostsFourWorkersEach(t *testing.T) {
+	sshdtest.Require(t)
+	a := sshdtest.Start(t, sshdtest.Options{})
+	b := sshdtest.Start(t, sshdtest.Options{Chroot: true})
+	cfg, err := os.OpenFile(a.ConfigFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.WriteString("\n" + b.ConfigEntry("hostb"))
+	cfg.Close()
+	dir := fixturesDir(t)
+	args := []string{"-timeout", "10s", "./pass", "./subtests", "./files", "./skip", "./slow", "./parallel", "./testmain", "./examples"}
+	want := goTestJSON(t, dir, args...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, errOut, code := runWithEnv(t, sshEnv(t, a), dir, append([]string{"--tx", "4*ssh=" + a.Alias, "--tx", "4*ssh=hostb",
+		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s%s", code, stdout, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	compareOutcomes(t, want, parseStream(t, data, false), nil)
+	// Each host got the tree once: one "synced" note per host, not per worker.
+	if n := strings.Count(string(stdout), "synced ("); n != 2 {
+		t.Errorf("%d tree syncs for 2 hosts, want 2:\n%s", n, stdout)
+	}
+}
