@@ -28,9 +28,32 @@ test: deps vet
 run: build
 	./godist ./...
 
+# Every fuzz target, FUZZTIME each (make fuzz FUZZTIME=60s).
+FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzParse -fuzztime=30s ./xspec
-	$(GO) test -run='^$$' -fuzz=FuzzConverter -fuzztime=30s ./gotest
+	$(GO) test -run='^$$' -fuzz='^FuzzFrameDecoder$$' -fuzztime=$(FUZZTIME) ./channel
+	$(GO) test -run='^$$' -fuzz='^FuzzSession$$' -fuzztime=$(FUZZTIME) ./channel
+	$(GO) test -run='^$$' -fuzz='^FuzzValueDecoder$$' -fuzztime=$(FUZZTIME) ./channel
+	$(GO) test -run='^$$' -fuzz='^FuzzConverter$$' -fuzztime=$(FUZZTIME) ./gotest
+	$(GO) test -run='^$$' -fuzz='^FuzzGitHubAnnotation$$' -fuzztime=$(FUZZTIME) ./report
+	$(GO) test -run='^$$' -fuzz='^FuzzGitHubOutput$$' -fuzztime=$(FUZZTIME) ./report
+	$(GO) test -run='^$$' -fuzz='^FuzzCheckPath$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeHello$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeNeeds$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecords$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzDelta$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzFilter$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzManifestWalk$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzOpenMsg$$' -fuzztime=$(FUZZTIME) ./rsync
+	$(GO) test -run='^$$' -fuzz='^FuzzParseShard$$' -fuzztime=$(FUZZTIME) ./scheduler
+	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZTIME) ./serve
+	$(GO) test -run='^$$' -fuzz='^FuzzParseListenAddr$$' -fuzztime=$(FUZZTIME) ./serve
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./xspec
 
 bench:
 	bench/local.sh
+	bench/startup.sh
+	bash bench/channel.sh
+	bash bench/rsync.sh
+	bash bench/shard.sh

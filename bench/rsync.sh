@@ -17,7 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
-OUT=${OUT:-$PWD/bench/out/rsync}
+# Outside the module: a tree of .go files under it would become part of `go test ./...`.
+OUT=${OUT:-${TMPDIR:-/tmp}/godist-bench/rsync}
 # The trees (source and both copies) live in $BENCH_DIR: tmpfs by default, so that the
 # figures measure the tools, not a disk that other tenants of the machine keep busy.
 BENCH_DIR=${BENCH_DIR:-/dev/shm/godist-bench-rsync}
