@@ -293,3 +293,77 @@ func TestSSHTwoHostsFourWorkersEach(t *testing.T) {
 		t.Errorf("%d tree syncs for 2 hosts, want 2:\n%s", n, stdout)
 	}
 }
+
+// --tx exec=COMMAND runs tests end to end (here a local sh: the worker bootstraps through it
+// and gets the tree as a remote host would).
+func TestExecGatewayRun(t *testing.T) {
+	dir := fixturesDir(t)
+	args := []string{"./pass", "./files", "./subtests"}
+	want := goTestJSON(t, dir, args...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	env := append(os.Environ(), "NO_COLOR=1", "XDG_CACHE_HOME="+t.TempDir())
+	for _, v := range []string{"GOCACHE", "GOMODCACHE"} {
+		out, _ := exec.Command("go", "env", v).Output()
+		env = append(env, v+"="+strings.TrimSpace(string(out)))
+	}
+	_, errOut, code := runWithEnv(t, env, dir, append([]string{"--tx", "2*exec=sh", "--jsonfile", jf}, args...)...)
+	if code != 1 {
+		t.Errorf("exit %d, want 1:\n%s", code, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	compareOutcomes(t, want, parseStream(t, data, false), nil)
+}
+
+// --rsyncdir ships another tree at its place relative to the module; --rsyncignore leaves
+// paths out; .gitignore'd files do not travel.
+func TestRemoteRsyncDirAndIgnore(t *testing.T) {
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
+	root := t.TempDir()
+	write := func(name, body string) {
+		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
+		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("mod/go.mod", "module rd.example\n\ngo 1.26\n")
+	write("mod/.gitignore", "secret.txt\n")
+	write("mod/secret.txt", "do not ship\n")
+	write("mod/big/blob.bin", "ignored by --rsyncignore\n")
+	write("data/input.txt", "from --rsyncdir\n")
+	write("mod/p/p_test.go", `package p
+
+import (
+	"os"
+	"testing"
+)
+
+func TestRsyncDir(t *testing.T) {
+	b, err := os.ReadFile("../../data/input.txt")
+	if err != nil || string(b) != "from --rsyncdir\n" {
+		t.Fatalf("../../data/input.txt: %q, %v", b, err)
+	}
+}
+
+func TestIgnored(t *testing.T) {
+	for _, f := range []string{"../secret.txt", "../big/blob.bin"} {
+		if _, err := os.Stat(f); err == nil && os.Getenv("GODIST_WORKER") == "gw0" {
+			t.Fatalf("%s was shipped", f)
+		}
+	}
+}
+`)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, errOut, code := runWithEnv(t, sshEnv(t, s), filepath.Join(root, "mod"), "--tx", "ssh="+s.Alias, "--rsyncdir", filepath.Join(root, "data"),
+		"--rsyncignore", "/big/", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./...")
+	if code != 0 {
+		t.Fatalf("exit %d:\n%s%s", code, stdout, errOut)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, false)
+	for _, n := range []string{"TestRsyncDir", "TestIgnored"} {
+		if a := got.tests["rd.example/p "+n]; len(a) != 1 || a[0] != "pass" {
+			t.Errorf("%s: %v, want pass", n, a)
+		}
+	}
+}
