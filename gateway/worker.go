@@ -30,13 +30,16 @@ type Info struct {
 	Cwd      string `json:"cwd"`
 	NCPU     int    `json:"ncpu"`
 	Version  string `json:"version"`
+	// CacheDir is the worker's user cache (${XDG_CACHE_HOME:-$HOME/.cache}), "" if none.
+	CacheDir string `json:"cache_dir,omitempty"`
 }
 
 func serveInfo(ctx context.Context, ch *channel.Channel) error {
 	host, _ := os.Hostname()
 	cwd, _ := os.Getwd()
+	cache, _ := os.UserCacheDir()
 	return ch.Send(ctx, Info{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Hostname: host,
-		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: Version})
+		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: Version, CacheDir: cache})
 }
 
 // Serve is the worker side of a gateway: it speaks the channel protocol over rwc and runs

@@ -17,7 +17,7 @@ import (
 // Remote runs. A gateway that does not share the master's files (anything but popen, and
 // what goes via one) gets the module tree of the packages under test, and each test binary
 // it runs, before its tests: the tree into a per-module working directory under its
-// working directory, mirrored at the master's absolute paths (so `../shared` and
+// user cache, mirrored at the master's absolute paths (so `../shared` and
 // --rsyncdir trees keep their relative places), and the binaries into its blob cache by
 // content hash, a rebuilt one travelling as a delta against the previous one. Each host
 // gets each file once, however many workers it runs.
@@ -59,15 +59,21 @@ func isRemote(g xspec.Gateway, all []xspec.Gateway) bool {
 	return false
 }
 
-// remoteWorkDir is the per-module working directory, relative to a worker's cwd.
-func (r *runner) remoteWorkDir() string {
+// remoteWorkDir is the per-module working directory on gw's host: in its user cache
+// (${XDG_CACHE_HOME:-$HOME/.cache}/godist/work/HASH), or below its working directory when
+// it has none.
+func (r *runner) remoteWorkDir(gw *gateway.Gateway) string {
 	host, _ := os.Hostname()
-	return path.Join(".cache", "godist", "work", hashString(host+"\x00"+r.moduleRoot))
+	rel := path.Join("godist", "work", hashString(host+"\x00"+r.moduleRoot))
+	if gw.Info.CacheDir != "" {
+		return path.Join(gw.Info.CacheDir, rel)
+	}
+	return path.Join(gw.Info.Cwd, ".cache", rel)
 }
 
 // prepareRemote ships the tree to gw's host, once per host and working directory.
 func (r *runner) prepareRemote(ctx context.Context, gw *gateway.Gateway) (*remoteState, error) {
-	key := gw.Info.Hostname + "\x00" + gw.Info.Cwd
+	key := gw.Info.Hostname + "\x00" + r.remoteWorkDir(gw)
 	r.remoteMu.Lock()
 	st := r.remotes[key]
 	if st == nil {
@@ -76,8 +82,7 @@ func (r *runner) prepareRemote(ctx context.Context, gw *gateway.Gateway) (*remot
 	}
 	r.remoteMu.Unlock()
 	st.once.Do(func() {
-		rel := r.remoteWorkDir()
-		st.base = path.Join(gw.Info.Cwd, rel)
+		st.base = r.remoteWorkDir(gw)
 		open := func(ctx context.Context) (*channel.Channel, error) { return gw.RemoteExec(ctx, rsync.ReceiverFunc) }
 		trees := append([]string{r.moduleRoot}, r.cfg.RsyncDirs...)
 		for _, tree := range trees {
@@ -92,7 +97,7 @@ func (r *runner) prepareRemote(ctx context.Context, gw *gateway.Gateway) (*remot
 				return
 			}
 			excludes = append(append(excludes, "/.git/"), r.cfg.RsyncIgnore...)
-			stats, err := rsync.Sync(ctx, abs, []rsync.Dest{{Name: gw.ID, Open: open, Path: path.Join(rel, filepath.ToSlash(abs))}},
+			stats, err := rsync.Sync(ctx, abs, []rsync.Dest{{Name: gw.ID, Open: open, Path: path.Join(st.base, filepath.ToSlash(abs))}},
 				rsync.Options{Exclude: excludes, Delete: true, Compress: true})
 			if err != nil {
 				st.err = fmt.Errorf("shipping %s to %s: %w", abs, gw.ID, err)
