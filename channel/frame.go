@@ -90,22 +90,6 @@ func parseHeader(b []byte) header {
 	}
 }
 
-func frameTypeName(t byte) string {
-	switch t {
-	case frameData:
-		return "DATA"
-	case frameOpen:
-		return "OPEN"
-	case frameClose:
-		return "CLOSE"
-	case frameCredit:
-		return "CREDIT"
-	case frameGoAway:
-		return "GOAWAY"
-	}
-	return fmt.Sprintf("0x%02x", t)
-}
-
 // hello is the handshake message each side sends first.
 type hello struct {
 	version      uint16

@@ -3,7 +3,6 @@ package rsync
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,8 +138,7 @@ func link(path, target string) entry {
 func treeHello(dst string) *hello {
 	return &hello{version: protocolVersion, mode: modeTree, codecs: codecsAll, flags: helloDelete, dest: dst}
 }
-func evilContent(index uint64) []byte  { return []byte("evil") }
-func asPathError(err error) *PathError { var pe *PathError; errors.As(err, &pe); return pe }
+func evilContent(index uint64) []byte { return []byte("evil") }
 
 // The receiver refuses every hostile manifest a sender may make up, and nothing is
 // written outside the destination.

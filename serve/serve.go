@@ -309,13 +309,13 @@ func (s *Server) untrack(c net.Conn) {
 
 // noteDropped logs connections refused for MaxUnauthenticated, at most once a second.
 func (s *Server) noteDropped(c net.Conn) {
-	n := s.dropped.Add(1)
+	s.dropped.Add(1)
 	now := time.Now().UnixNano()
 	last := s.lastDrop.Load()
 	if now-last < int64(time.Second) || !s.lastDrop.CompareAndSwap(last, now) {
 		return
 	}
-	n = s.dropped.Swap(0)
+	n := s.dropped.Swap(0)
 	s.logf("%s: refused: %d connections already in their handshake (%d refused since the last note)",
 		c.RemoteAddr(), s.cfg.MaxUnauthenticated, n)
 }

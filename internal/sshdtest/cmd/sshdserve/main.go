@@ -60,8 +60,12 @@ func main() {
 	desc := fmt.Sprintf("SSHD_ALIAS=%s\nSSHD_HOME=%s\nSSHD_CONFIG=%s\nSSHD_REMOTE_HOME=%s\nSSHD_PORT=%d\nSSHD_USER=%s\n",
 		q(s.Alias), q(s.Home), q(s.ConfigFile), q(s.RemoteHome), s.Port, q(s.User))
 	tmp := *envFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte(desc), 0o644); err == nil {
+	err := os.WriteFile(tmp, []byte(desc), 0o644)
+	if err == nil {
 		err = os.Rename(tmp, *envFile)
+	}
+	if err != nil {
+		t.Fatalf("writing %s: %v", *envFile, err)
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
