@@ -5,7 +5,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/xspec"
 )
 
@@ -71,7 +71,7 @@ type Gateway struct {
 // or a remote session (ssh, socket, via).
 type link struct {
 	rwc    io.ReadWriteCloser
-	stderr *tailBuffer
+	stderr *tail.Buffer
 	done   <-chan struct{} // closed when the process or session has ended
 	kill   func()          // ends it by force and returns once done is closed; idempotent
 	// ended says how the process or session ended, once done is closed ("" if unknown).
@@ -265,7 +265,7 @@ func startProcess(argv []string, dir string, env []string) (*process, error) {
 		return nil, err
 	}
 	cmd.Stdin, cmd.Stdout = inR, outW
-	stderr := &tailBuffer{max: 8 << 10}
+	stderr := tail.New(8 << 10)
 	cmd.Stderr = stderr
 	err = cmd.Start()
 	inR.Close()
@@ -323,17 +323,10 @@ func (g *Gateway) explain(err error) error {
 		}
 	case <-time.After(100 * time.Millisecond):
 	}
-	if s := bytes.TrimSpace(g.link.stderr.Bytes()); len(s) > 0 {
-		return fmt.Errorf("%w; stderr: %s", err, lastLine(s))
+	if l := g.link.stderr.LastLine(); l != "" {
+		return fmt.Errorf("%w; stderr: %s", err, l)
 	}
 	return err
-}
-
-func lastLine(b []byte) string {
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[i+1:]
-	}
-	return string(b)
 }
 
 // RemoteExec opens a channel to the worker's function name. The caller owns the channel
@@ -403,27 +396,4 @@ func (p *pipeRWC) Close() error {
 	err := p.w.Close()
 	p.r.Close()
 	return err
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) Bytes() []byte {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return append([]byte(nil), t.buf...)
 }

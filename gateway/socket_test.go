@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/serve"
 	"github.com/godist/godist/xspec"
 )
@@ -31,7 +32,7 @@ type socketServer struct {
 	knownHosts string // HOME/.ssh/known_hosts, with the server's key
 	hostKey    ssh.PublicKey
 	workDir    string // the workers' Config.Dir
-	log        *tailBuffer
+	log        *tail.Buffer
 }
 
 func writeIdentity(t *testing.T, file string) ssh.PublicKey {
@@ -60,7 +61,7 @@ func writeIdentity(t *testing.T, file string) ssh.PublicKey {
 func startSocketServer(t *testing.T, configure func(*serve.Config)) *socketServer {
 	t.Helper()
 	dir := t.TempDir()
-	s := &socketServer{home: filepath.Join(dir, "home"), workDir: filepath.Join(dir, "work"), log: &tailBuffer{max: 64 << 10}}
+	s := &socketServer{home: filepath.Join(dir, "home"), workDir: filepath.Join(dir, "work"), log: tail.New(64 << 10)}
 	s.identity = filepath.Join(s.home, ".ssh", "id_ed25519")
 	userKey := writeIdentity(t, s.identity)
 	keysFile := filepath.Join(dir, "authorized_keys")

@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/xspec"
 )
 
@@ -661,7 +662,7 @@ func (c *sshConn) newShell(command string, env []string) (*sshShell, error) {
 		sess.Close()
 		return nil, err
 	}
-	sh := &sshShell{c: c, sess: sess, stdin: stdin, stdout: stdout, stderr: &tailBuffer{max: c.pool.cfg.StderrTail}, waited: make(chan struct{})}
+	sh := &sshShell{c: c, sess: sess, stdin: stdin, stdout: stdout, stderr: tail.New(c.pool.cfg.StderrTail), waited: make(chan struct{})}
 	sess.Stderr = sh.stderr
 	if err := sess.Start(command); err != nil {
 		sess.Close()
@@ -690,7 +691,7 @@ type sshShell struct {
 	sess   *ssh.Session
 	stdin  io.WriteCloser
 	stdout io.Reader
-	stderr *tailBuffer
+	stderr *tail.Buffer
 
 	waited  chan struct{} // closed when the session has ended
 	waitErr error         // sess.Wait's result, set before waited is closed

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/xspec"
 )
 
@@ -56,7 +57,7 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 	var once sync.Once
 	l := &link{
 		rwc:    &channelRWC{ch: ch, r: ch.Reader(), w: ch.Writer()},
-		stderr: &tailBuffer{max: 1},
+		stderr: tail.New(1),
 		done:   done,
 		kill: func() {
 			once.Do(func() { ch.CloseWithError(errKilled) })

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/godist/godist/internal/tail"
 )
 
 // The environment names that set up the worker rather than go into its environment.
@@ -214,11 +216,11 @@ func (ss *session) run() {
 			io.Copy(io.Discard, w.stdout)
 		}
 	}()
-	tail := &tailWriter{max: 512}
+	stderrTail := tail.New(512)
 	go func() {
 		defer copies.Done()
-		if _, err := io.Copy(io.MultiWriter(tail, ch.Stderr()), w.stderr); err != nil {
-			io.Copy(tail, w.stderr)
+		if _, err := io.Copy(io.MultiWriter(stderrTail, ch.Stderr()), w.stderr); err != nil {
+			io.Copy(stderrTail, w.stderr)
 		}
 	}()
 	// The end of the session's input is the end of the worker's: it then exits, killing
@@ -271,7 +273,7 @@ func (ss *session) run() {
 	} else {
 		why := ""
 		if st.ExitCode() != 0 {
-			if l := tail.lastLine(); l != "" {
+			if l := stderrTail.LastLine(); l != "" {
 				why = ": " + printable(l)
 			}
 		}
@@ -378,32 +380,4 @@ func (w *worker) kill() bool {
 		return false
 	}
 	return syscall.Kill(-w.pid, syscall.SIGKILL) == nil
-}
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (t *tailWriter) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-// lastLine is the last non-empty line written.
-func (t *tailWriter) lastLine() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := strings.TrimSpace(string(t.buf))
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return s
 }
