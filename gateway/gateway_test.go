@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/proc"
 	"github.com/godist/godist/xspec"
 )
 
@@ -169,7 +170,7 @@ func TestCloseIsIdempotentAndEndsTheWorker(t *testing.T) {
 	if err := g.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if syscall.Kill(pid, 0) == nil && !zombie(pid) {
+	if proc.Alive(pid) {
 		t.Fatalf("worker %d still alive after Close", pid)
 	}
 	select {
@@ -177,16 +178,6 @@ func TestCloseIsIdempotentAndEndsTheWorker(t *testing.T) {
 	default:
 		t.Fatal("Done not closed after Close")
 	}
-}
-
-func zombie(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return s[i+2] == 'Z'
 }
 
 func TestLostWorkerReleasesWaiters(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/proc"
 	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/serve"
 	"github.com/godist/godist/xspec"
@@ -165,16 +166,6 @@ func remoteGetenv(t *testing.T, g *Gateway, name string) string {
 	return v
 }
 
-func processAlive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
-}
-
 // A socket= gateway runs a worker on the server with the spec's directory and environment
 // and the master's, and its Close takes the worker away.
 func TestSocketGateway(t *testing.T) {
@@ -206,7 +197,7 @@ func TestSocketGateway(t *testing.T) {
 		t.Errorf("Close: %v", err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for processAlive(pid) {
+	for proc.Alive(pid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("worker %d still running after Close", pid)
 		}

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/godist/godist/internal/proc"
 )
 
 // The test binary doubles as the worker the server runs: with workerEnv set it says hello
@@ -229,21 +231,11 @@ func tryWorker(c *ssh.Client, command string, env ...string) (*testSession, erro
 	return ws, nil
 }
 
-// alive reports whether pid is a running (not zombie) process.
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	return i >= 0 && i+2 < len(b) && b[i+2] != 'Z'
-}
-
 func waitGone(t *testing.T, d time.Duration, pids ...int) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for _, pid := range pids {
-		for alive(pid) {
+		for proc.Alive(pid) {
 			if time.Now().After(deadline) {
 				t.Fatalf("process %d still running after %v", pid, d)
 			}
@@ -763,8 +755,8 @@ func TestShutdownWaitsForWorkers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return")
 	}
-	if alive(a.pid) || alive(b.pid) {
-		t.Errorf("workers left after Serve returned: %d %v, %d %v", a.pid, alive(a.pid), b.pid, alive(b.pid))
+	if proc.Alive(a.pid) || proc.Alive(b.pid) {
+		t.Errorf("workers left after Serve returned: %d %v, %d %v", a.pid, proc.Alive(a.pid), b.pid, proc.Alive(b.pid))
 	}
 	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
 		t.Error("the listener still accepts after Serve returned")

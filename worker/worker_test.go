@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/internal/proc"
 	"github.com/godist/godist/xspec"
 )
 
@@ -96,18 +96,6 @@ func TestRunSignalAndStartFailure(t *testing.T) {
 	}
 }
 
-func alive(pid int) bool {
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	return s[strings.LastIndexByte(s, ')')+2] != 'Z'
-}
-
 // pidsFrom reads the pids a script wrote into a file.
 func pidsFrom(t *testing.T, path string) []int {
 	t.Helper()
@@ -151,10 +139,10 @@ func TestRunCancelKillsProcessGroup(t *testing.T) {
 	}
 	for _, p := range pids {
 		deadline := time.Now().Add(5 * time.Second)
-		for alive(p) && time.Now().Before(deadline) {
+		for proc.Alive(p) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if alive(p) {
+		if proc.Alive(p) {
 			t.Errorf("process %d survived the cancel", p)
 		}
 	}
@@ -193,10 +181,10 @@ func TestWorkerGoneKillsTestProcesses(t *testing.T) {
 	g.Close()
 	for _, p := range pids {
 		deadline := time.Now().Add(5 * time.Second)
-		for alive(p) && time.Now().Before(deadline) {
+		for proc.Alive(p) && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if alive(p) {
+		if proc.Alive(p) {
 			t.Errorf("test process %d outlived its worker", p)
 		}
 	}

@@ -5,49 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godist/godist/internal/proc"
 )
-
-// procsMatching lists the pids whose command line contains every one of subs.
-func procsMatching(subs ...string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || len(b) == 0 {
-			continue
-		}
-		cmd := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
-		ok := true
-		for _, s := range subs {
-			if !strings.Contains(cmd, s) {
-				ok = false
-			}
-		}
-		if ok && !isZombie(pid) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-func isZombie(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z'
-}
 
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(d time.Duration, cond func() bool) bool {
@@ -63,7 +26,7 @@ func waitFor(d time.Duration, cond func() bool) bool {
 
 // workers and test processes that belong to this test's godist binary.
 func leftovers() (workers, tests []int) {
-	return procsMatching(godistBin, " worker"), hangTestProcs()
+	return proc.Matching(godistBin, " worker"), hangTestProcs()
 }
 
 // hangTestProcs are the test processes of the hang fixture that a godist worker started
@@ -71,9 +34,8 @@ func leftovers() (workers, tests []int) {
 // runs of the same fixture do not.
 func hangTestProcs() []int {
 	var out []int
-	for _, pid := range procsMatching("-test.run=", "TestHang", "-test.v=test2json") {
-		env, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-		if bytes.Contains(env, []byte("GODIST_TESTRUNUID=")) {
+	for _, pid := range proc.Matching("-test.run=", "TestHang", "-test.v=test2json") {
+		if proc.HasEnv(pid, "GODIST_TESTRUNUID") {
 			out = append(out, pid)
 		}
 	}
@@ -150,7 +112,7 @@ func TestWorkerCrashLosesNoResult(t *testing.T) {
 	cmd := startHang(t, "-n", "2", "--jsonfile", jf, "-timeout", "3s", "./hang")
 	// Kill the worker that runs the hang test: the parent of its test process.
 	_, tests := leftovers()
-	ppid := parentOf(tests[0])
+	ppid := proc.Parent(tests[0])
 	cmd.Process.Signal(syscall.Signal(0))
 	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -171,13 +133,4 @@ func TestWorkerCrashLosesNoResult(t *testing.T) {
 		t.Errorf("package: %v, want exactly one result", got.pkgs[fx])
 	}
 	assertNoLeftovers(t)
-}
-
-func parentOf(pid int) int {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	f := strings.Fields(s[i+1:])
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
 }

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/godist/godist/internal/proc"
 )
 
 // serveProc is a `godist serve` process on a free loopback port, and a client HOME whose
@@ -156,42 +158,7 @@ func (s *serveProc) workers() []int {
 		return nil
 	default:
 	}
-	return descendantsOf(s.cmd.Process.Pid)
-}
-
-// descendantsOf lists the live processes below pid, from /proc.
-func descendantsOf(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		parent[p], _ = strconv.Atoi(f[1])
-	}
-	var out []int
-	for p := range parent {
-		for q, n := parent[p], 0; q != 0 && n < 64; q, n = parent[q], n+1 {
-			if q == pid {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
+	return proc.Descendants(s.cmd.Process.Pid)
 }
 
 func (s *serveProc) assertNoWorkers(t *testing.T, within time.Duration) {
@@ -208,7 +175,7 @@ func TestServePing(t *testing.T) {
 		t.Fatalf("exit %d, %d results:\n%s", code, len(res), out)
 	}
 	kids := map[int]bool{}
-	for _, pid := range descendantsOf(s.cmd.Process.Pid) {
+	for _, pid := range proc.Descendants(s.cmd.Process.Pid) {
 		kids[pid] = true
 	}
 	pids := map[int]bool{}
@@ -358,7 +325,7 @@ func TestServeSIGTERMExitsCleanly(t *testing.T) {
 	}
 	var left []int
 	for _, pid := range procs {
-		if !isZombie(pid) {
+		if proc.Alive(pid) {
 			left = append(left, pid)
 		}
 	}

@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godist/godist/internal/proc"
 )
 
 // TestUser is the account whose sessions a chrooted Server confines.
@@ -482,7 +484,7 @@ func (s *Server) Children() []int {
 		return nil
 	default:
 	}
-	return descendants(s.cmd.Process.Pid)
+	return proc.Descendants(s.cmd.Process.Pid)
 }
 
 // Stop stops sshd and every process it started. Idempotent; t.Cleanup calls it.
@@ -497,7 +499,7 @@ func (s *Server) stop() {
 		// again and again while processes of sessions may still be forking.
 		s.cmd.Process.Signal(syscall.SIGSTOP)
 		for i := 0; i < 50; i++ {
-			kids := descendants(s.cmd.Process.Pid)
+			kids := proc.Descendants(s.cmd.Process.Pid)
 			if len(kids) == 0 {
 				break
 			}
@@ -509,49 +511,6 @@ func (s *Server) stop() {
 		s.cmd.Process.Kill()
 		<-s.done
 	})
-}
-
-// descendants lists the processes below pid (not pid itself), from /proc.
-func descendants(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := map[int]int{}
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 2 || f[0] == "Z" {
-			continue
-		}
-		pp, err := strconv.Atoi(f[1])
-		if err != nil {
-			continue
-		}
-		parent[p] = pp
-	}
-	var out []int
-	for p := range parent {
-		for q, n := parent[p], 0; q != 0 && n < 64; q, n = parent[q], n+1 {
-			if q == pid {
-				out = append(out, p)
-				break
-			}
-		}
-	}
-	return out
 }
 
 func lastLines(s string, n int) string {
