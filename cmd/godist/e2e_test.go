@@ -536,12 +536,7 @@ func TestEndToEndCIOutputs(t *testing.T) {
 // that stops building must not run its old binary.
 func TestEndToEndNoStaleBinaryAfterBreakage(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, body string) { writeTestFile(t, dir, name, body) }
 	write("go.mod", "module stale.example\n\ngo 1.26\n")
 	write("lib/lib.go", "package lib\n\nfunc V() int { return 1 }\n")
 	write("a/a_test.go", "package a\n\nimport (\n\t\"testing\"\n\n\t\"stale.example/lib\"\n)\n\nfunc TestA(t *testing.T) { _ = lib.V() }\n")
@@ -567,5 +562,17 @@ func TestEndToEndNoStaleBinaryAfterBreakage(t *testing.T) {
 	}
 	for k := range got.tests {
 		t.Errorf("%s ran: an old binary of a package that no longer builds", k)
+	}
+}
+
+// writeTestFile writes body to root/name, making its directories.
+func writeTestFile(t *testing.T, root, name, body string) {
+	t.Helper()
+	path := filepath.Join(root, name)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

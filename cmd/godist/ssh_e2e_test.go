@@ -321,12 +321,7 @@ func TestRemoteRsyncDirAndIgnore(t *testing.T) {
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
 	root := t.TempDir()
-	write := func(name, body string) {
-		os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755)
-		if err := os.WriteFile(filepath.Join(root, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	write := func(name, body string) { writeTestFile(t, root, name, body) }
 	write("mod/go.mod", "module rd.example\n\ngo 1.26\n")
 	write("mod/.gitignore", "secret.txt\n")
 	write("mod/secret.txt", "do not ship\n")
