@@ -125,7 +125,7 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 			return nil, err
 		}
 	}
-	if goos, goarch := platformOfSpec(spec); goos != runtime.GOOS || goarch != runtime.GOARCH {
+	if goos, goarch := spec.Platform(); goos != runtime.GOOS || goarch != runtime.GOARCH {
 		// Another platform this machine runs (popen//goarch=386): a worker built for it.
 		bins := opts.Binaries
 		if bins == nil {
@@ -224,18 +224,6 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 		return nil, g.explain(err)
 	}
 	return g, nil
-}
-
-// platformOfSpec is the platform a spec asks for; this machine's where it does not say.
-func platformOfSpec(s *xspec.Spec) (string, string) {
-	goos, goarch := runtime.GOOS, runtime.GOARCH
-	if s.GOOS != "" {
-		goos = s.GOOS
-	}
-	if s.GOARCH != "" {
-		goarch = s.GOARCH
-	}
-	return goos, goarch
 }
 
 // process is a link to a local child process in its own process group.

@@ -414,16 +414,13 @@ func (r *runner) settleSettled(key, worker string, b scheduler.Batch, states map
 }
 
 func sortByDepthThenOrder(names []string, states map[string]*testState) {
-	depth := func(s string) int { return strings.Count(s, "/") }
-	for i := 1; i < len(names); i++ {
-		for j := i; j > 0; j-- {
-			a, b := names[j-1], names[j]
-			if depth(a) > depth(b) || (depth(a) == depth(b) && states[a].order <= states[b].order) {
-				break
-			}
-			names[j-1], names[j] = b, a
+	sort.Slice(names, func(i, j int) bool {
+		di, dj := strings.Count(names[i], "/"), strings.Count(names[j], "/")
+		if di != dj {
+			return di > dj // innermost first
 		}
-	}
+		return states[names[i]].order < states[names[j]].order
+	})
 }
 
 func exitError(e *worker.Exit) error {

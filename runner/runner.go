@@ -339,13 +339,7 @@ func hostPlatform() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
 // platformOf is the GOOS/GOARCH a gateway's tests must be built for.
 func platformOf(s *xspec.Spec) string {
-	goos, goarch := runtime.GOOS, runtime.GOARCH
-	if s.GOOS != "" {
-		goos = s.GOOS
-	}
-	if s.GOARCH != "" {
-		goarch = s.GOARCH
-	}
+	goos, goarch := s.Platform()
 	return goos + "/" + goarch
 }
 

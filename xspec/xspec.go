@@ -3,6 +3,7 @@ package xspec
 import (
 	"fmt"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -543,4 +544,17 @@ func (s *Spec) envNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// Platform is the GOOS and GOARCH the spec asks for with goos= and goarch=, this
+// machine's where it does not say.
+func (s *Spec) Platform() (goos, goarch string) {
+	goos, goarch = runtime.GOOS, runtime.GOARCH
+	if s.GOOS != "" {
+		goos = s.GOOS
+	}
+	if s.GOARCH != "" {
+		goarch = s.GOARCH
+	}
+	return goos, goarch
 }

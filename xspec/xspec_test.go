@@ -3,6 +3,7 @@ package xspec
 import (
 	"errors"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -294,5 +295,16 @@ func TestPortsTable(t *testing.T) {
 		if _, err := Parse("popen//goos=" + goos + "//goarch=" + goarch); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+func TestPlatform(t *testing.T) {
+	s, _ := Parse("popen//goarch=386")
+	if goos, goarch := s.Platform(); goos != runtime.GOOS || goarch != "386" {
+		t.Errorf("popen//goarch=386: %s/%s", goos, goarch)
+	}
+	s, _ = Parse("popen")
+	if goos, goarch := s.Platform(); goos != runtime.GOOS || goarch != runtime.GOARCH {
+		t.Errorf("popen: %s/%s, want this machine's", goos, goarch)
 	}
 }
