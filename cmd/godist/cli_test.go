@@ -28,6 +28,15 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{[]string{"-timeout", "soon", "./pass"}, `invalid argument "soon"`},
 		{[]string{"-count", "-2", "./pass"}, "expected a count of 1 or more"},
 		{[]string{"--format", "fancy", "./pass"}, "fancy"},
+		{[]string{"--junitfile", "/nonexistent/dir/j.xml", "./pass"}, "--junitfile: open /nonexistent/dir/j.xml"},
+		{[]string{"--jsonfile", "/nonexistent/dir/j.json", "./pass"}, "--jsonfile: open /nonexistent/dir/j.json"},
+		{[]string{"--shard", "0/3", "./pass"}, `shard "0/3": want I/N`},
+		{[]string{"--maxfail", "-1", "./pass"}, "expected a number of failures of 1 or more"},
+		{[]string{"-x", "--maxfail", "3", "./pass"}, "-x is --maxfail 1"},
+		{[]string{"--rerun-fails", "-2", "./pass"}, "expected a number of re-runs from 0 to 100"},
+		{[]string{"--tx", "popen//via=nope", "./pass"}, `via="nope" names no gateway`},
+		{[]string{"ping"}, "give at least one --tx SPEC"},
+		{[]string{"rsync", "--tx", "popen"}, "want SRCDIR and DESTDIR"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

@@ -150,14 +150,23 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	if err != nil {
 		return err
 	}
+	// Output files are created before the run, so a bad path is bad usage, not a
+	// surprise after the tests ran.
 	var json io.Writer
 	if o.jsonfile != "" {
-		f, err := os.Create(o.jsonfile)
+		f, err := createOutput("--jsonfile", o.jsonfile)
 		if err != nil {
-			return usagef("--jsonfile: %v", err)
+			return err
 		}
 		defer f.Close()
 		json = f
+	}
+	var junitOut *os.File
+	if o.junitfile != "" {
+		if junitOut, err = createOutput("--junitfile", o.junitfile); err != nil {
+			return err
+		}
+		defer junitOut.Close()
 	}
 	tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
 	color := tty && os.Getenv("NO_COLOR") == ""
@@ -202,7 +211,11 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
 	})
 	if junit != nil && res != nil {
-		if werr := writeFile(o.junitfile, junit.Write); werr != nil && err == nil {
+		werr := junit.Write(junitOut)
+		if cerr := junitOut.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil && err == nil {
 			err = fmt.Errorf("--junitfile: %w", werr)
 		}
 	}
@@ -223,17 +236,13 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 	return statusOf(res.Status)
 }
 
-// writeFile writes a file through write, atomically enough for CI: all or nothing.
-func writeFile(path string, write func(io.Writer) error) error {
+// createOutput creates an output file named by flag; failing is bad usage.
+func createOutput(flag, path string) (*os.File, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return nil, usagef("%s: %v", flag, err)
 	}
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return f, nil
 }
 
 func statusOf(s int) error {
