@@ -81,6 +81,21 @@ type Config struct {
 	Timeout    time.Duration // 0: none; go test's default is 10m
 	TestArgs   []string      // after --
 
+	// BuildFlags are go build flags (-ldflags=..., -gcflags=..., -mod=..., -trimpath,
+	// -covermode=..., -coverpkg=..., ...) passed to go list and go test -c as given.
+	BuildFlags []string
+	// TestFlags are further flags of the test binaries, in their -test.NAME=VALUE form
+	// (-test.parallel=4, -test.cpu=1,2, -test.benchtime=1x, -test.benchmem, -test.fullpath,
+	// ...), given to every test process before TestArgs.
+	TestFlags []string
+	// Bench is go test's -bench REGEXP: benchmarks matching it run after the tests of their
+	// package, one benchmark process at a time on a host, as go test runs them.
+	Bench string
+	// List is go test's -list REGEXP: print the matching names of every package, run nothing.
+	List string
+	// Vet is go test's -vet setting ("" = go test's default, "off" = none).
+	Vet string
+
 	JSON     io.Writer // --jsonfile, nil for none
 	Reporter Reporter
 	// Sinks get every event too, in order, one call at a time (JUnit, annotations, ...).
