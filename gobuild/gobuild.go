@@ -44,6 +44,28 @@ type Package struct {
 	HasTests bool
 	// Module root directory of the package, "" outside a module.
 	ModuleDir string
+	// NoSplit is set by a line "//godist:nosplit" in one of the package's _test.go files:
+	// its tests always run together in one process, as go test runs them.
+	NoSplit bool
+}
+
+// NoSplitDirective is the comment line that keeps a package's tests in one process.
+const NoSplitDirective = "//godist:nosplit"
+
+// hasNoSplit reports whether one of files (in dir) has a NoSplitDirective line.
+func hasNoSplit(dir string, files []string) bool {
+	for _, f := range files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil || !bytes.Contains(b, []byte(NoSplitDirective)) {
+			continue
+		}
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if string(bytes.TrimSpace(line)) == NoSplitDirective {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Options control Resolve and Build.
@@ -53,6 +75,19 @@ type Options struct {
 	Race  bool     // -race
 	Cover bool     // -cover
 	Env   []string // extra environment for the go command (e.g. GOOS=, GOARCH=)
+	// Flags are further go build flags in -name=value form, given to go test -c; those that
+	// choose packages (-mod, -modfile, -overlay) also to go list.
+	Flags []string
+	// Vet is go test's -vet value ("" = go test's default).
+	Vet string
+}
+
+// listFlags are the build flags that change what go list finds.
+var listFlags = map[string]bool{"mod": true, "modfile": true, "overlay": true}
+
+func flagName(f string) string {
+	name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+	return name
 }
 
 // Resolve runs `go list` on the patterns and returns the matched packages in go list order.
@@ -64,6 +99,11 @@ func Resolve(ctx context.Context, opts Options, patterns []string) ([]Package, e
 	args := []string{"list", "-e", "-json=ImportPath,Name,Dir,TestGoFiles,XTestGoFiles,Error,Module"}
 	if opts.Tags != "" {
 		args = append(args, "-tags", opts.Tags)
+	}
+	for _, f := range opts.Flags {
+		if listFlags[flagName(f)] {
+			args = append(args, f)
+		}
 	}
 	args = append(args, "--")
 	args = append(args, patterns...)
@@ -116,6 +156,9 @@ func Resolve(ctx context.Context, opts Options, patterns []string) ([]Package, e
 		if l.Module != nil {
 			p.ModuleDir = l.Module.Dir
 		}
+		if p.HasTests {
+			p.NoSplit = hasNoSplit(l.Dir, append(append([]string(nil), l.TestGoFiles...), l.XTestGoFiles...))
+		}
 		pkgs = append(pkgs, p)
 	}
 	if len(pkgs) == 0 {
@@ -127,6 +170,45 @@ func Resolve(ctx context.Context, opts Options, patterns []string) ([]Package, e
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
 	return s
+}
+
+// ExecName is the name go gives the test binary of importPath, without ".test", as cmd/go's
+// DefaultExecName does in module mode: the last path element, except that a trailing
+// major-version element ("v2", "v3", ...) gives way to the one before it, so
+// example.com/foo/v2 is foo.test. ("v0", "v1" and "v01" are not version elements.)
+func ExecName(importPath string) string {
+	elem := path.Base(importPath)
+	if elem != importPath && isVersionElement(elem) {
+		elem = path.Base(path.Dir(importPath))
+	}
+	return elem
+}
+
+func isVersionElement(s string) bool {
+	if len(s) < 2 || s[0] != 'v' || s[1] == '0' || s[1] == '1' && len(s) == 2 {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if s[i] < '0' || '9' < s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// BuildError is a go test -c that failed without saying which package did not build: a
+// toolchain or flag problem that concerns every package (-race on a platform without it,
+// a bad -ldflags). Msg is the first line of what go printed.
+type BuildError struct {
+	Env []string // GOOS=, GOARCH= of a cross build
+	Msg string
+}
+
+func (e *BuildError) Error() string {
+	if len(e.Env) > 0 {
+		return fmt.Sprintf("go test -c (%s): %s", strings.Join(e.Env, " "), e.Msg)
+	}
+	return "go test -c: " + e.Msg
 }
 
 // Binary is a built test binary.
@@ -165,7 +247,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		if !p.HasTests {
 			continue
 		}
-		elem := path.Base(p.ImportPath)
+		elem := ExecName(p.ImportPath)
 		k := seen[elem]
 		seen[elem] = k + 1
 		for len(groups) <= k {
@@ -204,7 +286,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 				// binaries and build again, quietly, to be left with exactly those that
 				// build now.
 				for _, p := range g {
-					os.Remove(filepath.Join(dir, path.Base(p.ImportPath)+".test"))
+					os.Remove(filepath.Join(dir, ExecName(p.ImportPath)+".test"))
 				}
 				_, err = buildGroup(ctx, opts, g, dir, func(gotest.Event) {})
 			}
@@ -226,11 +308,11 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		}
 		k := 0
 		for _, q := range pkgs[:i] {
-			if q.HasTests && path.Base(q.ImportPath) == path.Base(p.ImportPath) {
+			if q.HasTests && ExecName(q.ImportPath) == ExecName(p.ImportPath) {
 				k++
 			}
 		}
-		bin := filepath.Join(outDir, fmt.Sprint(k), path.Base(p.ImportPath)+".test")
+		bin := filepath.Join(outDir, fmt.Sprint(k), ExecName(p.ImportPath)+".test")
 		if _, err := os.Stat(bin); err != nil {
 			fb := failedBuild[p.ImportPath]
 			if fb == "" {
@@ -243,6 +325,15 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		res.Binaries = append(res.Binaries, Binary{Package: p, Path: bin})
 	}
 	return res, nil
+}
+
+// EventPackage is the package under test an event of Build belongs to: its Package, or the
+// package its ImportPath ("p [p.test]", "p_test [p.test]", "p") names.
+func EventPackage(e gotest.Event) string {
+	if e.Package != "" {
+		return e.Package
+	}
+	return buildPackage(e.ImportPath)
 }
 
 // buildPackage maps the ImportPath of a build event ("p [p.test]", "p_test [p.test]", "p")
@@ -274,6 +365,10 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	if opts.Cover {
 		args = append(args, "-cover")
 	}
+	if opts.Vet != "" {
+		args = append(args, "-vet="+opts.Vet)
+	}
+	args = append(args, opts.Flags...)
 	for _, p := range g {
 		args = append(args, p.ImportPath)
 	}
@@ -292,11 +387,17 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	reported := false // go said which package failed
+	var loose []gotest.Event
 	for sc.Scan() {
 		var e gotest.Event
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			// go test -c -json writes only JSON; pass anything else on as build output.
-			e = gotest.Event{Action: gotest.ActionBuildOutput, Output: sc.Text() + "\n"}
+			// go test -c -json writes only JSON; keep anything else for the error.
+			loose = append(loose, gotest.Event{Action: gotest.ActionBuildOutput, Output: sc.Text() + "\n"})
+			continue
+		}
+		if e.Action == gotest.ActionBuildFail || (e.Package != "" && e.Action == gotest.ActionFail) {
+			reported = true
 		}
 		emit(e)
 	}
@@ -308,12 +409,31 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 	if err != nil && !errors.As(err, &ee) {
 		return false, fmt.Errorf("go test -c: %w", err)
 	}
-	if err != nil && stderr.Len() > 0 {
-		// Errors that are not about one package (bad flags, toolchain trouble).
+	if err != nil && !reported {
+		// go failed without naming a package that did not build: bad flags, toolchain
+		// trouble, a platform without -race. Nothing of the group can run; say why.
 		msg := strings.TrimSpace(stderr.String())
-		if !strings.Contains(msg, "build failed") {
-			emit(gotest.Event{Action: gotest.ActionBuildOutput, Output: msg + "\n"})
+		for _, e := range loose {
+			msg += "\n" + e.Output
 		}
+		msg = firstLine(msg)
+		if msg == "" {
+			msg = err.Error()
+		}
+		return true, &BuildError{Env: opts.Env, Msg: msg}
 	}
 	return err != nil, nil
+}
+
+// GOROOT returns the GOROOT of the go command that builds (go env GOROOT), "" if it cannot
+// tell.
+func GOROOT(ctx context.Context, opts Options) string {
+	cmd := exec.CommandContext(ctx, "go", "env", "GOROOT")
+	cmd.Dir = opts.Dir
+	cmd.Env = append(os.Environ(), opts.Env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -44,3 +44,9 @@ type Event struct {
 func IsTerminal(action string) bool {
 	return action == ActionPass || action == ActionFail || action == ActionSkip
 }
+
+// StoppedPrefix begins the output line that godist writes for a test or package that did
+// not run to its end because the run stopped (-x, --maxfail, an interrupt): such a test or
+// package ends "fail", never "pass" or "skip", and this line says why. Reporters count it
+// as not run rather than failed.
+const StoppedPrefix = "=== godist: stopped before the end: "

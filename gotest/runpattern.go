@@ -157,3 +157,23 @@ func isTestingSpace(r rune) bool {
 	}
 	return r >= 0x2000 && r <= 0x200a
 }
+
+// SkipsTopLevel reports whether the -test.skip pattern skip skips the top-level test name
+// as a whole, as the testing package decides: some alternative of skip has a single level,
+// and it matches name. (An alternative with more levels skips subtests only; one that is
+// not a valid regexp skips nothing here, and the binary reports it.)
+func SkipsTopLevel(skip, name string) bool {
+	if skip == "" {
+		return false
+	}
+	for _, levels := range splitRunPattern(skip) {
+		if len(levels) != 1 {
+			continue
+		}
+		re, err := regexp.Compile(rewriteName(levels[0]))
+		if err == nil && re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}

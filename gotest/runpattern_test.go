@@ -146,3 +146,24 @@ func TestRunPatternSelects(t *testing.T) {
 		}
 	}
 }
+
+func TestSkipsTopLevel(t *testing.T) {
+	for _, c := range []struct {
+		skip, name string
+		want       bool
+	}{
+		{"", "TestA", false},
+		{"TestA", "TestA", true},
+		{"TestA", "TestAB", true}, // unanchored, as in testing
+		{"^TestA$", "TestAB", false},
+		{"TestA/sub", "TestA", false}, // skips a subtest only
+		{"TestB|TestA", "TestA", true},
+		{"TestB|TestA/x", "TestA", false},
+		{"Test[", "TestA", false},  // invalid: the binary reports it
+		{"Test A", "Test_A", true}, // spaces match as the testing package rewrites them
+	} {
+		if got := SkipsTopLevel(c.skip, c.name); got != c.want {
+			t.Errorf("SkipsTopLevel(%q, %q) = %v, want %v", c.skip, c.name, got, c.want)
+		}
+	}
+}

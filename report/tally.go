@@ -52,8 +52,9 @@ type rootRun struct {
 	lines             []outLine
 	subResult         map[string]string // subtest name -> action
 	subFailed         bool
-	started           bool // a run event was seen; only started tests can be unfinished
-	failures          int  // failures (its own and its subtests') counted in tally.failed
+	started           bool            // a run event was seen; only started tests can be unfinished
+	failures          int             // failures (its own and its subtests') counted in tally.failed
+	stopped           map[string]bool // tests the run's stop cut short (gotest.StoppedPrefix)
 }
 
 type outLine struct{ test, text string }
@@ -66,6 +67,7 @@ type pkgState struct {
 	tests       int                 // tests with a result
 	noTestsRun  bool                // "testing: warning: no tests to run" was seen
 	coverage    map[string]string   // "coverage: N% of statements" by worker
+	stopped     map[string]bool     // workers on which the run's stop cut it short
 }
 
 type pkgResult struct {
@@ -131,6 +133,12 @@ func (t *tally) packageOutput(pkg, worker, output string) {
 	if output == "testing: warning: no tests to run\n" {
 		p.noTestsRun = true
 	}
+	if strings.HasPrefix(output, gotest.StoppedPrefix) {
+		if p.stopped == nil {
+			p.stopped = map[string]bool{}
+		}
+		p.stopped[worker] = true
+	}
 	if strings.HasPrefix(output, "coverage: ") && strings.HasSuffix(output, " of statements\n") {
 		if p.coverage == nil {
 			p.coverage = map[string]string{}
@@ -187,11 +195,25 @@ func (t *tally) testOutput(pkg, test, worker, output string) {
 	if r == nil {
 		r = t.root(pkg, test, worker)
 	}
+	if strings.HasPrefix(output, gotest.StoppedPrefix) {
+		if r.stopped == nil {
+			r.stopped = map[string]bool{}
+		}
+		r.stopped[test] = true
+	}
 	r.lines = append(r.lines, outLine{test: test, text: output})
 }
 
 func (t *tally) testResult(pkg, test, worker, action string, elapsed float64) {
 	p := t.pkg(pkg)
+	root, _ := testjson.TestName(test).Split()
+	if r := t.running[rootKey{pkg, root, worker}]; r != nil && r.stopped[test] {
+		// Cut short by the run's stop: not run, neither failed nor done.
+		if !testjson.TestName(test).IsSubTest() {
+			delete(t.running, rootKey{pkg, test, worker})
+		}
+		return
+	}
 	p.tests++
 	switch action {
 	case gotest.ActionPass:
@@ -354,7 +376,7 @@ func (t *tally) packageErrors(each bool) []failureEntry {
 		p := t.pkgs[name]
 		seen := make(map[string]bool)
 		for _, res := range p.results {
-			if res.action != gotest.ActionFail || res.failedBuild != "" {
+			if res.action != gotest.ActionFail || res.failedBuild != "" || p.stopped[res.worker] {
 				continue
 			}
 			// In each mode a result belongs to its worker; otherwise the package's batches

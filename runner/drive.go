@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,9 +142,11 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		scope = gw.ID
 	}
 	key := scopeKey(b.Package, scope)
+	if !r.hasScope(key) {
+		return batchOutcome{} // the build settled it for this gateway
+	}
 	bin := r.bins[platform][b.Package]
 	if bin == "" {
-		// This gateway's platform has no binary for the package (it failed to build there).
 		r.note(fmt.Sprintf("godist: %s: no %s test binary for %s", gw.ID, platform, b.Package))
 		r.settle(key, gw.ID, unitsOf(b), true, "")
 		return batchOutcome{}
@@ -154,6 +157,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	order := 0
 	finalPhase := false
 	completed := false
+	noTests, ranTest := false, false
 	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
 		e.Worker = gw.ID
 		if e.Test == "" {
@@ -165,6 +169,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
 				completed = true // the testing package finished its run: no crash
 				return
+			}
+			if e.Action == gotest.ActionOutput && e.Output == "testing: warning: no tests to run\n" {
+				noTests = true
 			}
 			if r.coverRoot != "" && e.Action == gotest.ActionOutput && coverageLine.MatchString(e.Output) && strings.HasPrefix(e.Output, "coverage: ") {
 				return // one process's share; the package's merged figure comes at its end
@@ -181,6 +188,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		switch e.Action {
 		case gotest.ActionRun:
 			st.state, st.start = e.Action, time.Now()
+			ranTest = true
 		case gotest.ActionPause, gotest.ActionCont:
 			st.state = e.Action
 		case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
@@ -188,7 +196,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			if e.Elapsed != nil {
 				st.elapsed = time.Duration(*e.Elapsed * float64(time.Second))
 			}
-			if !strings.Contains(e.Test, "/") {
+			if !strings.Contains(e.Test, "/") && !b.Bench {
 				r.durations.Record(b.Package, e.Test, st.elapsed)
 			}
 		}
@@ -196,7 +204,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}, time.Now)
 
 	args := r.testArgs(b)
-	req := worker.Request{Path: bin, Args: args, Dir: r.pkgInfo[b.Package].Dir, Env: r.workerEnv(gw.ID)}
+	req := worker.Request{Path: bin, Args: args, Dir: r.pkgInfo[b.Package].Dir, Env: r.testEnv(gw.ID)}
 	if r.remoteGW[gw.ID] {
 		// Its host has the tree (prepared at start); the binary goes now, once per host.
 		st, err := r.prepareRemote(ctx, gw)
@@ -204,7 +212,13 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			req.Path, err = r.remoteBinary(ctx, gw, st, b.Package, bin)
 		}
 		if err != nil {
-			return batchOutcome{retry: b.Tests, lost: err}
+			retry := b.Tests
+			if b.Whole || b.Bench {
+				// Nothing of it ran; a Whole or benchmark batch has no tests to re-queue.
+				r.settle(key, gw.ID, 1, true, fmt.Sprintf("godist: %s could not receive the test binary: %v\n", gw.ID, err))
+				retry = nil
+			}
+			return batchOutcome{retry: retry, lost: err}
 		}
 		req.Dir = st.remoteDir(req.Dir)
 	} else if dir := r.coverDir(key); dir != "" {
@@ -213,14 +227,18 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	if r.cfg.Timeout > 0 {
 		req.KillAfter = r.cfg.Timeout + time.Minute
 	}
+	// Test processes share their host; a benchmark process has it to itself, as go test
+	// runs benchmarks one at a time.
+	unlock := r.lockHost(gw, b.Bench)
 	start := time.Now()
 	exit, err := worker.Run(r.runCtx, gw, req, func(p []byte) { conv.Write(p) })
 	elapsed := time.Since(start)
+	unlock()
 	r.addProcessTime(key, elapsed)
-	if err != nil && r.stopped() {
-		// --maxfail: the process was stopped; what it was running did not run to the end.
+	if err != nil && r.stopReason(ctx) != "" {
+		// Stopped (-x, --maxfail, interrupted): what it was running did not run to the end.
 		finalPhase = true
-		r.stopBatch(key, gw.ID, b, states)
+		r.stopBatch(ctx, key, gw.ID, b, states)
 		return batchOutcome{}
 	}
 	if err != nil {
@@ -233,17 +251,21 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			}
 		}
 		r.settleSettled(key, gw.ID, b, states)
-		if b.Whole {
+		if b.Whole || b.Bench {
 			r.settle(key, gw.ID, 1, true, fmt.Sprintf("godist: %s was lost while running this package: %v\n", gw.ID, err))
 		}
 		return batchOutcome{retry: retry, lost: err}
 	}
 	finalPhase = true
 	conv.Exited(exitError(exit), elapsed)
+	r.markNoTests(key, noTests, ranTest)
 
-	// Tests that started and never ended were running when the process died: they fail,
-	// innermost first, keeping their output. Tests that never started, or were paused
-	// waiting for a parallel turn, run again in a new process.
+	// A process that exited 0 after the testing package's final PASS ran to its end: what
+	// still shows as running there (benchmarks, which test2json never ends, or a test of a
+	// nested testing.RunTests) passed. Otherwise, tests that started and never ended were
+	// running when the process died: they fail, innermost first, keeping their output.
+	// Tests that never started, or were paused waiting for a parallel turn, run again in a
+	// new process.
 	var running []string
 	for name, st := range states {
 		if st.state == gotest.ActionRun || st.state == gotest.ActionCont {
@@ -251,6 +273,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		}
 	}
 	sortByDepthThenOrder(running, states)
+	ranToEnd := exit.Success() && completed
 	var progressed bool
 	for _, st := range states {
 		if st.state != "" {
@@ -260,6 +283,11 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	for _, name := range running {
 		el := time.Since(states[name].start).Seconds()
 		now := time.Now()
+		if ranToEnd {
+			r.emit(gotest.Event{Time: &now, Action: gotest.ActionPass, Package: b.Package, Test: name, Elapsed: &el, Worker: gw.ID})
+			states[name].state = gotest.ActionPass
+			continue
+		}
 		r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: b.Package, Test: name, Worker: gw.ID,
 			Output: fmt.Sprintf("=== godist: test process %s on %s while %s was running\n", exit, gw.ID, name)})
 		r.emit(gotest.Event{Time: &now, Action: gotest.ActionFail, Package: b.Package, Test: name, Elapsed: &el, Worker: gw.ID})
@@ -268,7 +296,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	var out batchOutcome
 	// A process that ended without the testing package's final PASS or FAIL crashed; one
 	// that printed it chose not to run the rest (-failfast).
-	if !exit.Success() && !completed && progressed && !b.Whole {
+	if !exit.Success() && !completed && progressed && !b.Whole && !b.Bench {
 		for _, t := range b.Tests {
 			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
 				out.retry = append(out.retry, t)
@@ -288,17 +316,22 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		}
 		r.durations.RecordStartup(b.Package, max(elapsed-testTime, 0))
 	}
-	// Failed tests run again while --rerun-fails allows, each with just its failed subtests,
-	// on another worker where there is one; the others' failures are final.
+	// The package's result follows the process's exit status, as go test's does: a test
+	// that "failed" in a process that exited 0 (a nested testing.RunTests prints failing
+	// inner tests) does not fail it, nor count for --maxfail or --rerun-fails. Failed tests
+	// run again while --rerun-fails allows, each with just its failed subtests, on another
+	// worker where there is one; the others' failures are final.
 	finalFails, testFailed := 0, false
-	for _, t := range topLevelIn(states, gotest.ActionFail) {
-		testFailed = true
-		if b.Attempt < r.cfg.RerunFails && !r.stopped() {
-			out.reruns = append(out.reruns, scheduler.Batch{Package: b.Package, Tests: []string{t},
-				Run: rerunPattern(t, states), Attempt: b.Attempt + 1, Avoid: gw.ID})
-			continue
+	if !exit.Success() {
+		for _, t := range r.failedTopLevel(b, states) {
+			testFailed = true
+			if b.Attempt < r.cfg.RerunFails && r.stopReason(ctx) == "" && !b.Bench {
+				out.reruns = append(out.reruns, scheduler.Batch{Package: b.Package, Tests: []string{t},
+					Run: rerunPattern(t, states), Attempt: b.Attempt + 1, Avoid: gw.ID})
+				continue
+			}
+			finalFails++
 		}
-		finalFails++
 	}
 	if b.Attempt > 0 {
 		for _, t := range topLevelIn(states, gotest.ActionPass) {
@@ -318,6 +351,51 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}
 	r.countFailures(finalFails)
 	return out
+}
+
+// failedTopLevel lists the batch's top-level tests that failed, in start order: for a
+// batch of named tests only those (a nested testing.RunTests reports inner tests under
+// names of their own, which no -test.run of this binary selects).
+func (r *runner) failedTopLevel(b scheduler.Batch, states map[string]*testState) []string {
+	names := topLevelIn(states, gotest.ActionFail)
+	if b.Whole || b.Bench {
+		return names
+	}
+	var out []string
+	for _, n := range names {
+		if slices.Contains(b.Tests, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// lockHost holds gw's host for a test process: shared, or alone for a benchmark process.
+// It returns the release.
+func (r *runner) lockHost(gw *gateway.Gateway, alone bool) func() {
+	if r.cfg.Bench == "" {
+		return func() {}
+	}
+	host := gw.Info.Hostname
+	if !r.remoteGW[gw.ID] {
+		host = "" // the local machine
+	}
+	r.hostMu.Lock()
+	if r.hostLocks == nil {
+		r.hostLocks = map[string]*sync.RWMutex{}
+	}
+	l := r.hostLocks[host]
+	if l == nil {
+		l = &sync.RWMutex{}
+		r.hostLocks[host] = l
+	}
+	r.hostMu.Unlock()
+	if alone {
+		l.Lock()
+		return l.Unlock
+	}
+	l.RLock()
+	return l.RUnlock
 }
 
 // topLevelIn lists, in start order, the top-level tests whose state is action.
@@ -364,9 +442,11 @@ func rerunPattern(t string, states map[string]*testState) string {
 	return strings.Join(alts, "|")
 }
 
-// stopBatch settles a batch whose process --maxfail stopped: the tests it was running end
-// as skipped, saying why; the failures it had are final.
-func (r *runner) stopBatch(key, worker string, b scheduler.Batch, states map[string]*testState) {
+// stopBatch settles a batch whose process the run's stop (-x, --maxfail, an interrupt)
+// killed: the tests it was running did not run to the end, so they fail, saying so in a
+// line of their own (StoppedMarker); the failures it had are final.
+func (r *runner) stopBatch(ctx context.Context, key, worker string, b scheduler.Batch, states map[string]*testState) {
+	why := r.stopReason(ctx)
 	var running []string
 	for name, st := range states {
 		if st.state == gotest.ActionRun || st.state == gotest.ActionCont || st.state == gotest.ActionPause {
@@ -378,13 +458,35 @@ func (r *runner) stopBatch(key, worker string, b scheduler.Batch, states map[str
 		now := time.Now()
 		el := time.Since(states[name].start).Seconds()
 		r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: b.Package, Test: name, Worker: worker,
-			Output: "=== godist: stopped before the end (--maxfail reached)\n"})
-		r.emit(gotest.Event{Time: &now, Action: gotest.ActionSkip, Package: b.Package, Test: name, Elapsed: &el, Worker: worker})
-		states[name].state = gotest.ActionSkip
+			Output: gotest.StoppedPrefix + why + "\n"})
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionFail, Package: b.Package, Test: name, Elapsed: &el, Worker: worker})
+		states[name].state = gotest.ActionFail
 	}
-	fails := len(topLevelIn(states, gotest.ActionFail))
+	fails := 0
+	for _, t := range r.failedTopLevel(b, states) {
+		if !slices.Contains(running, t) {
+			fails++
+		}
+	}
+	r.stopScope(key, worker, why)
 	r.settle(key, worker, unitsOf(b), fails > 0, "")
 	r.countFailures(fails)
+}
+
+// stopReason says why the run stopped ("-x stopped the run after 1 failed test"), or ""
+// while it goes on.
+func (r *runner) stopReason(ctx context.Context) string {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	switch {
+	case r.isStopped && r.cfg.MaxFail == 1:
+		return fmt.Sprintf("-x stopped the run after %d failed test", r.failures)
+	case r.isStopped:
+		return fmt.Sprintf("--maxfail %d stopped the run after %d failed tests", r.cfg.MaxFail, r.failures)
+	case ctx.Err() != nil:
+		return "the run was interrupted"
+	}
+	return ""
 }
 
 func unitsOf(b scheduler.Batch) int {
@@ -433,12 +535,18 @@ func exitError(e *worker.Exit) error {
 // testArgs are the flags of one test process.
 func (r *runner) testArgs(b scheduler.Batch) []string {
 	args := []string{"-test.v=test2json", "-test.paniconexit0"}
-	if b.Whole {
+	if b.Bench {
+		// The package's benchmarks, after its tests (which ran in processes of their own).
+		args = append(args, "-test.run=^$", "-test.bench="+r.cfg.Bench)
+	} else if b.Whole {
 		if r.cfg.Run != "" {
 			args = append(args, "-test.run="+r.cfg.Run)
 		}
 	} else if b.Run != "" {
 		args = append(args, "-test.run="+b.Run)
+	} else if r.cfg.Run == "" && len(b.Tests) == r.listed[b.Package] && !b.Retry {
+		// The whole package in one process, as go test runs it: no -test.run, which a test
+		// that calls testing.RunTests itself (testify's suite tests) would also see.
 	} else {
 		args = append(args, "-test.run="+gotest.RunPattern(r.cfg.Run, b.Tests))
 	}
@@ -460,6 +568,7 @@ func (r *runner) testArgs(b scheduler.Batch) []string {
 	if r.cfg.Shuffle != "" {
 		args = append(args, "-test.shuffle="+r.cfg.Shuffle)
 	}
+	args = append(args, r.cfg.TestFlags...)
 	return append(args, r.cfg.TestArgs...)
 }
 
@@ -503,9 +612,6 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	}
 	ps.done = true
 	cover := ""
-	if r.stopped() && ps.pending > 0 {
-		ps.notRun = true
-	}
 	if r.coverRoot != "" {
 		// All of the package's processes are done; merging takes a moment, so not under
 		// the lock: nothing more of this package can arrive meanwhile.
@@ -516,11 +622,17 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	now := time.Now()
 	el := roundMillis(ps.procTime.Seconds())
 	action, word, line := gotest.ActionPass, "PASS\n", fmt.Sprintf("ok  \t%s\t%.3fs", ps.path, el)
-	if ps.notRun && !ps.failed {
-		action, word, line = gotest.ActionSkip, "", fmt.Sprintf("?   \t%s\t[not run to the end]", ps.path)
+	if ps.noTests && !ps.sawTests {
+		line += " [no tests to run]"
 	}
-	if ps.failed {
+	if ps.failed || ps.stopped != "" {
 		action, word, line = gotest.ActionFail, "FAIL\n", fmt.Sprintf("FAIL\t%s\t%.3fs", ps.path, el)
+	}
+	if ps.stopped != "" {
+		// Not run to its end: never ok. The line says so, for people and for parsers.
+		line += " [not run to the end: " + ps.stopped + "]"
+		r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Worker: worker,
+			Output: gotest.StoppedPrefix + ps.stopped + "\n"})
 	}
 	if word != "" {
 		r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: word, Worker: worker})
@@ -531,6 +643,34 @@ func (r *runner) settle(key, worker string, n int, failed bool, note string) {
 	}
 	r.emitLocked(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: ps.path, Output: line + "\n", Worker: worker})
 	r.emitLocked(gotest.Event{Time: &now, Action: action, Package: ps.path, Elapsed: &el, Worker: worker})
+}
+
+// hasScope reports whether key is a package scope of the run (in each mode, one whose
+// binary built for the gateway's platform).
+func (r *runner) hasScope(key string) bool {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	return r.pkgs[key] != nil
+}
+
+// stopScope marks a package scope as not run to its end, and why.
+func (r *runner) stopScope(key, worker, why string) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if ps := r.pkgs[key]; ps != nil && ps.stopped == "" {
+		ps.stopped = why
+	}
+}
+
+// markNoTests notes whether a process of the package said "no tests to run", and whether
+// it ran a test: go test's "[no tests to run]" is for a package where none ran.
+func (r *runner) markNoTests(key string, said, ran bool) {
+	r.emitMu.Lock()
+	defer r.emitMu.Unlock()
+	if ps := r.pkgs[key]; ps != nil {
+		ps.noTests = ps.noTests || said
+		ps.sawTests = ps.sawTests || ran
+	}
 }
 
 // addProcessTime adds the run time of one of a package's processes: a package's elapsed
@@ -589,13 +729,10 @@ func (r *runner) settleLeftovers(ctx context.Context) {
 		n := ps.pending
 		r.emitMu.Unlock()
 		why := "no gateway was left to run them"
-		failed := true
-		switch {
-		case r.stopped():
-			why, failed = fmt.Sprintf("stopped after %d failed test(s) (--maxfail)", r.cfg.MaxFail), false
-		case ctx.Err() != nil:
-			why = "the run was interrupted"
+		if stop := r.stopReason(ctx); stop != "" {
+			why = stop
+			r.stopScope(k, ps.worker, stop)
 		}
-		r.settle(k, ps.worker, n, failed, fmt.Sprintf("godist: %d test(s) of this package did not run: %s\n", n, why))
+		r.settle(k, ps.worker, n, true, fmt.Sprintf("godist: %d test(s) of this package did not run: %s\n", n, why))
 	}
 }

@@ -148,6 +148,12 @@ type runner struct {
 	stopMu    sync.Mutex
 	failures  int  // tests failed for good, for --maxfail
 	isStopped bool // --maxfail was reached
+
+	shardDigest string                   // --shard: the digest of the split
+	hostLocks   map[string]*sync.RWMutex // by host: test processes share it, benchmarks own it
+	hostMu      sync.Mutex
+	gorootBin   string         // $GOROOT/bin of the go command, first in a local test's PATH
+	listed      map[string]int // package -> top-level tests selected from its list
 }
 
 // pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
@@ -161,7 +167,9 @@ type pkgState struct {
 	failed   bool
 	done     bool
 	procTime time.Duration // its test processes' run time, added up: its Elapsed
-	notRun   bool          // some of its tests did not run (--maxfail, lost gateways)
+	stopped  string        // why it did not run to its end (-x, --maxfail, interrupt), if so
+	noTests  bool          // a process of it said "no tests to run"
+	sawTests bool          // a test of it ran
 }
 
 // Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
@@ -174,7 +182,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(cfg.Gateways) == 0 {
 		return nil, &UsageError{errors.New("no gateways: give -n N or --tx SPEC")}
 	}
-	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover}
+	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
 	pkgs, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
 	if err != nil {
 		var pe *gobuild.PatternError
@@ -212,32 +220,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.moduleRoot, _ = filepath.Abs(cfg.Dir)
 	}
 
-	// One build per platform the gateways need; the host's (or the first) one reports.
+	if root := gobuild.GOROOT(ctx, bopts); root != "" {
+		r.gorootBin = filepath.Join(root, "bin")
+	}
+	// One build per platform the gateways need.
 	platforms := r.platforms()
-	var runnable []gobuild.Binary
-	for i, pl := range platforms {
-		opts := bopts
-		if pl != hostPlatform() {
-			goos, goarch, _ := strings.Cut(pl, "/")
-			opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
-		}
-		emit := r.emit
-		if i > 0 {
-			emit = func(gotest.Event) {}
-		}
-		res, err := gobuild.Build(ctx, opts, pkgs, r.binDir(tmp, pl, bopts), emit)
-		if err != nil {
-			return nil, err
-		}
-		m := map[string]string{}
-		for _, b := range res.Binaries {
-			m[b.Package.ImportPath] = b.Path
-		}
-		r.bins[pl] = m
-		if i == 0 {
-			runnable = res.Binaries
+	built, err := r.build(ctx, bopts, pkgs, tmp)
+	if err != nil {
+		return nil, err
+	}
+	r.bins = built.bins
+	runnable := built.runnable(pkgs, platforms)
+	if cfg.Mode == scheduler.Each {
+		// Each gateway runs what built for its platform; the others' failures are theirs.
+		runnable = nil
+		seen := map[string]bool{}
+		for _, p := range pkgs {
+			for _, pl := range platforms {
+				if bin, ok := built.binOf[pl][p.ImportPath]; ok && !seen[p.ImportPath] {
+					seen[p.ImportPath] = true
+					runnable = append(runnable, bin)
+				}
+			}
 		}
 	}
+	r.emitBuildEvents(built, platforms)
 
 	// List the tests of every binary, in parallel, on this machine.
 	units, err := r.list(ctx, runnable, platforms[0])
@@ -250,7 +257,18 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				units[i].Startup = max(units[i].Startup, r.durations.PackageEstimate(units[i].Path))
 			}
 		}
+		r.shardDigest = scheduler.SplitDigest(units, cfg.ShardN)
+		all := 0
+		for _, u := range units {
+			all += max(len(u.Tests), 1)
+		}
 		units = scheduler.Shard(units, cfg.ShardI, cfg.ShardN)
+		mine := 0
+		for _, u := range units {
+			mine += max(len(u.Tests), 1)
+		}
+		r.note(fmt.Sprintf("godist: shard %d/%d of split %s: %d of %d test(s) in %d package(s)",
+			cfg.ShardI, cfg.ShardN, r.shardDigest, mine, all, len(units)))
 	}
 	total := 0
 	for _, u := range units {
@@ -272,13 +290,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.Reporter.SetTotal(total)
 	}
 	r.plan = scheduler.NewPlan(cfg.Mode, units, len(gws), ids)
+	platformByID := map[string]string{}
+	for _, g := range gws {
+		platformByID[g.ID] = platformOf(g.Spec)
+	}
 	for _, u := range units {
 		scopes := []string{""}
 		if cfg.Mode == scheduler.Each {
 			scopes = ids
 		}
+		pending := max(len(u.Tests), 1)
+		if u.Bench {
+			pending++ // the benchmark process
+		}
 		for _, w := range scopes {
-			r.pkgs[scopeKey(u.Path, w)] = &pkgState{path: u.Path, worker: w, pending: max(len(u.Tests), 1)}
+			if w != "" && r.bins[platformByID[w]][u.Path] == "" {
+				continue // it did not build for this gateway; the build reported it
+			}
+			r.pkgs[scopeKey(u.Path, w)] = &pkgState{path: u.Path, worker: w, pending: pending}
 		}
 	}
 
@@ -292,7 +321,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("-coverprofile: %w", err)
 		}
 	}
-	if err := r.durations.Save(r.durationsPath()); err != nil && r.cfg.Reporter != nil {
+	save := func() error { return r.durations.Save(r.durationsPath()) }
+	if cfg.ShardN > 0 {
+		// A shard job never changes what the other jobs split by.
+		save = func() error { return r.durations.SaveShard(r.durationsPath(), cfg.ShardI, cfg.ShardN, r.shardDigest) }
+	}
+	if err := save(); err != nil && r.cfg.Reporter != nil {
 		r.cfg.Reporter.Note("godist: could not save test durations: " + err.Error())
 	}
 	res := &Result{Status: ExitOK}
@@ -382,7 +416,7 @@ func (r *runner) binDir(tmp, platform string, opts gobuild.Options) string {
 	if err != nil {
 		return filepath.Join(tmp, strings.ReplaceAll(platform, "/", "_"))
 	}
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v", r.moduleRoot, platform, opts.Tags, opts.Race, opts.Cover)
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v\x00%q\x00%s", r.moduleRoot, platform, opts.Tags, opts.Race, opts.Cover, opts.Flags, opts.Vet)
 	return filepath.Join(dir, "godist", "testbin", hashString(key))
 }
 
@@ -485,6 +519,21 @@ func (r *runner) countFailures(n int) {
 	}
 }
 
+// testEnv is the environment of a test process on gateway id: the worker variables, and
+// as go test gives it, $GOROOT/bin first in PATH where the go command's GOROOT is at hand
+// (on this machine). PWD, the package directory, is set where the process starts.
+func (r *runner) testEnv(id string) []string {
+	env := r.workerEnv(id)
+	if r.gorootBin != "" && !r.remoteGW[id] {
+		path := os.Getenv("PATH")
+		if path != "" {
+			path = string(os.PathListSeparator) + path
+		}
+		env = append(env, "PATH="+r.gorootBin+path)
+	}
+	return env
+}
+
 // workerEnv is the environment every test process sees.
 func (r *runner) workerEnv(id string) []string {
 	return []string{"GODIST_WORKER=" + id, "GODIST_WORKER_COUNT=" + strconv.Itoa(r.nworkers), "GODIST_TESTRUNUID=" + r.uid}
@@ -501,11 +550,16 @@ func (r *runner) list(ctx context.Context, bins []gobuild.Binary, platform strin
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			names, err := listTests(ctx, b, r.workerEnv("list"))
+			l, err := listTests(ctx, b, r.workerEnv("list"))
 			p := scheduler.Package{Path: b.Package.ImportPath}
+			// A package that never ran is not split on guesses; nor one that asks not to be.
+			p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path)
 			var sel []string
 			if err == nil {
-				sel = selectTop(r.cfg.Run, names)
+				sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
+				p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
+			} else if r.cfg.Bench != "" {
+				p.Bench = true // the binary could not list: let it look for benchmarks itself
 			}
 			if err != nil || len(sel) == 0 {
 				// Run the package as go test would, in one process: it lists no tests we
@@ -524,11 +578,15 @@ func (r *runner) list(ctx context.Context, bins []gobuild.Binary, platform strin
 		}()
 	}
 	wg.Wait()
+	r.listed = map[string]int{}
+	for _, p := range out {
+		r.listed[p.Path] = len(p.Tests)
+	}
 	return out, ctx.Err()
 }
 
 // listTests runs `bin -test.list .` in the package directory.
-func listTests(ctx context.Context, b gobuild.Binary, env []string) ([]string, error) {
+func listTests(ctx context.Context, b gobuild.Binary, env []string) (gotest.List, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, b.Path, "-test.list", ".")
@@ -536,9 +594,24 @@ func listTests(ctx context.Context, b gobuild.Binary, env []string) ([]string, e
 	cmd.Env = append(os.Environ(), env...)
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, err
+		return gotest.List{}, err
 	}
-	return gotest.ParseList(out).Runnable(), nil
+	return gotest.ParseList(out), nil
+}
+
+// deselect drops the top-level names that the -skip pattern skips whole: go test does not
+// start them at all, so they are neither run nor "not run".
+func deselect(skip string, names []string) []string {
+	if skip == "" {
+		return names
+	}
+	var kept []string
+	for _, n := range names {
+		if !gotest.SkipsTopLevel(skip, n) {
+			kept = append(kept, n)
+		}
+	}
+	return kept
 }
 
 // selectTop keeps the names that the -run pattern selects at the top level.

@@ -30,6 +30,10 @@ type Durations struct {
 	Version int                           `json:"version"`
 	Tests   map[string]map[string]float64 `json:"tests"`
 	Startup map[string]float64            `json:"startup,omitempty"`
+
+	// What this run recorded (for SaveShard).
+	fresh        map[string]map[string]bool
+	freshStartup map[string]bool
 }
 
 // NewDurations returns an empty store.
@@ -99,6 +103,21 @@ func (d *Durations) Record(pkg, test string, elapsed time.Duration) {
 		d.Tests[pkg] = m
 	}
 	m[test] = elapsed.Seconds()
+	if d.fresh == nil {
+		d.fresh = map[string]map[string]bool{}
+	}
+	if d.fresh[pkg] == nil {
+		d.fresh[pkg] = map[string]bool{}
+	}
+	d.fresh[pkg][test] = true
+}
+
+// Known reports whether anything of pkg's tests was recorded: a package that never ran is
+// not split over processes on guesses.
+func (d *Durations) Known(pkg string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.Tests[pkg]) > 0
 }
 
 // RecordStartup stores what starting one process of pkg costs.
@@ -106,6 +125,10 @@ func (d *Durations) RecordStartup(pkg string, cost time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.Startup[pkg] = cost.Seconds()
+	if d.freshStartup == nil {
+		d.freshStartup = map[string]bool{}
+	}
+	d.freshStartup[pkg] = true
 }
 
 // Estimates returns an estimate for each of tests of pkg: the recorded time, or else the
@@ -156,3 +179,80 @@ func median(m map[string]float64) time.Duration {
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// SaveShard saves what a --shard job measured without changing the file that every job of
+// the run splits by: the job's own records go to a side file next to path, named by the
+// digest of the split (SplitDigest) and the part. Once the side files of all n parts of
+// that split are there, they are merged into path and removed (with those of splits that
+// are no longer current), so the next run of the n jobs splits by what all of them
+// measured. Running the n jobs one after another on one machine therefore gives each the
+// same input, and every test runs exactly once.
+func (d *Durations) SaveShard(path string, i, n int, digest string) error {
+	d.mu.Lock()
+	side := &Durations{Version: DurationsVersion, Tests: map[string]map[string]float64{}, Startup: map[string]float64{}}
+	for pkg, tests := range d.fresh {
+		for t := range tests {
+			if side.Tests[pkg] == nil {
+				side.Tests[pkg] = map[string]float64{}
+			}
+			side.Tests[pkg][t] = d.Tests[pkg][t]
+		}
+	}
+	for pkg := range d.freshStartup {
+		side.Startup[pkg] = d.Startup[pkg]
+	}
+	d.mu.Unlock()
+	prefix := path + ".shard-" + digest + "-"
+	if err := side.Save(fmt.Sprintf("%s%dof%d", prefix, i, n)); err != nil {
+		return err
+	}
+	parts := make([]*Durations, 0, n)
+	for k := 1; k <= n; k++ {
+		p, err := LoadDurations(fmt.Sprintf("%s%dof%d", prefix, k, n))
+		if err != nil {
+			return err
+		}
+		if _, err := os.Stat(fmt.Sprintf("%s%dof%d", prefix, k, n)); err != nil {
+			return nil // not all parts have run yet
+		}
+		parts = append(parts, p)
+	}
+	main, err := LoadDurations(path)
+	if err != nil {
+		main = NewDurations()
+	}
+	for _, p := range parts {
+		for pkg, tests := range p.Tests {
+			if main.Tests[pkg] == nil {
+				main.Tests[pkg] = map[string]float64{}
+			}
+			for t, s := range tests {
+				main.Tests[pkg][t] = s
+			}
+		}
+		for pkg, s := range p.Startup {
+			main.Startup[pkg] = s
+		}
+	}
+	if err := main.Save(path); err != nil {
+		return err
+	}
+	olds, _ := filepath.Glob(globQuote(path) + ".shard-*")
+	for _, f := range olds {
+		os.Remove(f)
+	}
+	return nil
+}
+
+// globQuote escapes the characters filepath.Glob would read as a pattern.
+func globQuote(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
+}

@@ -34,6 +34,12 @@ type Package struct {
 	Whole bool
 	// Startup is the estimated cost of starting one process of this package (TestMain).
 	Startup time.Duration
+	// NoSplit keeps every test of the package in one process: nothing is known of its
+	// durations yet, it asks for it (//godist:nosplit), or the mode is LoadPkg.
+	NoSplit bool
+	// Bench asks for one more process after all of the package's tests have ended: the
+	// one that runs its benchmarks. The runner runs it alone on its host.
+	Bench bool
 }
 
 // Batch is what one test process runs.
@@ -49,6 +55,8 @@ type Batch struct {
 	Run     string
 	Attempt int
 	Avoid   string
+	// Bench marks the batch that runs the package's benchmarks (no tests).
+	Bench bool
 }
 
 // Mode of distribution.
@@ -59,6 +67,9 @@ const (
 	Load Mode = iota
 	// Each runs every test on every gateway.
 	Each
+	// LoadPkg runs each package in one process, as go test does, and spreads the packages
+	// over the workers.
+	LoadPkg
 )
 
 // SplitThreshold is the estimated work below which a package is not split over several
@@ -87,6 +98,9 @@ type pkgQueue struct {
 	work    time.Duration // left to hand out
 	total   time.Duration // at the start
 	stopped bool          // -failfast: no new batches
+	noSplit bool
+	bench   bool // the benchmark batch is still to come
+	running int  // batches of the package in flight
 }
 
 // Plan hands out batches to workers. It is safe for concurrent use; Next blocks while the
@@ -112,7 +126,7 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 	for _, k := range keys {
 		q := &queue{pkgs: map[string]*pkgQueue{}, active: map[string]bool{}}
 		for _, pk := range pkgs {
-			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup}
+			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || mode == LoadPkg, bench: pk.Bench}
 			pq.tests = append([]Test(nil), pk.Tests...)
 			sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
 			for _, t := range pq.tests {
@@ -165,7 +179,18 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			continue
 		}
 		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
+		if pq := q.pkgs[b.Package]; pq != nil {
+			pq.running++
+		}
 		return b, true
+	}
+	// A package's benchmarks run once all of its tests have ended, as in go test.
+	for _, pq := range sortedPkgs(q.pkgs) {
+		if pq.bench && !pq.stopped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) {
+			pq.bench = false
+			pq.running++
+			return Batch{Package: pq.path, Bench: true}, true
+		}
 	}
 	// The package with the most work left goes first (longest processing time first).
 	var best *pkgQueue
@@ -182,12 +207,13 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	if best == nil {
 		return Batch{}, false
 	}
+	best.running++
 	if best.whole {
 		best.whole = false
 		return Batch{Package: best.path, Whole: true, Est: best.work}, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold {
+	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
 		target := total / time.Duration(2*p.workers)
 		target = max(target, MinBatch, best.startup)
 		var sum time.Duration
@@ -218,11 +244,32 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 		return
 	}
 	q.inFlight--
+	if pq := q.pkgs[b.Package]; pq != nil {
+		pq.running--
+	}
 	if len(retry) > 0 {
 		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true})
 	}
 	q.retries = append(q.retries, reruns...)
 	p.cond.Broadcast()
+}
+
+func sortedPkgs(m map[string]*pkgQueue) []*pkgQueue {
+	out := make([]*pkgQueue, 0, len(m))
+	for _, pq := range m {
+		out = append(out, pq)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+func hasRetry(q *queue, pkg string) bool {
+	for _, r := range q.retries {
+		if r.Package == pkg {
+			return true
+		}
+	}
+	return false
 }
 
 // Stop drops the tests of pkg that have not been handed out yet (for -failfast) and
@@ -240,6 +287,10 @@ func (p *Plan) Stop(gateway, pkg string) int {
 	}
 	pq.stopped = true
 	n := len(pq.tests)
+	if pq.bench {
+		pq.bench = false
+		n++ // the benchmark batch
+	}
 	for _, r := range q.retries {
 		if r.Package == pkg {
 			n += len(r.Tests)
@@ -282,6 +333,9 @@ func (p *Plan) Abandon(gateway string) int {
 	n := 0
 	for _, pq := range q.pkgs {
 		n += len(pq.tests)
+		if pq.bench {
+			n++
+		}
 	}
 	for _, r := range q.retries {
 		n += len(r.Tests)

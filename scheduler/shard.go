@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -93,7 +95,7 @@ func Shard(pkgs []Package, i, n int) []Package {
 		for _, t := range p.Tests {
 			total += t.Est
 		}
-		if total < SplitThreshold {
+		if total < SplitThreshold || p.NoSplit {
 			u := shardUnit{pkg: pi, cost: total + p.Startup}
 			for ti := range p.Tests {
 				u.tests = append(u.tests, ti)
@@ -167,7 +169,7 @@ func Shard(pkgs []Package, i, n int) []Package {
 		if !ok {
 			continue
 		}
-		q := Package{Path: p.Path, Whole: p.Whole, Startup: p.Startup}
+		q := Package{Path: p.Path, Whole: p.Whole, Startup: p.Startup, NoSplit: p.NoSplit, Bench: p.Bench}
 		for _, t := range p.Tests {
 			if set[t.Name] {
 				q.Tests = append(q.Tests, t)
@@ -212,4 +214,21 @@ func (d *Durations) PackageEstimate(pkg string) time.Duration {
 		sum += s
 	}
 	return secs(sum + d.Startup[pkg])
+}
+
+// SplitDigest is a short digest of everything Shard splits by for n parts: the packages,
+// their tests and estimates. Jobs that print the same digest split alike, so together
+// they run every test exactly once.
+func SplitDigest(pkgs []Package, n int) string {
+	sorted := append([]Package(nil), pkgs...)
+	sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].Path < sorted[b].Path })
+	h := sha256.New()
+	fmt.Fprintf(h, "%d\n", n)
+	for _, p := range sorted {
+		fmt.Fprintf(h, "%q %v %v %d %d\n", p.Path, p.Whole, p.NoSplit, p.Startup, len(p.Tests))
+		for _, t := range p.Tests {
+			fmt.Fprintf(h, "%q %d\n", t.Name, t.Est)
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:6])
 }

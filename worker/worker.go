@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -91,6 +92,11 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	cmd := exec.Command(req.Path, req.Args...)
 	cmd.Dir = req.Dir
 	cmd.Env = append(os.Environ(), req.Env...)
+	if filepath.IsAbs(req.Dir) {
+		// As go test gives it: os.Getwd is then the package directory as the master named
+		// it, symlinks and all.
+		cmd.Env = append(cmd.Env, "PWD="+req.Dir)
+	}
 	// One pipe for stdout and stderr, as go test gives a test binary.
 	cmd.Stdout, cmd.Stderr = w, w
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -185,8 +191,13 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 			timer = nil
 		case <-ctx.Done():
 			kill("requested")
-			<-exited
-			<-outDone
+			if !gotExit {
+				<-exited
+				reaped.Store(true)
+			}
+			if !gotOut {
+				<-outDone
+			}
 			return ctx.Err()
 		}
 	}

@@ -1,0 +1,145 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strings"
+
+	"github.com/godist/godist/gobuild"
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/scheduler"
+)
+
+// builds is what building for every platform the gateways need left: the binaries, and
+// the events of the packages the build settled (build failures, packages without test
+// files), per platform, to be written once the run knows who reports them.
+type builds struct {
+	bins    map[string]map[string]string         // platform -> package -> binary
+	events  map[string][]gotest.Event            // platform -> build events, in go's order
+	settled map[string]map[string]bool           // platform -> packages the build settled
+	binOf   map[string]map[string]gobuild.Binary // platform -> package -> binary
+}
+
+// build builds the test binaries of pkgs for every platform of the gateways. A go test -c
+// that fails without naming a package (a toolchain or flag problem) ends the run with go's
+// message and the gateways it concerns.
+func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuild.Package, tmp string) (*builds, error) {
+	b := &builds{bins: map[string]map[string]string{}, events: map[string][]gotest.Event{},
+		settled: map[string]map[string]bool{}, binOf: map[string]map[string]gobuild.Binary{}}
+	for _, pl := range r.platforms() {
+		opts := bopts
+		if pl != hostPlatform() {
+			goos, goarch, _ := strings.Cut(pl, "/")
+			opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
+		}
+		var evs []gotest.Event
+		res, err := gobuild.Build(ctx, opts, pkgs, r.binDir(tmp, pl, bopts), func(e gotest.Event) { evs = append(evs, e) })
+		if err != nil {
+			if be, ok := err.(*gobuild.BuildError); ok {
+				return nil, fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(r.gatewaysOn(pl), ", "), be.Msg)
+			}
+			return nil, err
+		}
+		m := map[string]string{}
+		bm := map[string]gobuild.Binary{}
+		for _, bin := range res.Binaries {
+			m[bin.Package.ImportPath] = bin.Path
+			bm[bin.Package.ImportPath] = bin
+		}
+		b.bins[pl], b.binOf[pl], b.events[pl], b.settled[pl] = m, bm, evs, res.Reported
+	}
+	return b, nil
+}
+
+// gatewaysOn lists the ids of the gateways of platform pl.
+func (r *runner) gatewaysOn(pl string) []string {
+	var ids []string
+	for _, g := range r.cfg.Gateways {
+		if platformOf(g.Spec) == pl {
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids
+}
+
+// runnable returns the binaries that load mode runs: those of the first platform whose
+// package built on every platform. A package that failed to build on one of them is
+// settled by that platform's build failure (it could not run on every gateway).
+func (b *builds) runnable(pkgs []gobuild.Package, platforms []string) []gobuild.Binary {
+	var out []gobuild.Binary
+	for _, p := range pkgs {
+		bin, ok := b.binOf[platforms[0]][p.ImportPath]
+		if !ok {
+			continue
+		}
+		everywhere := true
+		for _, pl := range platforms[1:] {
+			if _, ok := b.binOf[pl][p.ImportPath]; !ok {
+				everywhere = false
+			}
+		}
+		if everywhere {
+			out = append(out, bin)
+		}
+	}
+	return out
+}
+
+// loadEvents are the build events load mode writes: the first platform's, and for a
+// package that built there but failed on another platform, that platform's.
+func (b *builds) loadEvents(platforms []string) []gotest.Event {
+	evs := append([]gotest.Event(nil), b.events[platforms[0]]...)
+	done := map[string]bool{}
+	for p := range b.settled[platforms[0]] {
+		done[p] = true
+	}
+	for _, pl := range platforms[1:] {
+		var took []string
+		for _, e := range b.events[pl] {
+			p := gobuild.EventPackage(e)
+			if done[p] || !b.settled[pl][p] {
+				continue
+			}
+			evs = append(evs, e)
+			took = append(took, p)
+		}
+		for _, p := range took {
+			done[p] = true
+		}
+	}
+	return evs
+}
+
+// emitBuildEvents writes what the build settled: in load mode once; in each mode once per
+// gateway, from the build of its platform and carrying its id, so that each gateway's
+// slice of the stream is a whole go test run; with --shard, only for the packages this
+// shard reports (each such package is reported by exactly one shard).
+func (r *runner) emitBuildEvents(b *builds, platforms []string) {
+	keep := func(e gotest.Event) bool {
+		return r.cfg.ShardN == 0 || shardOwner(gobuild.EventPackage(e), r.cfg.ShardN) == r.cfg.ShardI
+	}
+	if r.cfg.Mode != scheduler.Each {
+		for _, e := range b.loadEvents(platforms) {
+			if keep(e) {
+				r.emit(e)
+			}
+		}
+		return
+	}
+	for _, g := range r.cfg.Gateways {
+		for _, e := range b.events[platformOf(g.Spec)] {
+			if keep(e) {
+				e.Worker = g.ID
+				r.emit(e)
+			}
+		}
+	}
+}
+
+// shardOwner is the shard (1..n) that reports a package the build settled.
+func shardOwner(pkg string, n int) int {
+	h := fnv.New32a()
+	h.Write([]byte(pkg))
+	return int(h.Sum32()%uint32(n)) + 1
+}
