@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -36,7 +37,8 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 		var evs []gotest.Event
 		res, err := gobuild.Build(ctx, opts, pkgs, r.binDir(tmp, pl, bopts), func(e gotest.Event) { evs = append(evs, e) })
 		if err != nil {
-			if be, ok := err.(*gobuild.BuildError); ok {
+			var be *gobuild.BuildError
+			if errors.As(err, &be) {
 				return nil, fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(r.gatewaysOn(pl), ", "), be.Msg)
 			}
 			return nil, err

@@ -245,6 +245,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	r.emitBuildEvents(built, platforms)
+	if cfg.List != "" {
+		// -list: what each binary lists, as go test -list prints it; nothing runs.
+		if err := r.listOnly(ctx, runnable); err != nil {
+			return nil, err
+		}
+		res := &Result{Status: ExitOK}
+		if r.failed {
+			res.Status = ExitFailed
+		}
+		return res, ctx.Err()
+	}
 
 	// List the tests of every binary, in parallel, on this machine.
 	units, err := r.list(ctx, runnable, platforms[0])
@@ -626,4 +637,38 @@ func selectTop(run string, names []string) []string {
 		}
 	}
 	return sel
+}
+
+// listOnly runs every binary with -test.list=REGEXP in its package directory, on this
+// machine, and writes what it prints as go test -list does: the names, then the package's
+// ok (or FAIL, when the binary fails).
+func (r *runner) listOnly(ctx context.Context, bins []gobuild.Binary) error {
+	for _, b := range bins {
+		start := time.Now()
+		pkg := b.Package.ImportPath
+		r.emit(gotest.Event{Time: &start, Action: gotest.ActionStart, Package: pkg})
+		cmd := exec.CommandContext(ctx, b.Path, "-test.list="+r.cfg.List)
+		cmd.Dir = b.Package.Dir
+		cmd.Env = append(append(os.Environ(), r.testEnv("list")...), "PWD="+b.Package.Dir)
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if line != "" {
+				now := time.Now()
+				r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: line})
+			}
+		}
+		now := time.Now()
+		el := roundMillis(now.Sub(start).Seconds())
+		action, line := gotest.ActionPass, fmt.Sprintf("ok  \t%s\t%.3fs\n", pkg, el)
+		if err != nil {
+			action, line = gotest.ActionFail, fmt.Sprintf("FAIL\t%s\t%.3fs\n", pkg, el)
+			r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: err.Error() + "\n"})
+		}
+		r.emit(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: line})
+		r.emit(gotest.Event{Time: &now, Action: action, Package: pkg, Elapsed: &el})
+	}
+	return nil
 }

@@ -1,0 +1,172 @@
+package gobuild
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/godist/godist/gotest"
+)
+
+func TestExecName(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"example.com/foo", "foo"},
+		{"example.com/foo/v2", "foo"},
+		{"example.com/foo/v10", "foo"},
+		{"example.com/foo/v1", "v1"},   // v1 is no major-version suffix
+		{"example.com/foo/v0", "v0"},   // nor v0
+		{"example.com/foo/v02", "v02"}, // nor a leading zero
+		{"example.com/foo/v2x", "v2x"},
+		{"v2", "v2"}, // a lone element stays
+		{"gopkg.in/yaml.v3", "yaml.v3"},
+		{"example.com/foo/v2/internal/bar", "bar"},
+		{"example.com/cmd/tool", "tool"},
+	} {
+		if got := ExecName(c.in); got != c.want {
+			t.Errorf("ExecName(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A module whose path ends in /v2, with a package named like its root (internal/foo), two
+// packages of one name, a main package and a package of external tests only: every test
+// binary is built, under the name go gives it, and none is reported as a build failure.
+func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) {
+	root := t.TempDir()
+	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+	writeFiles(t, root, map[string]string{
+		"go.mod":                         "module example.com/foo/v2\n\ngo 1.21\n",
+		"foo.go":                         "package foo\n",
+		"foo_test.go":                    "package foo\n" + pass,
+		"internal/foo/foo.go":            "package foo\n",
+		"internal/foo/foo_test.go":       "package foo\n" + pass,
+		"a/util/util_test.go":            "package util\n" + pass,
+		"b/util/util_test.go":            "package util\n" + pass,
+		"cmd/tool/main.go":               "package main\n\nfunc main() {}\n",
+		"cmd/tool/main_test.go":          "package main\n" + pass,
+		"xonly/x_test.go":                "package xonly_test\n" + pass,
+		"v3/v3.go":                       "package v3\n",
+		"v3/v3_test.go":                  "package v3\n" + pass,
+		"notests/notests.go":             "package notests\n",
+		"broken/broken_test.go":          "package broken\n\nvar x int = \"no\"\n",
+		"broken/v4/broken_test.go":       "package v4\n" + pass,
+		"internal/broken/b_test.go":      "package broken\n" + pass,
+		"internal/foo/v2/nested_test.go": "package v2\n" + pass,
+	})
+	ctx := context.Background()
+	opts := Options{Dir: root}
+	pkgs, err := Resolve(ctx, opts, []string{"./..."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []gotest.Event
+	res, err := Build(ctx, opts, pkgs, t.TempDir(), func(e gotest.Event) { events = append(events, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]string{}
+	for _, b := range res.Binaries {
+		built[b.Package.ImportPath] = filepath.Base(b.Path)
+		if _, err := os.Stat(b.Path); err != nil {
+			t.Errorf("%s: %v", b.Package.ImportPath, err)
+		}
+	}
+	for pkg, name := range map[string]string{
+		"example.com/foo/v2":                 "foo.test",
+		"example.com/foo/v2/internal/foo":    "foo.test",
+		"example.com/foo/v2/a/util":          "util.test",
+		"example.com/foo/v2/b/util":          "util.test",
+		"example.com/foo/v2/cmd/tool":        "tool.test",
+		"example.com/foo/v2/xonly":           "xonly.test",
+		"example.com/foo/v2/v3":              "v2.test", // the module's own v2 gives way: cmd/go does the same
+		"example.com/foo/v2/broken/v4":       "broken.test",
+		"example.com/foo/v2/internal/broken": "broken.test",
+		"example.com/foo/v2/internal/foo/v2": "foo.test",
+	} {
+		if built[pkg] != name {
+			t.Errorf("%s: built %q, want %q", pkg, built[pkg], name)
+		}
+	}
+	var fails []string
+	for _, e := range events {
+		if e.Action == gotest.ActionFail {
+			fails = append(fails, e.Package)
+		}
+	}
+	if len(fails) != 1 || fails[0] != "example.com/foo/v2/broken" {
+		t.Errorf("packages reported failing: %v, want only example.com/foo/v2/broken", fails)
+	}
+	var out strings.Builder
+	for _, e := range events {
+		if e.Action == gotest.ActionBuildOutput {
+			out.WriteString(e.Output)
+		}
+	}
+	if !strings.Contains(out.String(), "broken_test.go") {
+		t.Errorf("the build failure comes without go's output:\n%s", out.String())
+	}
+}
+
+// A go test -c that fails without naming a package is an error carrying go's message.
+func TestBuildErrorNamesTheCause(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"go.mod":    "module example.com/m\n\ngo 1.21\n",
+		"m_test.go": "package m\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
+	})
+	ctx := context.Background()
+	pkgs, err := Resolve(ctx, Options{Dir: root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// -race on a GOARCH without a race runtime concerns no package in particular.
+	opts := Options{Dir: root, Race: true, Env: []string{"GOARCH=386"}}
+	_, err = Build(ctx, opts, pkgs, t.TempDir(), func(gotest.Event) {})
+	var be *BuildError
+	if !errors.As(err, &be) {
+		t.Fatalf("-race with GOARCH=386: err %v (%T), want a *BuildError", err, err)
+	}
+	if !strings.Contains(be.Msg, "race") || strings.Contains(be.Error(), "\n") {
+		t.Errorf("error %q does not say in one line that -race is the problem", be.Error())
+	}
+}
+
+func TestNoSplitDirective(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"go.mod":      "module example.com/m\n\ngo 1.21\n",
+		"a/a_test.go": "package a\n\n//godist:nosplit\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
+		"b/b_test.go": "package b\n\n// mentions //godist:nosplit in prose only\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
+		"c/c_test.go": "package c_test\n\n\t//godist:nosplit\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
+	})
+	pkgs, err := Resolve(context.Background(), Options{Dir: root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, p := range pkgs {
+		got[p.ImportPath] = p.NoSplit
+	}
+	want := map[string]bool{"example.com/m/a": true, "example.com/m/b": false, "example.com/m/c": true}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: NoSplit %v, want %v", k, got[k], v)
+		}
+	}
+}
