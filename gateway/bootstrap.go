@@ -24,6 +24,10 @@ import (
 //     writes a second line: read exactly N bytes with head -c into a temporary file,
 //     check its sha256 where sha256sum exists, chmod, rename it into the cache, exec it.
 //
+// Before it says HAVE the shell makes the spec's chdir= directory if it is missing and
+// enters it; when it cannot it answers "GODIST-BOOT1 NOCHDIR <why>" (mkdir's or cd's own
+// message) instead and exits. "GODIST-BOOT1 FAIL <why>" is a failed install.
+//
 // A shell may read ahead on a pipe (dash reads 8 KiB blocks), so the master never sends
 // anything the shell might swallow: after each line it waits for the shell's answer, and
 // the binary goes only once the shell said SEND, from inside the line, right before head.
@@ -41,24 +45,40 @@ type bootstrapConfig struct {
 
 // BootstrapError is a far side that did not come up as a worker.
 type BootstrapError struct {
-	Step string
-	Msg  string
+	Step string // what the bootstrap was doing, or "chdir DIR"
+	Msg  string // why it failed, one line
+	Err  error  // the stream's error behind Msg, if any
 }
 
 func (e *BootstrapError) Error() string { return "bootstrap: " + e.Step + ": " + e.Msg }
+func (e *BootstrapError) Unwrap() error { return e.Err }
+
+// writeError is a failed write of the bootstrap to the shell.
+func writeError(err error) *BootstrapError {
+	return &BootstrapError{Step: "writing to the shell", Msg: errnoOf(err).Error(), Err: err}
+}
 
 // shellQuote quotes s for a POSIX shell.
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// execLine is the shell that starts the worker binary in $b with the spec's working
-// directory, niceness and environment.
+// chdirLine is the shell that makes the spec's working directory if it is missing and
+// enters it, or reports why not ("GODIST-BOOT1 NOCHDIR <mkdir's or cd's message>") and
+// exits. It runs before the shell says HAVE: after that the master expects a worker.
+func chdirLine(cfg *bootstrapConfig) string {
+	if cfg.spec == nil || cfg.spec.Chdir == "" {
+		return ""
+	}
+	q := shellQuote(cfg.spec.Chdir)
+	return fmt.Sprintf(`if ! e=$(mkdir -p -- %s 2>&1) || ! e=$(cd -- %s 2>&1); then printf '%%s\n' "%s NOCHDIR ${e#mkdir: }"; exit 1; fi; cd -- %s || exit 1; `,
+		q, q, bootMagic, q)
+}
+
+// execLine is the shell that starts the worker binary in $b with the spec's niceness and
+// environment (chdirLine has entered its working directory).
 func execLine(cfg *bootstrapConfig) string {
 	var b strings.Builder
-	if cfg.spec != nil && cfg.spec.Chdir != "" {
-		fmt.Fprintf(&b, "mkdir -p %s && cd %s || exit 1; ", shellQuote(cfg.spec.Chdir), shellQuote(cfg.spec.Chdir))
-	}
 	var env []string
 	if cfg.spec != nil {
 		env = append(env, cfg.spec.EnvList()...)
@@ -93,12 +113,23 @@ func bootstrap(ctx context.Context, rwc io.ReadWriteCloser, cfg *bootstrapConfig
 		return nil, 0, err
 	}
 	dir := `d="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/godist"`
-	line1 := fmt.Sprintf(`%s; p=$(uname -sm 2>/dev/null); b="$d/godist-%s"; if [ "$p" = %s ] && [ -x "$b" ]; then echo "%s HAVE $p"; %s; fi; echo "%s NEED $p"`+"\n",
-		dir, guess.Hash, shellQuote(guess.Uname()), bootMagic, execLine(cfg), bootMagic)
+	line1 := fmt.Sprintf(`%s; p=$(uname -sm 2>/dev/null); b="$d/godist-%s"; if [ "$p" = %s ] && [ -x "$b" ]; then %secho "%s HAVE $p"; %s; fi; echo "%s NEED $p"`+"\n",
+		dir, guess.Hash, shellQuote(guess.Uname()), chdirLine(cfg), bootMagic, execLine(cfg), bootMagic)
 	if _, err := io.WriteString(rwc, line1); err != nil {
-		return nil, 0, ctxOr(ctx, &BootstrapError{"writing to the shell", err.Error()})
+		return nil, 0, ctxOr(ctx, writeError(err))
 	}
-	verb, uname, err := readBootLine(br)
+	read := func() (verb, rest string, err error) {
+		verb, rest, err = readBootLine(br)
+		if err == nil && verb == "NOCHDIR" {
+			step := "chdir"
+			if cfg.spec != nil && cfg.spec.Chdir != "" {
+				step += " " + cfg.spec.Chdir
+			}
+			return "", "", &BootstrapError{Step: step, Msg: rest}
+		}
+		return verb, rest, err
+	}
+	verb, uname, err := read()
 	if err != nil {
 		return nil, 0, ctxOr(ctx, err)
 	}
@@ -107,7 +138,7 @@ func bootstrap(ctx context.Context, rwc io.ReadWriteCloser, cfg *bootstrapConfig
 		return stream, 0, nil
 	}
 	if verb != "NEED" {
-		return nil, 0, &BootstrapError{"first answer", fmt.Sprintf("unexpected %q", verb)}
+		return nil, 0, &BootstrapError{Step: "first answer", Msg: fmt.Sprintf("unexpected %q", verb)}
 	}
 	goos, goarch, err := platformOf(uname)
 	if err != nil {
@@ -124,28 +155,28 @@ func bootstrap(ctx context.Context, rwc io.ReadWriteCloser, cfg *bootstrapConfig
 	defer f.Close()
 	line2 := fmt.Sprintf(`%s; b="$d/godist-%s"; t="$d/.godist-%s.$$"; mkdir -p "$d" && : > "$t" || { echo "%s FAIL cannot write $t"; exit 1; }; echo "%s SEND"; head -c %d > "$t" || { echo "%s FAIL cannot write $t"; exit 1; }; `+
 		`if command -v sha256sum >/dev/null 2>&1; then s=$(sha256sum "$t"); if [ "${s%%%% *}" != %s ]; then rm -f "$t"; echo "%s FAIL checksum"; exit 1; fi; fi; `+
-		`chmod 755 "$t" && mv -f "$t" "$b" || { rm -f "$t"; echo "%s FAIL cannot install $b"; exit 1; }; echo "%s HAVE $p"; %s`+"\n",
-		dir, bin.Hash, bin.Hash, bootMagic, bootMagic, bin.Size, bootMagic, bin.Hash, bootMagic, bootMagic, bootMagic, execLine(cfg))
+		`chmod 755 "$t" && mv -f "$t" "$b" || { rm -f "$t"; echo "%s FAIL cannot install $b"; exit 1; }; %secho "%s HAVE $p"; %s`+"\n",
+		dir, bin.Hash, bin.Hash, bootMagic, bootMagic, bin.Size, bootMagic, bin.Hash, bootMagic, bootMagic, chdirLine(cfg), bootMagic, execLine(cfg))
 	if _, err := io.WriteString(rwc, line2); err != nil {
-		return nil, 0, ctxOr(ctx, &BootstrapError{"writing to the shell", err.Error()})
+		return nil, 0, ctxOr(ctx, writeError(err))
 	}
 	// Only once the shell has read its whole line and runs head may the binary follow: a
 	// shell may read ahead on a pipe (dash reads blocks of 8 KiB).
-	if verb, _, err = readBootLine(br); err != nil {
+	if verb, _, err = read(); err != nil {
 		return nil, 0, ctxOr(ctx, err)
 	} else if verb != "SEND" {
-		return nil, 0, &BootstrapError{"installing the worker", fmt.Sprintf("unexpected %q", verb)}
+		return nil, 0, &BootstrapError{Step: "installing the worker", Msg: fmt.Sprintf("unexpected %q", verb)}
 	}
 	n, err := io.Copy(rwc, f)
 	if err != nil {
-		return nil, n, ctxOr(ctx, &BootstrapError{"sending the worker binary", err.Error()})
+		return nil, n, ctxOr(ctx, &BootstrapError{Step: "sending the worker binary", Msg: errnoOf(err).Error(), Err: err})
 	}
-	verb, _, err = readBootLine(br)
+	verb, _, err = read()
 	if err != nil {
 		return nil, n, ctxOr(ctx, err)
 	}
 	if verb != "HAVE" {
-		return nil, n, &BootstrapError{"installing the worker", verb}
+		return nil, n, &BootstrapError{Step: "installing the worker", Msg: fmt.Sprintf("unexpected %q", verb)}
 	}
 	return stream, n, nil
 }
@@ -164,20 +195,20 @@ func readBootLine(br *bufio.Reader) (verb, rest string, err error) {
 		line, err := br.ReadString('\n')
 		if err != nil {
 			if errors.Is(err, io.EOF) {
-				return "", "", &BootstrapError{"waiting for the shell", "the stream ended (is there a POSIX sh at the other end?)"}
+				return "", "", &BootstrapError{Step: "waiting for the shell", Msg: "the stream ended (is there a POSIX sh at the other end?)", Err: err}
 			}
-			return "", "", &BootstrapError{"waiting for the shell", err.Error()}
+			return "", "", &BootstrapError{Step: "waiting for the shell", Msg: errnoOf(err).Error(), Err: err}
 		}
 		line = strings.TrimRight(line, "\r\n")
 		if rest, ok := strings.CutPrefix(line, bootMagic+" "); ok {
 			verb, rest, _ = strings.Cut(rest, " ")
 			if verb == "FAIL" {
-				return "", "", &BootstrapError{"installing the worker", rest}
+				return "", "", &BootstrapError{Step: "installing the worker", Msg: rest}
 			}
 			return verb, rest, nil
 		}
 	}
-	return "", "", &BootstrapError{"waiting for the shell", "no answer after 100 lines of other output"}
+	return "", "", &BootstrapError{Step: "waiting for the shell", Msg: "no answer after 100 lines of other output"}
 }
 
 // platformOf maps `uname -sm` to GOOS and GOARCH.
@@ -188,7 +219,7 @@ func platformOf(uname string) (string, string, error) {
 		"i386": "386", "i486": "386", "i586": "386", "i686": "386", "armv6l": "arm", "armv7l": "arm",
 		"riscv64": "riscv64", "ppc64le": "ppc64le", "s390x": "s390x", "mips64": "mips64", "loongarch64": "loong64"}[mach]
 	if goos == "" || goarch == "" {
-		return "", "", &BootstrapError{"platform", fmt.Sprintf("uname -sm says %q; supported: Linux, Darwin, FreeBSD, OpenBSD, NetBSD on x86_64, aarch64, i686, armv7l, riscv64, ppc64le, s390x", uname)}
+		return "", "", &BootstrapError{Step: "platform", Msg: fmt.Sprintf("uname -sm says %q; supported: Linux, Darwin, FreeBSD, OpenBSD, NetBSD on x86_64, aarch64, i686, armv7l, riscv64, ppc64le, s390x", uname)}
 	}
 	return goos, goarch, nil
 }

@@ -12,6 +12,7 @@ func FuzzBootLine(f *testing.F) {
 	f.Add("GODIST-BOOT1 HAVE Linux x86_64\n")
 	f.Add("banner\nGODIST-BOOT1 FAIL checksum\n")
 	f.Add("GODIST-BOOT1 NEED Plan9 mips\n")
+	f.Add("GODIST-BOOT1 NOCHDIR cannot create directory '/x': Permission denied\n")
 	f.Fuzz(func(t *testing.T, s string) {
 		verb, rest, err := readBootLine(bufio.NewReader(strings.NewReader(s)))
 		if err != nil {

@@ -9,9 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -31,8 +34,31 @@ type StartError struct {
 	Err  error
 }
 
-func (e *StartError) Error() string { return fmt.Sprintf("gateway %s (%s): %v", e.ID, e.Spec, e.Err) }
+// Error is one line: "gateway ID (SPEC): CAUSE".
+func (e *StartError) Error() string {
+	// The cause's own package prefix would only repeat this one's.
+	return fmt.Sprintf("gateway %s (%s): %s", e.ID, e.Spec, strings.TrimPrefix(e.Err.Error(), "gateway: "))
+}
 func (e *StartError) Unwrap() error { return e.Err }
+
+// PlatformError is a popen gateway asking for a platform this machine cannot run: the
+// kernel refused the worker built for it.
+type PlatformError struct {
+	Host string // this machine's GOOS/GOARCH
+	Want string // the spec's GOOS/GOARCH
+	Err  error  // what exec said (exec format error, a missing interpreter); nil for another OS
+}
+
+func (e *PlatformError) Error() string {
+	why := ""
+	if e.Err != nil {
+		why = fmt.Sprintf(" (%v)", errnoOf(e.Err))
+	}
+	return fmt.Sprintf("this machine (%s) cannot run %s binaries%s; reach a %s host with ssh=, socket= or exec=",
+		e.Host, e.Want, why, e.Want)
+}
+
+func (e *PlatformError) Unwrap() error { return e.Err }
 
 // Options for Start.
 type Options struct {
@@ -125,8 +151,21 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 			return nil, err
 		}
 	}
-	if goos, goarch := spec.Platform(); goos != runtime.GOOS || goarch != runtime.GOARCH {
-		// Another platform this machine runs (popen//goarch=386): a worker built for it.
+	// Before any build for another platform: a chdir= that is not there fails at once.
+	if err := checkDir(spec.Chdir); err != nil {
+		return nil, err
+	}
+	goos, goarch := spec.Platform()
+	host := runtime.GOOS + "/" + runtime.GOARCH
+	if goos != runtime.GOOS && !(goos == "android" && runtime.GOOS == "linux") {
+		// A worker here runs on this kernel: no use building one for another OS.
+		return nil, &PlatformError{Host: host, Want: goos + "/" + goarch}
+	}
+	foreign := goos != runtime.GOOS || goarch != runtime.GOARCH
+	if foreign {
+		// Another platform, which this machine may run (popen//goarch=386 on linux/amd64,
+		// or one qemu-user serves through binfmt_misc): a worker built for it. Whether it
+		// runs, only exec can tell.
 		bins := opts.Binaries
 		if bins == nil {
 			bins = DefaultBinaries()
@@ -139,8 +178,11 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 	}
 	env := append(os.Environ(), spec.EnvList()...)
 	env = append(env, opts.Env...)
-	l, err := startProcess([]string{exe, "worker"}, spec.Chdir, env)
+	l, err := startProcess([]string{exe, "worker"}, spec.Chdir, env, exe)
 	if err != nil {
+		if foreign && cannotExec(err) {
+			return nil, &PlatformError{Host: host, Want: goos + "/" + goarch, Err: err}
+		}
 		return nil, err
 	}
 	if spec.HasNice {
@@ -156,7 +198,7 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 // startExec runs COMMAND with sh on this machine; its stdin and stdout reach a POSIX shell
 // somewhere (a container, a pod, a namespace), where the bootstrap starts the worker.
 func startExec(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
-	l, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ())
+	l, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ(), "command")
 	if err != nil {
 		return nil, err
 	}
@@ -232,10 +274,17 @@ type process struct {
 	pid int
 }
 
-// startProcess starts argv with its stdin and stdout as the link's stream, in its own
-// process group (so a terminal's Ctrl-C reaches the master, which then tears the worker down
-// in order), dying with the master even when the master is SIGKILLed.
-func startProcess(argv []string, dir string, env []string) (*process, error) {
+// startProcess starts argv in dir ("" = this process's) with its stdin and stdout as the
+// link's stream, in its own process group (so a terminal's Ctrl-C reaches the master, which
+// then tears the worker down in order), dying with the master even when the master is
+// SIGKILLed. what names the process in how it ended ("command", or the worker's path).
+//
+// A dir it cannot enter is reported as "chdir DIR: ...": exec alone would blame the
+// program ("fork/exec PROGRAM: no such file or directory").
+func startProcess(argv []string, dir string, env []string, what string) (*process, error) {
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
@@ -261,7 +310,7 @@ func startProcess(argv []string, dir string, env []string) (*process, error) {
 	if err != nil {
 		inW.Close()
 		outR.Close()
-		return nil, err
+		return nil, explainExec(err, argv[0], dir)
 	}
 	exited := make(chan struct{})
 	var waitErr error
@@ -285,11 +334,94 @@ func startProcess(argv []string, dir string, env []string) (*process, error) {
 	}
 	ended := func() string {
 		if waitErr == nil {
-			return argv[0] + " exited"
+			return what + " exited"
 		}
-		return argv[0] + ": " + waitErr.Error()
+		return what + ": " + waitErr.Error()
 	}
 	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}, pid: pid}, nil
+}
+
+// checkDir says why a process cannot start in dir as "chdir DIR: REASON" when dir is
+// missing or no directory, nil otherwise (or if dir is "").
+func checkDir(dir string) error {
+	if dir == "" {
+		return nil
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return &fs.PathError{Op: "chdir", Path: dir, Err: errnoOf(err)}
+	}
+	if !st.IsDir() {
+		return &fs.PathError{Op: "chdir", Path: dir, Err: syscall.ENOTDIR}
+	}
+	return nil
+}
+
+// Of faccessat(2) on Linux.
+const (
+	atFDCWD   = -0x64
+	atEACCESS = 0x200
+	xOK       = 0x1
+)
+
+// explainExec adds to a failed exec of prog in dir what exec's error hides: a dir that
+// went away since checkDir or that this process may not enter, or a program that is there
+// but whose interpreter (the ELF loader, a #! line's, a binfmt_misc handler's) is not.
+func explainExec(err error, prog, dir string) error {
+	if !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.ENOTDIR) {
+		return err
+	}
+	if derr := checkDir(dir); derr != nil {
+		return derr
+	}
+	if dir != "" && errors.Is(err, syscall.EACCES) {
+		// Not searchable by this process's effective ids, as the child's chdir was. Asked
+		// only after exec failed: without faccessat2 Go emulates AT_EACCESS from the mode
+		// bits, which would refuse root directories it may enter.
+		if aerr := syscall.Faccessat(atFDCWD, dir, xOK, atEACCESS); aerr != nil {
+			return &fs.PathError{Op: "chdir", Path: dir, Err: aerr}
+		}
+	}
+	if errors.Is(err, syscall.ENOENT) && filepath.IsAbs(prog) {
+		if st, serr := os.Stat(prog); serr == nil && st.Mode().IsRegular() {
+			return &interpreterError{prog: prog, err: err}
+		}
+	}
+	return err
+}
+
+// interpreterError is an exec that failed with "no such file or directory" for a program
+// that exists.
+type interpreterError struct {
+	prog string
+	err  error
+}
+
+func (e *interpreterError) Error() string {
+	return fmt.Sprintf("exec %s: no such file or directory for its interpreter (the dynamic loader, #! line or binfmt_misc handler it needs is missing)", e.prog)
+}
+
+func (e *interpreterError) Unwrap() error { return e.err }
+
+// cannotExec reports whether exec refused a program as not runnable here: a format the
+// kernel does not know, or an interpreter that is missing.
+func cannotExec(err error) bool {
+	var ie *interpreterError
+	return errors.Is(err, syscall.ENOEXEC) || errors.As(err, &ie)
+}
+
+// errnoOf is the system's reason in err without the operation and path around it
+// ("no such file or directory" of "stat /x: no such file or directory").
+func errnoOf(err error) error {
+	var ie *interpreterError
+	if errors.As(err, &ie) {
+		return errors.New("its interpreter is missing")
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 func (g *Gateway) fetchInfo(ctx context.Context) error {

@@ -167,6 +167,11 @@ func (g *Group) startShared(ctx context.Context, id string, spec *xspec.Spec) (*
 	}
 	if sw.err != nil {
 		release(0)
+		// The one start failed for every gateway of the spec: each names itself.
+		var se *StartError
+		if errors.As(sw.err, &se) && se.ID != id {
+			return nil, &StartError{ID: id, Spec: se.Spec, Err: se.Err}
+		}
 		return nil, sw.err
 	}
 	b := sw.base

@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/godist/godist/serve"
 	"github.com/godist/godist/xspec"
@@ -26,8 +27,43 @@ func startSocket(ctx context.Context, id string, spec *xspec.Spec, opts Options,
 		return nil, err
 	}
 	l := shellLink(sh, "remote worker")
-	return connect(ctx, id, spec, opts, l, nil)
+	g, err := connect(ctx, id, spec, opts, l, nil)
+	if err != nil {
+		if why := serveRefusal(spec, l); why != "" {
+			return nil, &refusedError{why: why, err: err}
+		}
+		return nil, err
+	}
+	return g, nil
 }
+
+// serveRefusal is why the server did not start the worker, "" if it did or did not say:
+// godist serve writes "godist serve: REASON" to the session's stderr and ends it (see
+// serve/session.go). A chdir= it could not make becomes "chdir DIR: REASON".
+func serveRefusal(spec *xspec.Spec, l *link) string {
+	select {
+	case <-l.done:
+	default:
+		return ""
+	}
+	why, ok := strings.CutPrefix(l.stderr.LastLine(), "godist serve: ")
+	if !ok {
+		return ""
+	}
+	if r, ok := strings.CutPrefix(why, serve.EnvChdir+": "); ok {
+		return "chdir " + spec.Chdir + ": " + r
+	}
+	return "godist serve: " + why
+}
+
+// refusedError is a start the far side refused, with its reason.
+type refusedError struct {
+	why string
+	err error // what the master saw of it (a handshake with no peer)
+}
+
+func (e *refusedError) Error() string { return e.why }
+func (e *refusedError) Unwrap() error { return e.err }
 
 // socketEnv is what a socket= worker is told with env requests: its working directory and
 // niceness, the spec's env: keys, then env.

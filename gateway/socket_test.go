@@ -298,13 +298,24 @@ func TestSocketSessionsPerConnection(t *testing.T) {
 	}
 }
 
-// A bad chdir= is the server's refusal, and the start error says it.
+// A bad chdir= is the server's refusal, and the start error is its reason, in the spec's
+// terms (not the server's GODIST_SERVE_CHDIR, nor the handshake that found no worker).
 func TestSocketStartFailureSaysWhy(t *testing.T) {
 	s := startSocketServer(t, nil)
 	blocker := filepath.Join(s.workDir, "file")
-	os.WriteFile(blocker, nil, 0o644)
-	_, err := Start(context.Background(), "gw0", s.spec(t, "//chdir=file/sub"), s.opts())
-	if err == nil || !strings.Contains(err.Error(), serve.EnvChdir) || !strings.Contains(err.Error(), "not a directory") {
-		t.Fatalf("got %v, want the server's reason", err)
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	spec := s.spec(t, "//chdir=file/sub")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := Start(ctx, "gw0", spec, s.opts())
+	if err == nil {
+		g.Close()
+		t.Fatal("started in a directory under a file")
+	}
+	want := "gateway gw0 (" + spec.Raw + "): chdir file/sub: mkdir " + blocker + ": not a directory"
+	if err.Error() != want {
+		t.Fatalf("got  %q\nwant %q", err, want)
 	}
 }

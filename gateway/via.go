@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -68,6 +69,11 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 			}
 		},
 		ended: func() string {
+			var re *channel.RemoteError
+			if errors.As(endErr, &re) {
+				// The hop could not start it: its reason, without the channel's wrapping.
+				return "via " + spec.Via + ": " + re.Message
+			}
 			if endErr != nil && !errors.Is(endErr, io.EOF) {
 				return "via " + spec.Via + ": " + endErr.Error()
 			}
@@ -78,7 +84,21 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 	if spec.Type == xspec.TypeSSH || spec.Type == xspec.TypeExec {
 		boot = &bootstrapConfig{binaries: opts.Binaries}
 	}
-	return connect(ctx, id, spec, opts, l, boot)
+	g, err := connect(ctx, id, spec, opts, l, boot)
+	if err != nil {
+		// The hop could not start the transport (a chdir= missing there, ...): that is
+		// the cause, and the handshake that then found no peer only repeats it.
+		select {
+		case <-done:
+			var re *channel.RemoteError
+			if errors.As(endErr, &re) {
+				return nil, fmt.Errorf("via %s: %s", spec.Via, re.Message)
+			}
+		default:
+		}
+		return nil, err
+	}
+	return g, nil
 }
 
 // channelRWC is a channel as a byte stream.
@@ -105,6 +125,10 @@ func serveSpawn(ctx context.Context, ch *channel.Channel) error {
 	var l *link
 	switch spec.Type {
 	case xspec.TypePopen:
+		if goos, goarch := spec.Platform(); goos != runtime.GOOS || goarch != runtime.GOARCH {
+			return fmt.Errorf("a popen gateway via a hop runs the hop's own platform (%s/%s), not %s/%s; drop goos=/goarch= or reach such a host directly",
+				runtime.GOOS, runtime.GOARCH, goos, goarch)
+		}
 		exe, err := os.Executable()
 		if err != nil {
 			return err
@@ -113,13 +137,13 @@ func serveSpawn(ctx context.Context, ch *channel.Channel) error {
 		if spec.HasNice {
 			argv = append(argv, "--nice", strconv.Itoa(spec.Nice))
 		}
-		p, err := startProcess(argv, spec.Chdir, append(os.Environ(), req.Env...))
+		p, err := startProcess(argv, spec.Chdir, append(os.Environ(), req.Env...), exe)
 		if err != nil {
 			return err
 		}
 		l = p.link
 	case xspec.TypeExec:
-		p, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ())
+		p, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ(), "command")
 		if err != nil {
 			return err
 		}

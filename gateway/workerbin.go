@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -37,6 +38,7 @@ func (b *Binary) Uname() string { return unameOf(b.GOOS, b.GOARCH) }
 type Binaries struct {
 	self     string
 	cacheDir string
+	src      string // godist's module source, for builds; "" if not there
 
 	mu     sync.Mutex
 	byPlat map[string]*platformBinary
@@ -68,7 +70,7 @@ func DefaultBinaries() *Binaries {
 
 // NewBinaries serves self (a godist executable) and builds into cacheDir.
 func NewBinaries(self, cacheDir string) *Binaries {
-	return &Binaries{self: self, cacheDir: cacheDir, byPlat: map[string]*platformBinary{}}
+	return &Binaries{self: self, cacheDir: cacheDir, src: sourceDir(), byPlat: map[string]*platformBinary{}}
 }
 
 // Host is the worker binary for this machine's platform.
@@ -91,8 +93,13 @@ func (b *Binaries) For(ctx context.Context, goos, goarch string) (*Binary, error
 }
 
 func (b *Binaries) find(ctx context.Context, goos, goarch string) (*Binary, error) {
-	if p := os.Getenv("GODIST_WORKER_" + strings.ToUpper(goos) + "_" + strings.ToUpper(goarch)); p != "" {
-		return describe(p, goos, goarch)
+	env := "GODIST_WORKER_" + strings.ToUpper(goos) + "_" + strings.ToUpper(goarch)
+	if p := os.Getenv(env); p != "" {
+		bin, err := describe(p, goos, goarch)
+		if err != nil {
+			return nil, fmt.Errorf("gateway: %s: %w", env, errors.Unwrap(err))
+		}
+		return bin, nil
 	}
 	if goos == runtime.GOOS && goarch == runtime.GOARCH && isStatic(b.self) {
 		return describe(b.self, goos, goarch)
@@ -105,13 +112,13 @@ func (b *Binaries) find(ctx context.Context, goos, goarch string) (*Binary, erro
 	if _, err := os.Stat(out); err == nil {
 		return describe(out, goos, goarch)
 	}
-	src := sourceDir()
+	src := b.src
 	if src == "" {
-		return nil, fmt.Errorf("gateway: no static godist worker for %s/%s and no godist source to build one; build it with `CGO_ENABLED=0 GOOS=%s GOARCH=%s go build -o FILE ./cmd/godist` and set GODIST_WORKER_%s_%s=FILE",
-			goos, goarch, goos, goarch, strings.ToUpper(goos), strings.ToUpper(goarch))
+		return nil, fmt.Errorf("gateway: no static godist worker for %s/%s and no godist source to build one; build it with `CGO_ENABLED=0 GOOS=%s GOARCH=%s go build -o FILE ./cmd/godist` and set %s=FILE",
+			goos, goarch, goos, goarch, env)
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: building a %s/%s worker: %w", goos, goarch, err)
 	}
 	tmp := out + fmt.Sprintf(".tmp%d", os.Getpid())
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "./cmd/godist")
@@ -119,17 +126,58 @@ func (b *Binaries) find(ctx context.Context, goos, goarch string) (*Binary, erro
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+goarch, "GOFLAGS=-buildvcs=false")
 	if msg, err := cmd.CombinedOutput(); err != nil {
 		os.Remove(tmp)
-		return nil, fmt.Errorf("gateway: building a %s/%s worker: %v: %s", goos, goarch, err, firstLine(msg))
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("gateway: building a %s/%s worker: %w", goos, goarch, ctx.Err())
+		}
+		if errors.Is(err, exec.ErrNotFound) {
+			return nil, fmt.Errorf("gateway: building a %s/%s worker needs the go command (%v); or set %s to a static godist for %s/%s",
+				goos, goarch, err, env, goos, goarch)
+		}
+		return nil, &BuildError{GOOS: goos, GOARCH: goarch, Err: err, Output: string(msg)}
 	}
 	if err := os.Rename(tmp, out); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: building a %s/%s worker: %w", goos, goarch, err)
 	}
 	return describe(out, goos, goarch)
 }
 
-func firstLine(b []byte) string {
-	s, _, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
-	return s
+// BuildError is a failed build of a worker binary (for another platform, or for this one
+// when this executable is not static).
+type BuildError struct {
+	GOOS, GOARCH string
+	Err          error  // go build's (an *exec.ExitError)
+	Output       string // what go build printed
+}
+
+// Error is one line: the build's first error, not its "# package" header.
+func (e *BuildError) Error() string {
+	msg := fmt.Sprintf("gateway: building a %s/%s worker: go build: %v", e.GOOS, e.GOARCH, e.Err)
+	if l := firstCause(e.Output); l != "" {
+		msg += ": " + l
+	}
+	return msg
+}
+
+func (e *BuildError) Unwrap() error { return e.Err }
+
+// firstCause is the first line of go build's output that says what went wrong: not a
+// "# importpath" header, nor the go command's progress ("go: downloading ...").
+func firstCause(out string) string {
+	first := ""
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" {
+			continue
+		}
+		if first == "" {
+			first = l
+		}
+		if strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "go: downloading ") || strings.HasPrefix(l, "go: finding ") {
+			continue
+		}
+		return l
+	}
+	return first
 }
 
 func describe(path, goos, goarch string) (*Binary, error) {
@@ -139,7 +187,7 @@ func describe(path, goos, goarch string) (*Binary, error) {
 	}
 	h, err := hashFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("gateway: worker binary: %w", err)
 	}
 	return &Binary{GOOS: goos, GOARCH: goarch, Path: path, Hash: h, Size: st.Size()}, nil
 }

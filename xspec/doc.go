@@ -34,7 +34,11 @@
 //   - GOOS, GOARCH: as listed by "go tool dist list" (Go 1.26). Either may
 //     be given alone; when both are given they must be one of the listed
 //     pairs.
-//   - DIR: any non-empty text.
+//   - DIR: any non-empty text: the worker's working directory. For popen it
+//     must exist on this machine; the other types make it on the far side if
+//     it is missing (relative to where a login starts there). The gateway
+//     package checks it when the gateway starts, and a DIR that cannot be
+//     entered fails that start with "chdir DIR: REASON".
 //
 // No key may appear twice (env:NAME counts as key "env:NAME"). A spec must
 // be valid UTF-8 and no part of it may contain a control character (NUL,
