@@ -490,7 +490,7 @@ func (r *runner) stopReason(ctx context.Context) string {
 }
 
 func unitsOf(b scheduler.Batch) int {
-	if b.Whole {
+	if b.Whole || b.Bench {
 		return 1
 	}
 	return len(b.Tests)

@@ -152,8 +152,19 @@ type runner struct {
 	shardDigest string                   // --shard: the digest of the split
 	hostLocks   map[string]*sync.RWMutex // by host: test processes share it, benchmarks own it
 	hostMu      sync.Mutex
-	gorootBin   string         // $GOROOT/bin of the go command, first in a local test's PATH
-	listed      map[string]int // package -> top-level tests selected from its list
+	gorootBin   string          // $GOROOT/bin of the go command, first in a local test's PATH
+	listed      map[string]int  // package -> top-level tests selected from its list
+	deselected  map[string]bool // packages whose list -run and -skip select nothing from
+	listMu      sync.Mutex
+}
+
+func (r *runner) deselect(pkg string) {
+	r.listMu.Lock()
+	defer r.listMu.Unlock()
+	if r.deselected == nil {
+		r.deselected = map[string]bool{}
+	}
+	r.deselected[pkg] = true
 }
 
 // pkgState tracks one package's run on one scope (the whole run in load mode, one gateway
@@ -283,7 +294,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	total := 0
 	for _, u := range units {
-		total += max(len(u.Tests), 1)
+		if !r.deselected[u.Path] {
+			total += max(len(u.Tests), 1) // a Whole package counts as one unit
+		}
 	}
 	gws := cfg.Gateways
 	if cfg.Mode == scheduler.Load && len(gws) > total {
@@ -571,6 +584,9 @@ func (r *runner) list(ctx context.Context, bins []gobuild.Binary, platform strin
 				p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
 			} else if r.cfg.Bench != "" {
 				p.Bench = true // the binary could not list: let it look for benchmarks itself
+			}
+			if err == nil && len(sel) == 0 {
+				r.deselect(p.Path) // -run and -skip leave it nothing to run: not "not run"
 			}
 			if err != nil || len(sel) == 0 {
 				// Run the package as go test would, in one process: it lists no tests we

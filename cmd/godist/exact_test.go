@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/godist/godist/gotest"
+)
+
+// Exactness on the cases that real suites taught us (issue 9): each test reproduces one,
+// against go test where go test can say what is right.
+
+func readEvents(t *testing.T, file string) []gotest.Event {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []gotest.Event
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e gotest.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("not an event: %q", sc.Text())
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// A test that runs testing.RunTests itself prints failing inner tests in a binary that
+// exits 0: the package is ok, as go test says, and the run passes.
+func TestEndToEndNestedRunTestsPackageOK(t *testing.T) {
+	dir := fixturesDir(t)
+	want := goTestJSON(t, dir, "./nested")
+	got, output, code := godistJSON(t, dir, "-n", "2", "./nested")
+	compareOutcomes(t, want, got, nil)
+	if code != 0 {
+		t.Errorf("exit status %d, want 0 as go test's\n%s", code, output)
+	}
+	if a := got.tests["github.com/godist/godist/fixtures/nested TestInnerFails"]; len(a) != 1 || a[0] != "fail" {
+		t.Errorf("the inner failing test: %v, want it reported as go test reports it (fail)", a)
+	}
+}
+
+// Test processes see PWD = the package directory and $GOROOT/bin first in PATH.
+func TestEndToEndPWDAndPATH(t *testing.T) {
+	dir := fixturesDir(t)
+	got, output, code := godistJSON(t, dir, "-n", "2", "./pwd")
+	if code != 0 {
+		t.Errorf("exit status %d, want 0\n%s", code, output)
+	}
+	for _, n := range []string{"TestPWD", "TestGOROOTBinFirstInPATH"} {
+		if a := got.tests["github.com/godist/godist/fixtures/pwd "+n]; len(a) != 1 || a[0] != "pass" {
+			t.Errorf("%s: %v\n%s", n, a, output)
+		}
+	}
+}
+
+// Benchmarks run as go test runs them: after their package's tests, never beside another
+// test process of the host, with go test's result lines (-benchmem, -cpu 1,2).
+func TestEndToEndBenchmarks(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, stderr, code := runCmd(t, dir, godistBin, "-n", "2", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"),
+		"-bench", ".", "-benchmem", "-benchtime", "50x", "-cpu", "1,2", "./bench", "./benchalone/...")
+	if code != 0 {
+		t.Fatalf("exit status %d, want 0\n%s%s", code, stdout, stderr)
+	}
+	evs := readEvents(t, jf)
+	var out strings.Builder
+	testsEnded := map[string]int{} // package -> index of its last test's terminal event
+	benchStart := map[string]int{}
+	for i, e := range evs {
+		out.WriteString(e.Output)
+		if e.Test == "" {
+			if gotest.IsTerminal(e.Action) && e.Action != "pass" {
+				t.Errorf("package %s: %s", e.Package, e.Action)
+			}
+			continue
+		}
+		if strings.HasPrefix(e.Test, "Benchmark") {
+			if e.Action == "run" {
+				if _, ok := benchStart[e.Package]; !ok {
+					benchStart[e.Package] = i
+				}
+			}
+			if e.Action == "fail" {
+				t.Errorf("%s %s failed", e.Package, e.Test)
+			}
+		} else if gotest.IsTerminal(e.Action) {
+			testsEnded[e.Package] = i
+		}
+	}
+	for _, pkg := range []string{"github.com/godist/godist/fixtures/bench", "github.com/godist/godist/fixtures/benchalone"} {
+		s, ok := benchStart[pkg]
+		if !ok {
+			t.Errorf("%s: no benchmark ran", pkg)
+			continue
+		}
+		if s < testsEnded[pkg] {
+			t.Errorf("%s: a benchmark started before the package's tests had ended", pkg)
+		}
+	}
+	for _, re := range []string{`(?m)^BenchmarkSum\s+\t\s*50\t.* ns/op\t.* B/op\t.* allocs/op$`, `(?m)^BenchmarkSum-2\s+\t\s*50\t.* ns/op`, `(?m)^BenchmarkAlone-2\s`} {
+		if !regexp.MustCompile(re).MatchString(out.String()) {
+			t.Errorf("no result line matching %s in:\n%s", re, out.String())
+		}
+	}
+}
+
+// -x stops the run: the package still running is not ok and its running test is not
+// passed or skipped; the summary counts it as not run, and the stop's count is what failed.
+func TestEndToEndStopIsNeverOK(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	env := append(os.Environ(), "NO_COLOR=1", "GODIST_FIXTURE_SLOW=1")
+	stdout, stderr, code := runWithEnv(t, env, dir, "-x", "-n", "2", "--jsonfile", jf,
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "./stopslow/slow", "./stopslow/fast")
+	if code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	got := parseStream(t, mustRead(t, jf), false)
+	if a := got.pkgs["github.com/godist/godist/fixtures/stopslow/slow"]; len(a) != 1 || a[0] != "fail" {
+		t.Errorf("the stopped package: %v, want one fail (never ok)\n%s", a, stdout)
+	}
+	if a := got.tests["github.com/godist/godist/fixtures/stopslow/slow TestSlow"]; len(a) > 1 || (len(a) == 1 && a[0] != "fail") {
+		t.Errorf("the stopped test: %v, want fail or nothing", a)
+	}
+	if !bytes.Contains(mustRead(t, jf), []byte(gotest.StoppedPrefix)) {
+		t.Errorf("the JSON does not say what was stopped")
+	}
+	all := string(stdout) + string(stderr)
+	if !strings.Contains(all, " 1 failed") || !strings.Contains(all, "not run") {
+		t.Errorf("summary must count the one failure and the stopped test apart:\n%s", all)
+	}
+	if !strings.Contains(all, "stopping after 1 failed test") {
+		t.Errorf("the stop message does not give the count that failed:\n%s", all)
+	}
+}
+
+// -skip deselects: the skipped tests are not counted as not run.
+func TestEndToEndSkipIsNotNotRun(t *testing.T) {
+	dir := fixturesDir(t)
+	stdout, _, code := runCmd(t, dir, godistBin, "-n", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "-skip", "TestSum", "./bench", "./pass")
+	if code != 0 || strings.Contains(string(stdout), "not run") {
+		t.Errorf("exit %d; a -skip'ed test counted as not run:\n%s", code, stdout)
+	}
+}
+
+// --shard 1/3 … 3/3 run one after another with one durations file run every test once,
+// agree on their split, and report build failures and no-test packages once.
+func TestEndToEndShardsOneAfterAnother(t *testing.T) {
+	dir := fixturesDir(t)
+	durations := filepath.Join(t.TempDir(), "d.json")
+	args := []string{"./pass", "./subtests", "./skip", "./slow", "./samename1/...", "./samename2/...", "./fuzz", "./buildfail", "./notests"}
+	want := goTestJSON(t, dir, args...)
+	for round := range 2 { // the second round splits by what the first one measured
+		seen := map[string]int{}
+		pkgSeen := map[string]int{}
+		digests := map[string]bool{}
+		for i := 1; i <= 3; i++ {
+			jf := filepath.Join(t.TempDir(), "run.json")
+			stdout, _, _ := runCmd(t, dir, godistBin, append([]string{"-n", "2", "--shard", fmt.Sprintf("%d/3", i), "--durations", durations, "--jsonfile", jf}, args...)...)
+			m := regexp.MustCompile(`shard \d/3 of split ([0-9a-f]+)`).FindSubmatch(stdout)
+			if m == nil {
+				t.Fatalf("shard %d/3 printed no split digest:\n%s", i, stdout)
+			}
+			digests[string(m[1])] = true
+			o := parseStream(t, mustRead(t, jf), false)
+			for k, acts := range o.tests {
+				if !strings.Contains(strings.SplitN(k, " ", 2)[1], "/") {
+					seen[k] += len(acts)
+				}
+			}
+			for k, acts := range o.pkgs {
+				if k == "github.com/godist/godist/fixtures/buildfail" || k == "github.com/godist/godist/fixtures/notests" {
+					pkgSeen[k] += len(acts)
+				}
+			}
+		}
+		if len(digests) != 1 {
+			t.Errorf("round %d: the shards split differently: digests %v", round, digests)
+		}
+		for k := range want.tests {
+			if !strings.Contains(strings.SplitN(k, " ", 2)[1], "/") && seen[k] != 1 {
+				t.Errorf("round %d: %s ran %d times over the 3 shards, want exactly once", round, k, seen[k])
+			}
+		}
+		for _, p := range []string{"github.com/godist/godist/fixtures/buildfail", "github.com/godist/godist/fixtures/notests"} {
+			if pkgSeen[p] != 1 {
+				t.Errorf("round %d: %s reported by %d shards, want exactly one", round, p, pkgSeen[p])
+			}
+		}
+	}
+}
+
+// In each mode every event carries its Worker, build failures and no-test packages
+// included: each gateway's slice is a whole go test run.
+func TestEndToEndEachModeEveryEventHasItsWorker(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	runCmd(t, dir, godistBin, "--dist", "each", "--tx", "2*popen", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"),
+		"./pass", "./buildfail", "./notests")
+	evs := readEvents(t, jf)
+	want := goTestJSON(t, dir, "./pass", "./buildfail", "./notests")
+	for _, e := range evs {
+		if e.Worker == "" {
+			t.Errorf("event without Worker: %+v", e)
+		}
+	}
+	got := parseStream(t, mustRead(t, jf), true)
+	for _, w := range []string{"gw0", "gw1"} {
+		for pkg, acts := range want.pkgs {
+			if g := got.pkgs[pkg+" @"+w]; len(g) != 1 || g[0] != acts[0] {
+				t.Errorf("package %s on %s: %v, want [%s]", pkg, w, g, acts[0])
+			}
+		}
+		for b := range want.builds {
+			found := false
+			for _, e := range evs {
+				if e.Action == gotest.ActionBuildFail && e.ImportPath == b && e.Worker == w {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("build failure %s missing from %s's slice", b, w)
+			}
+		}
+	}
+}
+
+// Tests that share a file in the package directory are not split over processes on the
+// first run (no durations yet), nor on the next.
+func TestEndToEndPackageNotSplitOnGuesses(t *testing.T) {
+	dir := fixturesDir(t)
+	d := filepath.Join(t.TempDir(), "d.json")
+	for run := range 2 {
+		jf := filepath.Join(t.TempDir(), "run.json")
+		stdout, _, code := runCmd(t, dir, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./sharedfile", "./slow")
+		if code != 0 {
+			t.Errorf("run %d: exit %d\n%s", run, code, stdout)
+		}
+		workers := map[string]bool{}
+		for _, e := range readEvents(t, jf) {
+			if e.Package == "github.com/godist/godist/fixtures/sharedfile" && e.Action == "run" {
+				workers[e.Worker] = true
+			}
+		}
+		if len(workers) != 1 {
+			t.Errorf("run %d: sharedfile's tests ran on %v; want one process", run, workers)
+		}
+	}
+}
+
+// A module whose path ends in a major version keeps its root package, also beside a
+// package of the same name.
+func TestEndToEndMajorVersionModule(t *testing.T) {
+	root := t.TempDir()
+	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+	writeTestFile(t, root, "go.mod", "module example.com/foo/v2\n\ngo 1.21\n")
+	writeTestFile(t, root, "foo.go", "package foo\n")
+	writeTestFile(t, root, "foo_test.go", "package foo\n"+pass)
+	writeTestFile(t, root, "internal/foo/foo_test.go", "package foo\n"+pass)
+	want := goTestJSON(t, root, "./...")
+	got, output, code := godistJSON(t, root, "-n", "2", "./...")
+	if code != 0 {
+		t.Errorf("exit %d\n%s", code, output)
+	}
+	compareOutcomes(t, want, got, nil)
+	if len(got.tests) != 2 {
+		t.Errorf("tests %v, want both packages' TestOK", got.tests)
+	}
+}
+
+func mustRead(t *testing.T, f string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
