@@ -39,7 +39,9 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 		if err != nil {
 			var be *gobuild.BuildError
 			if errors.As(err, &be) {
-				return nil, fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(r.gatewaysOn(pl), ", "), be.Msg)
+				// Flags or a platform go cannot build the tests with: bad usage, found
+				// before any test runs.
+				return nil, &UsageError{fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(r.gatewaysOn(pl), ", "), be.Msg)}
 			}
 			return nil, err
 		}
