@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/godist/godist/gotest"
 )
@@ -287,5 +289,49 @@ func mustRead(t *testing.T, f string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// Ctrl-C: the test that was running and its package end fail, saying they were stopped;
+// nothing that did not end is reported pass, ok or skip.
+func TestEndToEndInterruptIsNeverOK(t *testing.T) {
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	cmd := exec.Command(godistBin, "-n", "1", "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "--jsonfile", jf, "./hang")
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for TestHang to start: the JSON file says so.
+	deadline := time.Now().Add(time.Minute)
+	for !bytes.Contains(readIfAny(jf), []byte(`"Action":"run","Package":"github.com/godist/godist/fixtures/hang","Test":"TestHang"`)) {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("TestHang never started:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond) // polling for a condition, not timing it
+	}
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+	got := parseStream(t, mustRead(t, jf), false)
+	if a := got.tests["github.com/godist/godist/fixtures/hang TestHang"]; len(a) != 1 || a[0] != "fail" {
+		t.Errorf("the interrupted test: %v, want one fail", a)
+	}
+	if a := got.pkgs["github.com/godist/godist/fixtures/hang"]; len(a) != 1 || a[0] != "fail" {
+		t.Errorf("the interrupted package: %v, want one fail (never ok)", a)
+	}
+	if !bytes.Contains(mustRead(t, jf), []byte(gotest.StoppedPrefix+"the run was interrupted")) {
+		t.Errorf("the JSON does not say the run was interrupted")
+	}
+	if !strings.Contains(out.String(), "not run") || strings.Contains(out.String(), " 1 failed") {
+		t.Errorf("the summary must count the interrupted test as not run, not failed:\n%s", out.String())
+	}
+}
+
+func readIfAny(f string) []byte {
+	b, _ := os.ReadFile(f)
 	return b
 }
