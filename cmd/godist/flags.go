@@ -3,23 +3,35 @@ package main
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
-// goTestFlags are the flags godist takes the way go test does: with one dash (-run X,
-// -run=X) as well as with two.
-var goTestFlags = map[string]bool{
-	"run": true, "skip": true, "count": true, "short": true, "timeout": true, "failfast": true,
-	"race": true, "tags": true, "shuffle": true, "cover": true, "coverprofile": true,
-	"jsonfile": true, "dist": true, "tx": true, "durations": true, "maxfail": true,
-	"junitfile": true, "slowest": true, "shard": true, "format": true, "rerun-fails": true, "rsyncdir": true, "rsyncignore": true,
+// commandLine rewrites godist's command line, written as go test's (go's flag syntax:
+// -name, -name=value, -name value, one dash or two), into what cobra parses: every flag
+// of a test run before "--" becomes --NAME=VALUE, looked up among godist's flags (its
+// one-letter -n -C -v -x first) and go test's (goFlags); an unknown or refused flag is a
+// usage error. A subcommand's single-dash long flags (-tx) just get their second dash.
+func commandLine(root *cobra.Command, args []string) ([]string, error) {
+	if len(args) > 0 {
+		switch args[0] {
+		case "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+			return args, nil
+		}
+		for _, c := range root.Commands() {
+			if c.Name() == args[0] || c.HasAlias(args[0]) {
+				return append([]string{args[0]}, doubleDashLong(c.Flags(), args[1:])...), nil
+			}
+		}
+	}
+	return goStyleArgs(root.Flags(), args)
 }
 
-// goFlagsToPosix rewrites "-run X" to "--run X" for the long flags above, up to "--",
-// so that cobra's POSIX parser takes go test's spelling.
-func goFlagsToPosix(args []string) []string {
+// doubleDashLong rewrites "-name X" to "--name X" for the long flags of f, up to "--".
+func doubleDashLong(f *pflag.FlagSet, args []string) []string {
 	out := make([]string, 0, len(args))
 	for i, a := range args {
 		if a == "--" {
@@ -27,13 +39,119 @@ func goFlagsToPosix(args []string) []string {
 		}
 		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 2 {
 			name, _, _ := strings.Cut(a[1:], "=")
-			if goTestFlags[name] {
+			if f.Lookup(name) != nil {
 				a = "-" + a
 			}
 		}
 		out = append(out, a)
 	}
 	return out
+}
+
+// goStyleArgs parses args as go test does its command line, against the flags of f (and
+// goFlags' refusals and checks), and returns them as --NAME=VALUE for pflag, followed by
+// the arguments after "--" (or go test's -args) unchanged. A single-dash argument longer
+// than two characters is a long flag: -n4 is flag "n4", not -n 4.
+func goStyleArgs(f *pflag.FlagSet, args []string) ([]string, error) {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-args" || a == "--args" {
+			return append(append(out, "--"), args[i+1:]...), nil
+		}
+		if len(a) < 2 || a[0] != '-' {
+			out = append(out, a) // a package, or "-"
+			continue
+		}
+		dashes, body := "-", a[1:]
+		if body[0] == '-' {
+			dashes, body = "--", body[1:]
+		}
+		if body == "" || body[0] == '-' || body[0] == '=' {
+			return nil, usagef("bad flag syntax: %s", printable(a))
+		}
+		name, value, hasValue := strings.Cut(body, "=")
+		spelled := dashes + printable(name)
+		if name == "h" || name == "help" {
+			out = append(out, "--help")
+			continue
+		}
+		gname := name
+		if rest, ok := strings.CutPrefix(name, "test."); ok && testBinaryFlags[rest] {
+			gname = rest
+		}
+		var fl *pflag.Flag
+		if len(gname) == 1 {
+			fl = f.ShorthandLookup(gname) // godist's -n -C -v -x
+		}
+		g, isGo := goFlags[gname]
+		if fl == nil && isGo && g.refuse != "" {
+			return nil, usagef("%s", g.refuse)
+		}
+		if fl == nil {
+			fl = f.Lookup(gname)
+		}
+		if fl == nil || fl.Hidden {
+			return nil, unknownFlag(f, spelled, name)
+		}
+		boolean := fl.NoOptDefVal != "" // never takes the next argument as its value
+		hasCheck := isGo && g.check != nil
+		switch {
+		case boolean && !hasValue:
+			value = fl.NoOptDefVal
+		case boolean && !hasCheck: // -buildvcs=auto has its own check
+			if _, err := strconv.ParseBool(value); err != nil {
+				return nil, usagef("%s %q: expected true or false", spelled, value)
+			}
+		case !boolean && !hasValue:
+			if i+1 == len(args) {
+				return nil, usagef("flag needs a value: %s", spelled)
+			}
+			i++
+			value = args[i]
+		}
+		if hasCheck {
+			if err := g.check(value); err != nil {
+				return nil, usagef("%s %q: expected %v", spelled, value, err)
+			}
+		}
+		out = append(out, "--"+fl.Name+"="+value)
+	}
+	return out, nil
+}
+
+// unknownFlag is the error for a flag neither godist nor go test has; it says where such
+// flags go, and how to write what was probably meant (-n4, -vx).
+func unknownFlag(f *pflag.FlagSet, spelled, name string) error {
+	const after = "pass flags for the test binaries after --"
+	if len(name) > 1 && spelled[1] != '-' {
+		short, rest := name[:1], printable(name[1:])
+		if fl := f.ShorthandLookup(short); fl != nil && fl.NoOptDefVal == "" &&
+			(short == "C" || rest == "auto" || strings.Trim(rest, "0123456789") == "") {
+			return usagef("unknown flag %s: write -%s %s or -%s=%s (%s)", spelled, short, rest, short, rest, after)
+		}
+		var each []string
+		for i := range len(name) {
+			fl := f.ShorthandLookup(name[i : i+1]) // a byte: pflag panics on longer names
+			if fl == nil || fl.NoOptDefVal == "" {
+				each = nil
+				break
+			}
+			each = append(each, "-"+name[i:i+1])
+		}
+		if each != nil {
+			return usagef("unknown flag %s: write %s (%s)", spelled, strings.Join(each, " "), after)
+		}
+	}
+	return usagef("unknown flag %s: not a godist or go test flag (%s)", spelled, after)
+}
+
+// printable is s, or s quoted if it has characters that do not print as themselves.
+func printable(s string) string {
+	if q := strconv.Quote(s); q[1:len(q)-1] != s {
+		return q
+	}
+	return s
 }
 
 // flagError marks errors of flag parsing (exit status 2).

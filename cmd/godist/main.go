@@ -23,11 +23,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cmd := newRootCommand(stdout, stderr)
-	cmd.SetArgs(goFlagsToPosix(args))
+	args, err := commandLine(cmd, args)
+	if err != nil {
+		return exitStatus(err, stderr)
+	}
+	cmd.SetArgs(args)
 	cmd.SetIn(stdin)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	err := cmd.ExecuteContext(ctx)
+	err = cmd.ExecuteContext(ctx)
 	return exitStatus(err, stderr)
 }
 

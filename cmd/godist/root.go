@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/godist/godist/gotest"
@@ -30,38 +35,73 @@ type rootOptions struct {
 	count                                  int
 	short, failfast, race, cover, verbose  bool
 	timeout                                time.Duration
-	durations                              string
-	exitFirst                              bool
-	maxfail, rerunFails, slowest           int
-	junitfile, shard                       string
-	rsyncDirs, rsyncIgnore                 []string
+	bench, list, vet, outputdir            string
+	artifacts, json                        bool
+	// pass are the go test and go build flags that go to the test binaries or the build
+	// as they are (goFlags' toTest and toBuild), in command-line order.
+	pass []flagValue
+
+	durations                    string
+	exitFirst                    bool
+	maxfail, rerunFails, slowest int
+	junitfile, shard             string
+	rsyncDirs, rsyncIgnore       []string
 }
+
+const rootLong = `godist runs the tests of a Go module distributed over gateways: local worker
+processes (-n), and hosts named by --tx specs. It builds each test binary once, hands
+batches of tests to the workers, and reports the same results as go test -json.
+
+Flags of go test are taken as go test takes them (-name, -name=value, -name value, one
+dash or two, before or after the packages; see go help testflag and go help build):
+  tests:  -run -skip -count -short -timeout -failfast -v -shuffle -bench -benchtime
+          -benchmem -cpu -parallel -list -fullpath -outputdir -artifacts
+          -blockprofilerate -memprofilerate -mutexprofilefraction (also as -test.NAME)
+  go test: -json (only the JSON stream on stdout; godist's notes go to stderr) -vet
+  build:  -race -tags -cover -covermode -coverpkg -coverprofile -a -asan -msan -asmflags
+          -gcflags -ldflags -gccgoflags -buildmode -buildvcs -compiler -installsuffix
+          -linkshared -mod -modcacherw -modfile -overlay -pgo -pkgdir -toolexec -trimpath
+Refused, each with what to do instead: -cpuprofile -memprofile -blockprofile
+-mutexprofile -trace (a package's tests run in several processes; pass -test.NAME after
+--), -fuzz -fuzztime -fuzzminimizetime (use go test -fuzz), -c -o -exec -work -p -i.
+godist's -n is its number of workers and -x stops at the first failure: they are not go
+build's -n and -x. With -C DIR, go test's file flags (-coverprofile, -outputdir, -modfile,
+-overlay, -pgo) are read in DIR, as go test -C reads them; --jsonfile and --junitfile are
+not. Any other flag is refused: flags after -- (or -args) go to every test binary as
+they are.`
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o rootOptions
 	cmd := &cobra.Command{
 		Use:   "godist [flags] [packages] [-- flags for the test binaries]",
 		Short: "Run a Go module's tests distributed over local and remote workers",
-		Long: `godist runs the tests of a Go module distributed over gateways: local worker
-processes (-n), and hosts named by --tx specs. It builds each test binary once, hands
-batches of tests to the workers, and reports the same results as go test -json.
-
-Flags of go test are taken as go test takes them, with one dash or two:
--run -skip -count -short -timeout -failfast -v -race -tags -shuffle -cover -coverprofile.`,
+		Long:  rootLong,
 		Example: `  godist ./...                      all packages, on every CPU
-  godist -n 8 -run TestFoo ./pkg/... 
+  godist -n 8 -run TestFoo ./pkg/...
+  godist -json -count 1 ./... | jq
   godist --dist each --tx popen --tx popen//goarch=386 ./...
   godist --jsonfile run.json ./... -- -custom-flag=1`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runTests(cmd, o, args, stdout, stderr)
+			pkgs, testArgs := args, []string(nil)
+			if i := cmd.ArgsLenAtDash(); i >= 0 {
+				pkgs, testArgs = args[:i], args[i:]
+			}
+			return runTests(cmd.Context(), &o, pkgs, testArgs, stdout, stderr)
 		},
 	}
 	cmd.SetFlagErrorFunc(wrapFlagError)
-	f := cmd.Flags()
-	f.StringVarP(&o.dir, "chdir", "C", "", "run in directory `DIR` (its Go module)")
+	addRootFlags(cmd.Flags(), &o)
+	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr), newRsyncCommand(stdout))
+	return cmd
+}
+
+// addRootFlags registers the flags of a test run: godist's and the go test flags of
+// goFlags that godist takes.
+func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
+	f.StringVarP(&o.dir, "chdir", "C", "", "run in directory `DIR` (its Go module); go test's file flags are read there")
 	f.StringVarP(&o.n, "numprocesses", "n", "", "`N` local workers, or auto (the CPUs this process may use); default auto when no --tx is given")
 	f.StringArrayVar(&o.tx, "tx", nil, "a gateway `SPEC` ([N*]TYPE[//KEY=VALUE]...), repeatable")
 	f.StringVar(&o.dist, "dist", "load", "distribution `MODE`: load (each test once) or each (every test on every gateway)")
@@ -79,6 +119,13 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.StringVar(&o.shuffle, "shuffle", "", "randomize test order in each process: off, on, or a seed `N`")
 	f.BoolVar(&o.cover, "cover", false, "enable coverage analysis")
 	f.StringVar(&o.coverprofile, "coverprofile", "", "write a coverage profile to `FILE` (implies -cover)")
+	f.StringVar(&o.bench, "bench", "", "run benchmarks matching `REGEXP` after the tests, one benchmark process at a time on a host")
+	f.StringVar(&o.list, "list", "", "list the tests, benchmarks, fuzz tests and examples matching `REGEXP`; run nothing")
+	f.StringVar(&o.vet, "vet", "", "go vet `CHECKS` while building: off, all, or a comma-separated list (default: go test's)")
+	f.BoolVar(&o.json, "json", false, "write the run to stdout as go test -json does (with a Worker field), and nothing else")
+	f.StringVar(&o.outputdir, "outputdir", "", "`DIR` for test artifacts (-artifacts), on the host that runs the test")
+	f.BoolVar(&o.artifacts, "artifacts", false, "keep the t.ArtifactDir of each test in -outputdir")
+	addPassFlags(f, &o.pass)
 	f.BoolVarP(&o.exitFirst, "exitfirst", "x", false, "stop at the first failed test (--maxfail 1)")
 	f.IntVar(&o.maxfail, "maxfail", 0, "stop once `N` tests have failed: no new test starts, running ones are stopped")
 	f.IntVar(&o.rerunFails, "rerun-fails", 0, "run a failed test again up to `N` times, on another worker where there is one")
@@ -89,77 +136,188 @@ Flags of go test are taken as go test takes them, with one dash or two:
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.SetInterspersed(true)
-
-	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr), newRsyncCommand(stdout))
-	return cmd
 }
 
-func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr io.Writer) error {
-	var pkgs, testArgs []string
-	if i := cmd.ArgsLenAtDash(); i >= 0 {
-		pkgs, testArgs = args[:i], args[i:]
-	} else {
-		pkgs = args
+// configFromArgs is the run a command line asks for, without running anything: the
+// runner.Config as far as flags decide it (no output files, reporter or sinks).
+func configFromArgs(args []string) (runner.Config, *rootOptions, error) {
+	var o rootOptions
+	f := pflag.NewFlagSet("godist", pflag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	addRootFlags(f, &o)
+	norm, err := goStyleArgs(f, args)
+	if err != nil {
+		return runner.Config{}, nil, err
 	}
-	mode := scheduler.Load
+	if err := f.Parse(norm); err != nil {
+		return runner.Config{}, nil, &flagError{err}
+	}
+	pkgs, testArgs := f.Args(), []string(nil)
+	if i := f.ArgsLenAtDash(); i >= 0 {
+		pkgs, testArgs = pkgs[:i], pkgs[i:]
+	}
+	cfg, err := o.config(pkgs, testArgs)
+	return cfg, &o, err
+}
+
+// config checks the options and maps them onto a runner.Config: everything but the
+// outputs (JSON, Reporter, Sinks, Dirs). Errors are usage errors.
+func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
+	cfg := runner.Config{
+		Dir: o.dir, Patterns: pkgs, Mode: scheduler.Load,
+		Tags: o.tags, Race: o.race, Cover: o.cover,
+		Run: o.run, Skip: o.skip, Shuffle: o.shuffle, Count: o.count, Short: o.short,
+		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
+		Bench: o.bench, List: o.list, Vet: o.vet,
+		DurationsFile: o.durations, RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
+	}
 	switch o.dist {
 	case "load":
 	case "each":
-		mode = scheduler.Each
+		cfg.Mode = scheduler.Each
 	default:
-		return usagef("--dist %q: unknown mode (accepted: load, each)", o.dist)
+		return cfg, usagef("--dist %q: unknown mode (accepted: load, each)", o.dist)
+	}
+	if o.dir != "" {
+		if err := isDir(o.dir); err != nil {
+			return cfg, usagef("-C %s: %v", printable(o.dir), err)
+		}
 	}
 	if o.coverprofile != "" {
-		o.cover = true
+		cfg.Cover = true
+		cfg.CoverProfile = absIn(o.dir, o.coverprofile)
 	}
-	if o.count < 0 {
-		return usagef("-count %d: expected a count of 1 or more", o.count)
+	covermode := ""
+	for _, p := range o.pass {
+		g := goFlags[p.name]
+		form := "-" + p.name
+		if g.to == toTest {
+			form = "-test." + p.name
+		}
+		switch b, err := strconv.ParseBool(p.value); {
+		case g.bool && g.check == nil && err == nil && b:
+		case g.bool && g.check == nil && err == nil:
+			form += "=false"
+		default:
+			form += "=" + p.value
+		}
+		if g.to == toTest {
+			cfg.TestFlags = append(cfg.TestFlags, form)
+		} else {
+			cfg.BuildFlags = append(cfg.BuildFlags, form)
+		}
+		switch p.name {
+		case "covermode":
+			covermode = p.value
+			cfg.Cover = true
+		case "coverpkg":
+			cfg.Cover = true
+		}
 	}
-	if o.shuffle != "" && o.shuffle != "on" && o.shuffle != "off" {
-		var seed int64
-		if _, err := fmt.Sscanf(o.shuffle, "%d", &seed); err != nil {
-			return usagef("-shuffle %q: expected off, on, or an integer seed", o.shuffle)
+	if covermode != "" && covermode != "atomic" && o.race {
+		return cfg, usagef("-covermode %s: -race needs -covermode atomic, as go test does", covermode)
+	}
+	if o.outputdir != "" || o.artifacts {
+		dir := absIn(o.dir, o.outputdir)
+		if err := isDir(dir); err != nil {
+			return cfg, usagef("-outputdir %s: %v", printable(o.outputdir), err)
+		}
+		cfg.TestFlags = append(cfg.TestFlags, "-test.outputdir="+dir)
+		if o.artifacts {
+			cfg.TestFlags = append(cfg.TestFlags, "-test.artifacts")
 		}
 	}
 	if o.exitFirst {
 		if o.maxfail > 1 {
-			return usagef("-x and --maxfail %d disagree: -x is --maxfail 1", o.maxfail)
+			return cfg, usagef("-x and --maxfail %d disagree: -x is --maxfail 1", o.maxfail)
 		}
 		o.maxfail = 1
 	}
 	if o.maxfail < 0 {
-		return usagef("--maxfail %d: expected a number of failures of 1 or more", o.maxfail)
+		return cfg, usagef("--maxfail %d: expected a number of failures of 1 or more", o.maxfail)
 	}
+	cfg.MaxFail = o.maxfail
 	if o.rerunFails < 0 || o.rerunFails > 100 {
-		return usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
+		return cfg, usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
 	}
-	if o.timeout < 0 {
-		return usagef("-timeout %v: expected a duration of 0 or more", o.timeout)
-	}
-	var shardI, shardN int
+	cfg.RerunFails = o.rerunFails
 	if o.shard != "" {
 		var err error
-		if shardI, shardN, err = scheduler.ParseShard(o.shard); err != nil {
-			return usagef("--shard: %v", err)
+		if cfg.ShardI, cfg.ShardN, err = scheduler.ParseShard(o.shard); err != nil {
+			return cfg, usagef("--shard: %v", err)
 		}
 	}
 	if o.slowest < 0 {
-		return usagef("--slowest %d: expected a number of tests of 0 or more", o.slowest)
+		return cfg, usagef("--slowest %d: expected a number of tests of 0 or more", o.slowest)
+	}
+	if o.json && o.format != "" {
+		return cfg, usagef("-json and --format %s: -json writes only the JSON stream to stdout", o.format)
 	}
 	gws, err := gatewaysOf(o.n, o.tx)
 	if err != nil {
+		return cfg, err
+	}
+	cfg.Gateways = gws
+	return cfg, nil
+}
+
+// isDir is nil if path is a directory, or what it is instead.
+func isDir(path string) error {
+	fi, err := os.Stat(path)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	if err == nil && !fi.IsDir() {
+		return errors.New("not a directory")
+	}
+	return err
+}
+
+// absIn is path made absolute, relative to dir (-C) if it is relative, as go test -C
+// reads its file flags.
+func absIn(dir, path string) string {
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		return abs
+	}
+	return path
+}
+
+func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdout, stderr io.Writer) error {
+	cfg, err := o.config(pkgs, testArgs)
+	if err != nil {
 		return err
 	}
+	each := cfg.Mode == scheduler.Each
 	// Output files are created before the run, so a bad path is bad usage, not a
-	// surprise after the tests ran.
-	var json io.Writer
+	// surprise after the tests ran (go test -coverprofile creates its file first too).
+	if cfg.CoverProfile != "" {
+		f, err := createOutput("-coverprofile", cfg.CoverProfile)
+		if err != nil {
+			return err
+		}
+		f.Close()
+	}
+	var jsonOut []io.Writer
+	if o.json {
+		jsonOut = append(jsonOut, stdout)
+	}
 	if o.jsonfile != "" {
 		f, err := createOutput("--jsonfile", o.jsonfile)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		json = f
+		jsonOut = append(jsonOut, f)
+	}
+	switch len(jsonOut) {
+	case 1:
+		cfg.JSON = jsonOut[0]
+	case 2:
+		cfg.JSON = io.MultiWriter(jsonOut...)
 	}
 	var junitOut *os.File
 	if o.junitfile != "" {
@@ -168,24 +326,32 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		}
 		defer junitOut.Close()
 	}
-	tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
-	color := tty && os.Getenv("NO_COLOR") == ""
-	rep, err := report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
-		Format: o.format, Workers: len(gws), Each: mode == scheduler.Each, Now: time.Now})
-	if err != nil {
-		return usagef("%v", err)
+	// With -json, stdout is the JSON stream alone, as with go test -json: the terminal
+	// view is off, godist's notes and its other outputs go to stderr.
+	out := stdout
+	var rep *report.Reporter
+	if o.json {
+		out = stderr
+		cfg.Reporter = notesTo{stderr}
+	} else {
+		tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
+		color := tty && os.Getenv("NO_COLOR") == ""
+		if rep, err = report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
+			Format: o.format, Workers: len(cfg.Gateways), Each: each, Now: time.Now}); err != nil {
+			return usagef("%v", err)
+		}
+		cfg.Reporter = rep
 	}
-	var sinks []func(gotest.Event)
 	var junit *report.JUnitCollector
 	if o.junitfile != "" {
-		junit = report.NewJUnitCollector(report.JUnitOptions{Each: mode == scheduler.Each})
-		sinks = append(sinks, junit.Event)
+		junit = report.NewJUnitCollector(report.JUnitOptions{Each: each})
+		cfg.Sinks = append(cfg.Sinks, junit.Event)
 	}
 	var slow report.SlowestTracker
 	if o.slowest > 0 {
-		sinks = append(sinks, slow.Event)
+		cfg.Sinks = append(cfg.Sinks, slow.Event)
 	}
-	dirs := map[string]string{}
+	cfg.Dirs = map[string]string{}
 	var gh *report.GitHubAnnotator
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
 		ws := os.Getenv("GITHUB_WORKSPACE")
@@ -196,20 +362,11 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		if buildDir == "" {
 			buildDir, _ = os.Getwd()
 		}
-		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: dirs, BuildDir: buildDir, Each: mode == scheduler.Each})
-		sinks = append(sinks, gh.Event)
+		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: cfg.Dirs, BuildDir: buildDir, Each: each})
+		cfg.Sinks = append(cfg.Sinks, gh.Event)
 	}
 	start := time.Now()
-	res, err := runner.Run(cmd.Context(), runner.Config{
-		Dir: o.dir, Patterns: pkgs, Gateways: gws, Mode: mode,
-		Tags: o.tags, Race: o.race, Cover: o.cover, CoverProfile: o.coverprofile,
-		Run: o.run, Skip: o.skip, Shuffle: o.shuffle, Count: o.count, Short: o.short,
-		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
-		MaxFail: o.maxfail, RerunFails: o.rerunFails,
-		JSON: json, Reporter: rep, DurationsFile: o.durations,
-		Sinks: sinks, ShardI: shardI, ShardN: shardN, Dirs: dirs,
-		RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
-	})
+	res, err := runner.Run(ctx, cfg)
 	if junit != nil && res != nil {
 		werr := junit.Write(junitOut)
 		if cerr := junitOut.Close(); werr == nil {
@@ -220,21 +377,34 @@ func runTests(cmd *cobra.Command, o rootOptions, args []string, stdout, stderr i
 		}
 	}
 	if gh != nil && res != nil {
-		gh.Write(stdout)
+		gh.Write(out)
 	}
 	if o.slowest > 0 && res != nil {
-		report.WriteSlowest(stdout, slow.Slowest(o.slowest))
+		report.WriteSlowest(out, slow.Slowest(o.slowest))
 	}
 	if res == nil {
-		rep.Abort()
+		if rep != nil {
+			rep.Abort()
+		}
 		return err
 	}
-	rep.Close(time.Since(start))
+	if rep != nil {
+		rep.Close(time.Since(start))
+	}
 	if err != nil {
 		return err
 	}
 	return statusOf(res.Status)
 }
+
+// notesTo is the Reporter of a -json run: the events are the JSON stream on stdout, and
+// only godist's notes are written, one a line, to w (stderr).
+type notesTo struct{ w io.Writer }
+
+func (notesTo) SetTotal(int)               {}
+func (notesTo) Event(gotest.Event)         {}
+func (notesTo) WorkerState(string, string) {}
+func (n notesTo) Note(msg string)          { fmt.Fprintln(n.w, oneLine(msg)) }
 
 // createOutput creates an output file named by flag; failing is bad usage.
 func createOutput(flag, path string) (*os.File, error) {
