@@ -6,7 +6,7 @@ import "testing"
 // protocolVersion and the document.
 func TestWireConstants(t *testing.T) {
 	for name, c := range map[string][2]int{
-		"protocolVersion": {protocolVersion, 1},
+		"protocolVersion": {protocolVersion, 2},
 		"msgHello":        {msgHello, 0x01},
 		"msgManifest":     {msgManifest, 0x02},
 		"msgManifestEnd":  {msgManifestEnd, 0x03},
@@ -20,8 +20,11 @@ func TestWireConstants(t *testing.T) {
 		"modeBlob":        {modeBlob, 2},
 		"helloDelete":     {helloDelete, 1},
 		"helloFsync":      {helloFsync, 2},
+		"treeReady":       {treeReady, 0},
 		"blobHave":        {blobHave, 1},
 		"blobNeed":        {blobNeed, 2},
+		"treeRefused":     {treeRefused, 3},
+		"resultOwned":     {resultOwned, 1},
 		"recFile":         {recFile, 'F'},
 		"recLit":          {recLit, 'L'},
 		"recCopy":         {recCopy, 'C'},
@@ -55,5 +58,8 @@ func TestWireConstants(t *testing.T) {
 	}
 	if tempPrefix != ".godist-rsync." {
 		t.Errorf("tempPrefix %q", tempPrefix)
+	}
+	if markerName != ".godist-sync" || markerHeader != "godist-sync 1" {
+		t.Errorf("markerName %q, markerHeader %q", markerName, markerHeader)
 	}
 }

@@ -3,6 +3,7 @@ package rsync
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path"
 	"path/filepath"
@@ -223,6 +224,95 @@ func FuzzManifestWalk(f *testing.F) {
 		}
 		if b, _ := os.ReadFile(filepath.Join(base, "outside")); string(b) != "x" {
 			t.Fatal("outside changed")
+		}
+	})
+}
+
+// markerBytes is the marker naming paths.
+func markerBytes(paths []string) []byte {
+	var b bytes.Buffer
+	encodeMarker(&b, paths)
+	return b.Bytes()
+}
+
+// FuzzParseMarker: whatever a marker file holds, parsing it gives errNotMarker or paths
+// that checkPath accepts and that a marker written from them gives back.
+func FuzzParseMarker(f *testing.F) {
+	f.Add(markerBytes([]string{"a", "b/c", "new\nline", `back\slash`, "\xff"}))
+	f.Add([]byte(markerHeader + "\n\"a\"\n`b`\n"))
+	f.Add([]byte("not a marker"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		paths, err := parseMarker(bytes.NewReader(b))
+		if err != nil {
+			if !errors.Is(err, errNotMarker) {
+				t.Fatalf("error is not errNotMarker: %v", err)
+			}
+			return
+		}
+		var list []string
+		for p := range paths {
+			if err := checkPath(p); err != nil {
+				t.Fatalf("marker gave %q: %v", p, err)
+			}
+			list = append(list, p)
+		}
+		again, err := parseMarker(bytes.NewReader(markerBytes(list)))
+		if err != nil || len(again) != len(paths) {
+			t.Fatalf("round trip: %v, %d of %d paths", err, len(again), len(paths))
+		}
+		for p := range paths {
+			if _, ok := again[p]; !ok {
+				t.Fatalf("round trip lost %q", p)
+			}
+		}
+	})
+}
+
+// FuzzMarkerPath: every path a manifest may carry survives the marker.
+func FuzzMarkerPath(f *testing.F) {
+	for _, s := range []string{"a", "a\nb", "\"quoted\"", `c:\d`, "\x00", "\xff\xfe", "a/b/c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if checkPath(p) != nil {
+			return
+		}
+		got, err := parseMarker(bytes.NewReader(markerBytes([]string{p})))
+		if _, ok := got[p]; err != nil || !ok || len(got) != 1 {
+			t.Fatalf("%q: %v %v", p, got, err)
+		}
+	})
+}
+
+// FuzzResolveDest: in a directory without symlinks, a relative destination climbs out
+// exactly when its clean form starts with "..", and resolves to its lexical place.
+func FuzzResolveDest(f *testing.F) {
+	for _, s := range []string{"a", "..", "../..", "a/../../b", "a/..", "./a//b/", "/abs/../x", "a/b/../../.."} {
+		f.Add(s)
+	}
+	cwd, err := filepath.EvalSymlinks(f.TempDir())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if p == "" || strings.IndexByte(p, 0) >= 0 {
+			return
+		}
+		got, climbs, err := resolveDest(cwd, p)
+		if err != nil {
+			return // a name too long, say
+		}
+		want := filepath.Join(cwd, p)
+		if filepath.IsAbs(p) {
+			want = filepath.Clean(p)
+		}
+		if got != want {
+			t.Fatalf("%q resolves to %q, want %q", p, got, want)
+		}
+		c := filepath.Clean(p)
+		wantClimbs := !filepath.IsAbs(p) && (c == ".." || strings.HasPrefix(c, "../"))
+		if climbs != wantClimbs {
+			t.Fatalf("%q: climbs %v, want %v", p, climbs, wantClimbs)
 		}
 	})
 }

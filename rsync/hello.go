@@ -96,9 +96,9 @@ type reply struct {
 	version  uint64
 	codecs   uint64 // codecs the receiver decodes
 	identity string // names the destination directory (or blob cache) on its machine; "" unknown
-	// modeBlob
-	state uint64 // blobHave or blobNeed
-	path  string // where the blob is (blobHave)
+	// modeBlob: blobHave or blobNeed; modeTree: treeReady or treeRefused
+	state uint64
+	path  string // where the blob is (blobHave); why the destination is refused (treeRefused)
 }
 
 func encodeReply(rp *reply) []byte {
@@ -120,7 +120,7 @@ func decodeReply(body []byte) (*reply, error) {
 	}
 	rp.codecs = r.uvarint()
 	rp.identity = r.str(maxIdentity, "identity")
-	rp.state = r.uint(blobNeed, "blob state")
+	rp.state = r.uint(treeRefused, "state")
 	rp.path = r.str(maxPathLen, "path")
 	return rp, r.err
 }
@@ -130,6 +130,8 @@ type result struct {
 	deleted uint64 // entries deleted
 	written uint64 // files written
 	redone  uint64 // files sent again whole after a delta did not check out
+	kept    uint64 // entries the source does not have, left in place
+	flags   uint64 // resultOwned
 	path    string // blobs: where the blob is
 }
 
@@ -138,6 +140,8 @@ func encodeResult(rs *result) []byte {
 	b.uvarint(rs.deleted)
 	b.uvarint(rs.written)
 	b.uvarint(rs.redone)
+	b.uvarint(rs.kept)
+	b.uvarint(rs.flags)
 	b.str(rs.path)
 	return b
 }
@@ -148,6 +152,8 @@ func decodeResult(body []byte) (*result, error) {
 	rs.deleted = r.uvarint()
 	rs.written = r.uvarint()
 	rs.redone = r.uvarint()
+	rs.kept = r.uvarint()
+	rs.flags = r.uvarint()
 	rs.path = r.str(maxPathLen, "path")
 	return rs, r.err
 }

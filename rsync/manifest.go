@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 )
 
@@ -123,10 +124,30 @@ func (t *tree) compressed() [][]byte {
 	return t.zmsgs
 }
 
+// EntryError is an entry of the source tree that a sync cannot carry: a socket, a device,
+// a named pipe, a path deeper or longer than the limits (PROTOCOL.md), a file it cannot
+// read. Sync fails with it unless Options.Warn is set (then the entry is skipped and
+// reported there): an entry is never left out in silence.
+type EntryError struct {
+	Path   string // on the local machine
+	Reason string
+}
+
+func (e *EntryError) Error() string {
+	return fmt.Sprintf("rsync: cannot sync %q: %s (exclude it to sync the rest)", e.Path, e.Reason)
+}
+
+// isOwnFile reports whether rel is a file of godist rsync's own that a tree never
+// carries: the sync marker at the top (the source was itself a destination), temp files.
+func isOwnFile(rel string) bool {
+	return rel == markerName || strings.HasPrefix(baseOf(rel), tempPrefix)
+}
+
 // walkTree walks root (following root itself if it is a symlink, nothing below it) and
 // encodes its manifest. Entries excluded by f are left out (a directory with everything in
-// it). Entries that cannot be synced (sockets, devices, FIFOs, names that receivers refuse)
-// are left out, counted in skipped and passed to warn when it is not nil.
+// it), and so are godist's own files (isOwnFile). An entry that cannot be synced (a
+// socket, device or FIFO, a path beyond the limits) is an *EntryError; with warn, it is
+// passed to warn, left out and counted in skipped instead.
 func walkTree(root string, f *Filter, warn func(string, error)) (*tree, error) {
 	real, err := filepath.EvalSymlinks(root)
 	if err != nil {
@@ -140,11 +161,15 @@ func walkTree(root string, f *Filter, warn func(string, error)) (*tree, error) {
 		return nil, fmt.Errorf("rsync: %s is not a directory", root)
 	}
 	t := &tree{root: real}
-	skip := func(p string, err error) {
-		t.skipped++
-		if warn != nil {
-			warn(p, err)
+	// cannot handles an entry that cannot be synced: an error, or with warn a skip.
+	cannot := func(rel, reason string) error {
+		err := &EntryError{Path: filepath.Join(root, filepath.FromSlash(rel)), Reason: reason}
+		if warn == nil {
+			return err
 		}
+		t.skipped++
+		warn(rel, err)
+		return nil
 	}
 	err = filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -154,14 +179,16 @@ func walkTree(root string, f *Filter, warn func(string, error)) (*tree, error) {
 			return nil
 		}
 		rel := filepath.ToSlash(path[len(real)+1:])
-		if f.Match(rel, d.IsDir()) {
+		if f.Match(rel, d.IsDir()) || isOwnFile(rel) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
 			return nil
 		}
 		if err := checkPath(rel); err != nil {
-			skip(rel, err)
+			if err := cannot(rel, err.(*PathError).Reason); err != nil {
+				return err
+			}
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -187,13 +214,11 @@ func walkTree(root string, f *Filter, warn func(string, error)) (*tree, error) {
 				return err
 			}
 			if err := checkLinkTarget(target); err != nil {
-				skip(rel, err)
-				return nil
+				return cannot(rel, err.(*PathError).Reason)
 			}
 			e.kind, e.target, e.mode = entLink, target, 0o777
 		default:
-			skip(rel, fmt.Errorf("rsync: %s: not a regular file, directory or symlink (%v)", rel, info.Mode().Type()))
-			return nil
+			return cannot(rel, kindName(info.Mode())+" (a sync carries regular files, directories and symlinks)")
 		}
 		t.entries = append(t.entries, e)
 		return nil
@@ -222,6 +247,21 @@ func walkTree(root string, f *Filter, warn func(string, error)) (*tree, error) {
 	end.uvarint(uint64(len(t.entries)))
 	t.msgs = append(t.msgs, end)
 	return t, nil
+}
+
+// kindName names the type of an entry that is not a file, directory or symlink.
+func kindName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	}
+	return fmt.Sprintf("an entry of type %v", m.Type())
 }
 
 // localPath is the path on this machine of a tree path.

@@ -28,22 +28,24 @@ type PathError struct {
 func (e *PathError) Error() string { return fmt.Sprintf("rsync: unsafe path %q: %s", e.Path, e.Reason) }
 
 // checkPath reports whether p may name an entry of a synced tree: a clean relative path
-// with '/' separators, no empty, "." or ".." components, no NUL or control characters, no
-// backslash, no Windows drive letter, no component that is a temp file of this package,
-// within the length limits. It is the receiver's first line of defence: a path that passes
-// cannot leave the destination lexically.
+// with '/' separators, no empty, "." or ".." components, no NUL, no component that is a
+// temp file of this package, not the sync marker, within the length and depth limits.
+// Every other byte is carried as it is: a newline, a control character, ':' and '\' are
+// legal in POSIX names, and receivers are POSIX systems. It is the receiver's first line
+// of defence: a path that passes cannot leave the destination lexically.
 func checkPath(p string) error {
 	bad := func(reason string) error { return &PathError{Path: p, Reason: reason} }
 	switch {
 	case p == "":
 		return bad("empty")
 	case len(p) > maxPathLen:
-		return bad("too long")
+		return bad(fmt.Sprintf("longer than %d bytes", maxPathLen))
 	case p[0] == '/':
 		return bad("absolute")
-	}
-	if len(p) >= 2 && p[1] == ':' && isASCIILetter(p[0]) {
-		return bad("Windows drive letter")
+	case strings.IndexByte(p, 0) >= 0:
+		return bad("NUL byte")
+	case p == markerName:
+		return bad("reserved name (the sync marker of godist rsync)")
 	}
 	depth := 0
 	for comp := range strings.SplitSeq(p, "/") {
@@ -56,22 +58,13 @@ func checkPath(p string) error {
 		case comp == "..":
 			return bad(`".." component`)
 		case len(comp) > maxNameLen:
-			return bad("component too long")
+			return bad(fmt.Sprintf("a name longer than %d bytes", maxNameLen))
 		case strings.HasPrefix(comp, tempPrefix):
 			return bad("reserved name (temp files of godist rsync)")
 		}
 	}
 	if depth > maxDepth {
-		return bad("too deep")
-	}
-	for i := 0; i < len(p); i++ {
-		c := p[i]
-		switch {
-		case c < 0x20 || c == 0x7f:
-			return bad("control character")
-		case c == '\\':
-			return bad("backslash")
-		}
+		return bad(fmt.Sprintf("more than %d levels deep", maxDepth))
 	}
 	return nil
 }
@@ -90,8 +83,6 @@ func checkLinkTarget(t string) error {
 	}
 	return nil
 }
-
-func isASCIILetter(c byte) bool { return 'a' <= c|0x20 && c|0x20 <= 'z' }
 
 // comparePaths orders paths as a depth-first walk that visits the entries of a directory
 // in byte order of their names (filepath.WalkDir's order): component by component.

@@ -128,7 +128,7 @@ func (p *writePool) write(dirs *dirCache, j *writeJob) error {
 		err = dir.Chtimes(tmp, time.Time{}, time.Unix(0, j.p.mtime))
 	}
 	if err == nil {
-		err = p.r.replace(dir, tmp, name, j.p.dirInWay)
+		err = p.r.replace(dir, tmp, name, j.p.path, j.p.dirInWay)
 	}
 	if err != nil {
 		dir.Remove(tmp)

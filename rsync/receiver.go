@@ -27,12 +27,16 @@ import (
 // workers as ReceiverFunc. It serves one sync on ch and returns.
 //
 // Whatever the sender says, it writes only below the destination directory (through an
-// os.Root), refuses paths that are absolute, unclean, have ".." components, control
-// characters, backslashes or drive letters, and never resolves a path through a
-// symlink: every entry's parent must be a directory of the manifest, which the receiver
-// has made sure is a real directory. Each file is written to a temp file in its directory
-// and renamed into place once its SHA-256 checks out; temp files are removed on error,
-// and those left by a killed receiver are removed by the next sync of their directory.
+// os.Root), refuses paths that are absolute, unclean, have ".." components or a NUL, and
+// never resolves a path through a symlink: every entry's parent must be a directory of
+// the manifest, which the receiver has made sure is a real directory. It refuses a
+// destination that is /, $HOME, the godist cache root or above one of them, or that
+// climbs out of its working directory (checkDest), before writing anything; it deletes
+// only what the destination's sync marker names, unless the sender asks it to delete
+// everything the source lacks (see the package doc, "Nothing destroyed"). Each file is
+// written to a temp file in its directory and renamed into place once its SHA-256 checks
+// out; temp files are removed on error, and those left by a killed receiver are removed
+// by the next sync of their directory.
 func Receiver(ctx context.Context, ch *channel.Channel) error {
 	c := &conn{ch: ch}
 	defer c.close()
@@ -175,6 +179,37 @@ func openDest(dir string) (*os.Root, error) {
 	return os.OpenRoot(dir)
 }
 
+// openTreeDest checks the destination of a tree sync (checkDest), makes it, opens it,
+// and reads its sync marker: the paths an earlier sync wrote, and whether there is one.
+// A refusal is a *RefusedError, and nothing has been written then.
+func openTreeDest(dest string) (*os.Root, map[string]struct{}, bool, error) {
+	real, err := checkDest(dest)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	if err := os.MkdirAll(real, 0o755); err != nil {
+		return nil, nil, false, err
+	}
+	root, err := os.OpenRoot(real)
+	if err != nil {
+		return nil, nil, false, err
+	}
+	cwd, _ := os.Getwd()
+	if err := checkOpenedDest(dest, root, cwd); err != nil {
+		root.Close()
+		return nil, nil, false, err
+	}
+	recorded, owned, err := readMarker(root)
+	if errors.Is(err, errNotMarker) {
+		err = &RefusedError{Dest: dest, Reason: fmt.Sprintf("%s there is not the sync marker of godist rsync (%v); move it away or sync elsewhere", markerName, err)}
+	}
+	if err != nil {
+		root.Close()
+		return nil, nil, false, err
+	}
+	return root, recorded, owned, nil
+}
+
 // dirState is a directory of the manifest that the walk is in.
 type dirState struct {
 	path     string              // "" for the destination itself
@@ -204,6 +239,14 @@ type treeReceiver struct {
 	fsync  bool
 	token  string
 
+	// ownership: what the destination's sync marker names (read-only once the sync
+	// runs), whether it had one, and the manifest's paths for the next marker
+	recorded map[string]struct{}
+	owned    bool
+	paths    []string
+	inOld    int  // paths that recorded names too
+	marked   bool // this sync wrote a marker already
+
 	// manifest walk
 	prev    string
 	count   uint64
@@ -232,6 +275,7 @@ type treeReceiver struct {
 	res     result
 	deleted atomic.Uint64
 	written atomic.Uint64
+	kept    atomic.Uint64
 	ctx     context.Context
 }
 
@@ -241,15 +285,24 @@ type dirFix struct {
 }
 
 func receiveTree(ctx context.Context, c *conn, h *hello) error {
-	root, err := openDest(h.dest)
-	if err != nil {
-		return fmt.Errorf("rsync: destination %s: %w", h.dest, err)
-	}
-	defer root.Close()
 	filter, err := NewFilter(h.exclude)
 	if err != nil {
 		return err
 	}
+	root, recorded, owned, err := openTreeDest(h.dest)
+	var refused *RefusedError
+	if errors.As(err, &refused) {
+		// Refused before anything is written: the sender learns why from the reply.
+		reason := refused.Reason
+		if len(reason) > maxPathLen {
+			reason = reason[:maxPathLen]
+		}
+		return c.sendRaw(ctx, encodeReply(&reply{version: protocolVersion, codecs: codecsAll, state: treeRefused, path: reason}))
+	}
+	if err != nil {
+		return fmt.Errorf("rsync: destination %s: %w", h.dest, err)
+	}
+	defer root.Close()
 	if err := c.sendRaw(ctx, encodeReply(&reply{version: protocolVersion, codecs: codecsAll, identity: placeID(root)})); err != nil {
 		return err
 	}
@@ -260,6 +313,7 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 	r.dirs.root = root
 	defer r.dirs.closeAll()
 	r.stack = []*dirState{{path: "", root: root, children: map[string]struct{}{}}}
+	r.recorded, r.owned = recorded, owned
 	r.queue = newNeedQueue()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -315,6 +369,18 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 	if err := <-sigDone; err != nil {
 		return err
 	}
+	r.mu.Lock()
+	walked := r.manifestDone
+	r.mu.Unlock()
+	if !walked {
+		return nil // the sender stood down before the manifest: nothing was touched
+	}
+	// The marker names what this sync wrote: the manifest (see markIntent).
+	if r.inOld != len(r.recorded) || !r.owned && !r.marked {
+		if err := writeMarker(r.root, r.token, r.paths, r.fsync); err != nil {
+			return err
+		}
+	}
 	// Directory modes last, deepest first: a read-only directory is written into first.
 	for i := len(r.dirMode) - 1; i >= 0; i-- {
 		f := r.dirMode[i]
@@ -322,7 +388,10 @@ func receiveTree(ctx context.Context, c *conn, h *hello) error {
 			return err
 		}
 	}
-	r.res.deleted, r.res.written = r.deleted.Load(), r.written.Load()
+	r.res.deleted, r.res.written, r.res.kept = r.deleted.Load(), r.written.Load(), r.kept.Load()
+	if r.owned {
+		r.res.flags |= resultOwned
+	}
 	return c.sendRaw(ctx, encodeResult(&r.res))
 }
 
@@ -444,6 +513,10 @@ func (r *treeReceiver) walkManifest(ctx context.Context, mq <-chan manifestMsg) 
 		r.closeStack()
 		return protoErrf("manifest end: sender counts %d entries, receiver got %d", end.count, r.count)
 	}
+	if err := r.markIntent(); err != nil {
+		r.closeStack()
+		return err
+	}
 	for len(r.stack) > 0 {
 		if err := r.popDir(); err != nil {
 			r.closeStack()
@@ -473,6 +546,10 @@ func (r *treeReceiver) entry(e *entry) error {
 	index := r.count
 	r.prev = e.path
 	r.count++
+	r.paths = append(r.paths, e.path)
+	if _, ok := r.recorded[e.path]; ok {
+		r.inOld++
+	}
 	parent, base := parentOf(e.path), baseOf(e.path)
 	for {
 		top := r.stack[len(r.stack)-1]
@@ -556,7 +633,7 @@ func (r *treeReceiver) entry(e *entry) error {
 		if err := top.root.Symlink(e.target, tmp); err != nil {
 			return err
 		}
-		if err := r.replace(top.root, tmp, base, exists && fi.IsDir()); err != nil {
+		if err := r.replace(top.root, tmp, base, e.path, exists && fi.IsDir()); err != nil {
 			top.root.Remove(tmp)
 			return err
 		}
@@ -583,6 +660,49 @@ func (r *treeReceiver) entry(e *entry) error {
 	return nil
 }
 
+// markIntent writes, once the whole manifest is known, a marker naming both what the old
+// marker named and the manifest, when the manifest has entries the old marker does not
+// name: a sync cut off from here on leaves none of what it wrote unnamed. Files written
+// while the manifest was still coming in are unnamed until then. Once the sync is done,
+// the marker is made to name the manifest alone (receiveTree). A sync that changes
+// nothing writes no marker.
+func (r *treeReceiver) markIntent() error {
+	if r.inOld == len(r.paths) {
+		return nil
+	}
+	all := append([]string(nil), r.paths...)
+	if r.inOld < len(r.recorded) {
+		now := make(map[string]struct{}, len(r.paths))
+		for _, p := range r.paths {
+			now[p] = struct{}{}
+		}
+		for p := range r.recorded {
+			if _, ok := now[p]; !ok {
+				all = append(all, p)
+			}
+		}
+	}
+	if err := writeMarker(r.root, r.token, all, r.fsync); err != nil {
+		return err
+	}
+	r.marked = true
+	return nil
+}
+
+// mayDelete reports whether the entry rel of the destination, which the source does not
+// have, may be deleted: never an excluded one; with Delete any other; else only one that
+// the destination's marker names (an earlier sync wrote it).
+func (r *treeReceiver) mayDelete(rel string, isDir bool) bool {
+	if r.filter.Match(rel, isDir) {
+		return false
+	}
+	if r.delete {
+		return true
+	}
+	_, ok := r.recorded[rel]
+	return ok
+}
+
 // isUnder reports whether p is below dir ("" is the root, above everything).
 func isUnder(p, dir string) bool {
 	return dir == "" || strings.HasPrefix(p, dir+"/")
@@ -597,26 +717,40 @@ func sameMtime(t time.Time, ns int64) bool {
 	return t.Nanosecond() == 0 && t.Unix() == time.Unix(0, ns).Unix()
 }
 
-// replace renames tmp over name in dir, removing a directory in the way first.
-// A directory that appeared since the manifest walk looked is removed all the same.
-func (r *treeReceiver) replace(dir *os.Root, tmp, name string, isDir bool) error {
+// replace renames tmp over name in dir (rel in the tree), removing a directory in the
+// way first (removeInWay). A directory that appeared since the manifest walk looked is
+// removed all the same.
+func (r *treeReceiver) replace(dir *os.Root, tmp, name, rel string, isDir bool) error {
 	if isDir {
-		if err := dir.RemoveAll(name); err != nil {
+		if err := r.removeInWay(dir, name, rel); err != nil {
 			return err
 		}
-		r.deleted.Add(1)
 	}
 	err := dir.Rename(tmp, name)
 	if err != nil && !isDir {
 		if fi, lerr := dir.Lstat(name); lerr == nil && fi.IsDir() {
-			return r.replace(dir, tmp, name, true)
+			return r.replace(dir, tmp, name, rel, true)
 		}
 	}
 	return err
 }
 
+// removeInWay removes the directory name of dir (rel in the tree) where the source has
+// a file or a symlink, with what is in it that may be deleted (mayDelete); it fails,
+// naming the directory, when anything stays in it.
+func (r *treeReceiver) removeInWay(dir *os.Root, name, rel string) error {
+	if err := r.deleteTree(dir, name, rel); err != nil {
+		return err
+	}
+	if _, err := dir.Lstat(name); err == nil {
+		return fmt.Errorf("rsync: %q: the source has a file or symlink where the destination has a directory, which holds entries no earlier sync wrote (deleted only with --delete) or excluded ones (never deleted)", rel)
+	}
+	return nil
+}
+
 // popDir leaves the directory on top of the stack: it deletes what the manifest does not
-// have there (with Delete; never excluded entries) and the stale temp files.
+// have there and may be deleted (mayDelete), counts what it keeps, and removes the stale
+// temp files.
 func (r *treeReceiver) popDir() error {
 	d := r.stack[len(r.stack)-1]
 	r.stack = r.stack[:len(r.stack)-1]
@@ -646,14 +780,17 @@ func (r *treeReceiver) popDir() error {
 			}
 			continue
 		}
-		if !r.delete {
+		if d.path == "" && name == markerName {
 			continue
 		}
 		rel := name
 		if d.path != "" {
 			rel = d.path + "/" + name
 		}
-		if r.filter.Match(rel, de.IsDir()) {
+		if !r.mayDelete(rel, de.IsDir()) {
+			if !r.filter.Match(rel, de.IsDir()) {
+				r.kept.Add(1)
+			}
 			continue
 		}
 		if de.IsDir() {
@@ -671,7 +808,8 @@ func (r *treeReceiver) popDir() error {
 }
 
 // deleteTree deletes the directory name of dir (rel in the tree) and everything in it
-// but the excluded entries; a directory that keeps some stays.
+// that may be deleted (mayDelete: not excluded entries; without Delete only what the
+// marker names); a directory that keeps some stays.
 func (r *treeReceiver) deleteTree(dir *os.Root, name, rel string) error {
 	sub, err := dir.OpenRoot(name)
 	if err != nil {
@@ -690,7 +828,16 @@ func (r *treeReceiver) deleteTree(dir *os.Root, name, rel string) error {
 	}
 	for _, de := range ents {
 		crel := rel + "/" + de.Name()
-		if r.filter.Match(crel, de.IsDir()) {
+		if strings.HasPrefix(de.Name(), tempPrefix) {
+			if staleTemp(de.Name()) {
+				sub.Remove(de.Name())
+			}
+			continue
+		}
+		if !r.mayDelete(crel, de.IsDir()) {
+			if !r.filter.Match(crel, de.IsDir()) {
+				r.kept.Add(1)
+			}
 			continue
 		}
 		if de.IsDir() {
@@ -1035,7 +1182,7 @@ func (w *fileWriter) commit(r *treeReceiver) error {
 	mt := time.Unix(0, w.p.mtime)
 	err := w.dir.Chtimes(w.tmp, time.Time{}, mt)
 	if err == nil {
-		err = r.replace(w.dir, w.tmp, w.name, w.p.dirInWay)
+		err = r.replace(w.dir, w.tmp, w.name, w.p.path, w.p.dirInWay)
 	}
 	if err != nil {
 		w.dir.Remove(w.tmp)

@@ -38,8 +38,10 @@ type Options struct {
 	// Exclude holds gitignore-style patterns (see Filter): matching entries are not sent,
 	// and are never deleted on the receiver.
 	Exclude []string
-	// Delete deletes entries of the destination that the source does not have (except the
-	// excluded ones).
+	// Delete deletes every entry of the destination that the source does not have (except
+	// the excluded ones), whoever wrote it: rsync --delete. Without it, a sync deletes
+	// only what an earlier sync wrote there, as the destination's sync marker names it
+	// (see Receiver), and keeps every other entry, counting it in Stats.Kept.
 	Delete bool
 	// Compress compresses file data and the manifest with zstd where the receiver
 	// accepts it (it is negotiated) and where it makes them smaller.
@@ -49,9 +51,10 @@ type Options struct {
 	// Progress, if not nil, is called as files are sent: after each file and once at the
 	// end of each destination. Calls are serialized; it must not block for long.
 	Progress func(Progress)
-	// Warn, if not nil, is told about each source entry that is skipped (a socket, a
-	// device, a name a receiver would refuse, a file it cannot read: the destination
-	// keeps what it has there). Calls are serialized.
+	// Warn, if not nil, is told about each source entry that cannot be synced (a socket,
+	// a device, a path beyond the limits, a file it cannot read: an *EntryError), which
+	// is then skipped: the destination keeps what it has there. Without Warn such an
+	// entry fails the sync: nothing is ever left out in silence. Calls are serialized.
 	Warn func(path string, err error)
 }
 
@@ -69,9 +72,16 @@ type Progress struct {
 
 // Stats describe one destination's sync.
 type Stats struct {
-	Files     int   // entries of the source tree (files, directories, symlinks)
-	FilesSent int   // files whose content was sent (whole or as a delta)
-	Deleted   int   // entries deleted on the receiver
+	Files     int // entries of the source tree (files, directories, symlinks)
+	FilesSent int // files whose content was sent (whole or as a delta)
+	Deleted   int // entries deleted on the receiver
+	// Kept counts the entries of the destination that the source does not have and
+	// that the sync left in place (without Options.Delete: those no earlier sync
+	// wrote). A directory kept counts once, with what is in it.
+	Kept int
+	// Owned reports that the destination held the sync marker of an earlier sync: it
+	// is a tree godist synced before.
+	Owned     bool
 	Skipped   int   // source entries that cannot be synced (see Options.Warn)
 	Redone    int   // files sent again whole because their delta did not check out
 	BytesSent int64 // bytes written to the channel's transport (messages and framing)
@@ -121,8 +131,13 @@ func Sync(ctx context.Context, src string, dests []Dest, opts Options) ([]Stats,
 		return nil, err
 	}
 	s := &syncer{opts: opts, filter: filter, treeReady: make(chan struct{}), places: map[string]*place{}}
+	var warn func(string, error) // nil: what cannot be synced is an error
+	if opts.Warn != nil {
+		warn = s.warn
+	}
+	s.warnf = warn
 	go func() {
-		s.tree, s.treeErr = walkTree(src, filter, s.warn)
+		s.tree, s.treeErr = walkTree(src, filter, warn)
 		close(s.treeReady)
 	}()
 	stats := make([]Stats, len(dests))
@@ -165,6 +180,7 @@ type syncer struct {
 	places map[string]*place // by receiver identity
 
 	progressMu sync.Mutex
+	warnf      func(path string, err error) // s.warn, or nil without Options.Warn
 }
 
 // place is one destination directory that several dests may share.
@@ -227,6 +243,9 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 	if err != nil {
 		return st, err
 	}
+	if rp.state == treeRefused {
+		return st, &RefusedError{Dest: d.Path, Reason: rp.path}
+	}
 	// One sync per place: the first destination to claim it does the work.
 	if rp.identity != "" {
 		s.mu.Lock()
@@ -248,6 +267,7 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 				return st, ctx.Err()
 			}
 			st.SameAs, st.Files, st.Skipped, st.Deleted = p.owner, p.stats.Files, p.stats.Skipped, 0
+			st.Kept, st.Owned = p.stats.Kept, p.stats.Owned
 			if p.err != nil {
 				return st, fmt.Errorf("same directory as destination %d, which failed: %w", p.owner, p.err)
 			}
@@ -326,7 +346,7 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 			}
 		}
 	}()
-	w := &dataWriter{c: c, msg: newMsg(msgData, bodyGoal+maxLit+64), warn: s.warn}
+	w := &dataWriter{c: c, msg: newMsg(msgData, bodyGoal+maxLit+64), warn: s.warnf}
 	var bytesDone int64
 	writeErr := func() error {
 		for nd := range needs {
@@ -371,6 +391,8 @@ func (s *syncer) syncOne(ctx context.Context, i int, d Dest) (st Stats, err erro
 	}
 	st.Deleted = int(res.deleted)
 	st.Redone = int(res.redone)
+	st.Kept = int(res.kept)
+	st.Owned = res.flags&resultOwned != 0
 	return st, nil
 }
 
@@ -439,12 +461,21 @@ func (w *dataWriter) sendFile(ctx context.Context, path string, index uint64, si
 	w.ctx = ctx
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
-		// Gone (or replaced by a symlink) since the walk, or unreadable: the receiver
-		// keeps what it has.
-		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) || errors.Is(err, fs.ErrPermission) {
-			if w.warn != nil && !errors.Is(err, fs.ErrNotExist) {
-				w.warn(path, err)
+		// Gone (or replaced by a symlink) since the walk: the receiver keeps what it
+		// has. Unreadable: an *EntryError, unless Warn takes it (then kept as well).
+		if errors.Is(err, fs.ErrPermission) {
+			reason := "cannot be read"
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				reason += ": " + pe.Err.Error()
 			}
+			err = &EntryError{Path: path, Reason: reason}
+			if w.warn == nil {
+				return deltaStats{}, false, err
+			}
+			w.warn(path, err)
+		}
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ELOOP) || errors.As(err, new(*EntryError)) {
 			w.msg.byte(recSkip)
 			w.msg.uvarint(index)
 			return deltaStats{}, false, w.maybeFlush()

@@ -17,7 +17,7 @@ import (
 // The wire format is described in PROTOCOL.md; const_test.go pins these values.
 
 // protocolVersion is the version both ends must speak.
-const protocolVersion = 1
+const protocolVersion = 2
 
 // Message types. Every message is one channel message, a byte string:
 // type u8, flags u8, body.
@@ -54,10 +54,17 @@ const (
 	helloFsync  = 1 << 1
 )
 
-// Blob reply states.
+// Reply states.
 const (
-	blobHave = 1 // the blob is there: nothing to send
-	blobNeed = 2 // send it (a NEED follows)
+	treeReady   = 0 // tree: go on with the manifest
+	blobHave    = 1 // blob: the blob is there, nothing to send
+	blobNeed    = 2 // blob: send it (a NEED follows)
+	treeRefused = 3 // tree: the destination is refused (the reason in the path field)
+)
+
+// Result flags of a tree sync.
+const (
+	resultOwned = 1 << 0 // the destination held the sync marker of an earlier sync
 )
 
 // Data record tags.
