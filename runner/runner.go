@@ -299,8 +299,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	gws := cfg.Gateways
-	if cfg.Mode == scheduler.Load && len(gws) > total {
-		gws = withHops(cfg.Gateways, max(total, 1)) // never more workers than tests
+	if cfg.Mode != scheduler.Each {
+		most := total // never more workers than tests
+		if cfg.Mode == scheduler.LoadPkg {
+			most = len(units) // nor, when packages are not split, than packages
+		}
+		if len(gws) > most {
+			gws = withHops(cfg.Gateways, max(most, 1))
+		}
 	}
 	ids := make([]string, len(gws))
 	for i, g := range gws {

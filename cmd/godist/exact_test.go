@@ -335,3 +335,37 @@ func readIfAny(f string) []byte {
 	b, _ := os.ReadFile(f)
 	return b
 }
+
+// --dist loadpkg keeps every package in one process, as go test does, and spreads the
+// packages over the workers.
+func TestEndToEndLoadPkg(t *testing.T) {
+	dir := fixturesDir(t)
+	args := []string{"./pass", "./subtests", "./slow", "./sharedfile", "./parallel"}
+	want := goTestJSON(t, dir, args...)
+	d := filepath.Join(t.TempDir(), "d.json")
+	// A first run records durations by which load mode would split slow/.
+	runCmd(t, dir, godistBin, append([]string{"-n", "2", "--durations", d}, args...)...)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	runCmd(t, dir, godistBin, append([]string{"-n", "2", "--dist", "loadpkg", "--durations", d, "--jsonfile", jf}, args...)...)
+	got := parseStream(t, mustRead(t, jf), false)
+	compareOutcomes(t, want, got, nil)
+	byPkg := map[string]map[string]bool{}
+	all := map[string]bool{}
+	for _, e := range readEvents(t, jf) {
+		if e.Action == "run" {
+			if byPkg[e.Package] == nil {
+				byPkg[e.Package] = map[string]bool{}
+			}
+			byPkg[e.Package][e.Worker] = true
+			all[e.Worker] = true
+		}
+	}
+	for p, ws := range byPkg {
+		if len(ws) != 1 {
+			t.Errorf("%s ran on %v: loadpkg keeps a package on one worker", p, ws)
+		}
+	}
+	if len(all) != 2 {
+		t.Errorf("packages ran on %v, want them spread over both workers", all)
+	}
+}

@@ -104,7 +104,7 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringVarP(&o.dir, "chdir", "C", "", "run in directory `DIR` (its Go module); go test's file flags are read there")
 	f.StringVarP(&o.n, "numprocesses", "n", "", "`N` local workers, or auto (the CPUs this process may use); default auto when no --tx is given")
 	f.StringArrayVar(&o.tx, "tx", nil, "a gateway `SPEC` ([N*]TYPE[//KEY=VALUE]...), repeatable")
-	f.StringVar(&o.dist, "dist", "load", "distribution `MODE`: load (each test once) or each (every test on every gateway)")
+	f.StringVar(&o.dist, "dist", "load", "distribution `MODE`: load (each test once), loadpkg (each package in one process, as go test) or each (every test on every gateway)")
 	f.StringVar(&o.jsonfile, "jsonfile", "", "write the run as go test -json does, with a Worker field, to `FILE`")
 	f.StringVar(&o.format, "format", "", "output `FORMAT` (default: live view on a terminal, plain lines elsewhere)")
 	f.StringVar(&o.run, "run", "", "run only tests matching `REGEXP`, as go test -run")
@@ -173,10 +173,12 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 	}
 	switch o.dist {
 	case "load":
+	case "loadpkg":
+		cfg.Mode = scheduler.LoadPkg
 	case "each":
 		cfg.Mode = scheduler.Each
 	default:
-		return cfg, usagef("--dist %q: unknown mode (accepted: load, each)", o.dist)
+		return cfg, usagef("--dist %q: unknown mode (accepted: load, loadpkg, each)", o.dist)
 	}
 	if o.dir != "" {
 		if err := isDir(o.dir); err != nil {
