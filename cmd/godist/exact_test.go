@@ -369,3 +369,26 @@ func TestEndToEndLoadPkg(t *testing.T) {
 		t.Errorf("packages ran on %v, want them spread over both workers", all)
 	}
 }
+
+// A build that fails for no package in particular (-race on linux/386) is bad usage with
+// go's reason and the gateways it concerns, before any test runs; a gateway that cannot
+// start says why in one line.
+func TestEndToEndErrorsNameTheirCause(t *testing.T) {
+	dir := fixturesDir(t)
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"-race", "--tx", "popen", "--tx", "popen//goarch=386", "./pass"}, 2, "building the tests for linux/386 (gw1): -race is not supported on linux/386"},
+		{[]string{"--tx", "popen//chdir=/nonexistent-godist-dir", "./pass"}, 3, "chdir /nonexistent-godist-dir: no such file or directory"},
+	} {
+		stdout, stderr, code := runCmd(t, dir, godistBin, append([]string{"--durations", filepath.Join(t.TempDir(), "d.json")}, c.args...)...)
+		if code != c.code || !strings.Contains(string(stderr)+string(stdout), c.want) {
+			t.Errorf("godist %v: exit %d, want %d saying %q:\n%s%s", c.args, code, c.code, c.want, stdout, stderr)
+		}
+		if strings.Contains(string(stdout), "passed") && c.code == 2 {
+			t.Errorf("godist %v ran tests before refusing", c.args)
+		}
+	}
+}
