@@ -98,7 +98,11 @@ func (r *runner) prepareRemote(ctx context.Context, gw *gateway.Gateway) (*remot
 			}
 			excludes = append(append(excludes, "/.git/"), r.cfg.RsyncIgnore...)
 			stats, err := rsync.Sync(ctx, abs, []rsync.Dest{{Name: gw.ID, Open: open, Path: path.Join(st.base, filepath.ToSlash(abs))}},
-				rsync.Options{Exclude: excludes, Delete: true, Compress: true})
+				rsync.Options{Exclude: excludes, Delete: true, Compress: true, Warn: func(p string, err error) {
+					// A socket or fifo in the tree (a dev server's) is no test input: left
+					// out, and said.
+					r.note(fmt.Sprintf("godist: %s: not shipped: %v", gw.ID, err))
+				}})
 			if err != nil {
 				st.err = fmt.Errorf("shipping %s to %s: %w", abs, gw.ID, err)
 				return

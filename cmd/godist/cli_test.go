@@ -51,7 +51,7 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"-run"}, want: "flag needs a value: -run"},
 		{args: []string{"-v=maybe", "./pass"}, want: `-v "maybe": expected true or false`},
 		{args: []string{"-benchmem=2", "./pass"}, want: `-benchmem "2": expected true or false`},
-		{args: []string{"--dist", "weird", "./pass"}, want: `--dist "weird": unknown mode (accepted: load, each)`},
+		{args: []string{"--dist", "weird", "./pass"}, want: `--dist "weird": unknown mode (accepted: load, loadpkg, each)`},
 		{args: []string{"--tx", "popen//foo=1", "./pass"}, want: `unknown key "foo" (accepted:`},
 		{args: []string{"--tx", "0*popen", "./pass"}, want: `"0*popen"`},
 		{args: []string{"--tx", "warp=x", "./pass"}, want: `"warp=x"`},
@@ -109,6 +109,10 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"--tx", "popen//via=nope", "./pass"}, want: `via="nope" names no gateway`},
 		{args: []string{"ping"}, want: "give at least one --tx SPEC"},
 		{args: []string{"rsync", "--tx", "popen"}, want: "want SRCDIR and DESTDIR"},
+		{args: []string{"rsync", "--tx", "popen", ".", "../.."}, want: "climbs out of the gateway's working directory"},
+		// This gateway cannot start, so a broken check could not write to / either.
+		{args: []string{"rsync", "--tx", "exec=exit 7", ".", "/"}, want: "is /"},
+		{args: []string{"--dist", "loadpkg", "-run", "X", "--shard", "1/0", "./pass"}, want: `shard "1/0": want I/N`},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
