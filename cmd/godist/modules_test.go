@@ -3,73 +3,68 @@ package main
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/godist/godist/internal/difftest"
 )
 
-// Public modules, fetched through the module proxy, whose test suites must give the same
-// per-test results under godist -n 2 as under go test.
-var publicModules = []string{
-	"github.com/google/uuid@v1.6.0",
-	"github.com/pkg/errors@v0.9.1",
-	"github.com/spf13/pflag@v1.0.9",
+// A few fast public modules of the differential harness (internal/difftest; all of them:
+// bash bench/difftest.sh), fetched through the module proxy, whose test suites must give the
+// same results under godist -n 2 as under go test: test by test, package by package, build
+// failures and exit status. Among them a module path ending in a major version (its root
+// package's binary is named as cmd/go names it), a testify suite (nested testing.RunTests
+// prints failing inner tests in a package that passes), a module without go.mod whose
+// tests fail go vet, and a plain one.
+var publicModules = []struct {
+	name     string
+	packages []string
+}{
+	{"github.com/golang-jwt/jwt/v5", nil},
+	{"github.com/stretchr/testify", []string{"./suite"}},
+	{"github.com/pkg/errors", nil},
+	{"github.com/google/uuid", nil},
 }
 
 func TestPublicModulesSameAsGoTest(t *testing.T) {
-	for _, mod := range publicModules {
-		t.Run(mod, func(t *testing.T) {
-			dir := fetchModule(t, mod)
-			want := goTestJSON(t, dir, "./...")
-			if len(want.tests) == 0 {
-				t.Fatalf("go test reported no tests in %s", mod)
+	for _, pm := range publicModules {
+		m, ok := difftest.Lookup(pm.name)
+		if !ok {
+			t.Fatalf("difftest knows no module %s", pm.name)
+		}
+		m.Packages = pm.packages
+		t.Run(m.Name(), func(t *testing.T) {
+			// One run each: these suites are deterministic; the harness's second go test run
+			// (which tells flaky tests apart) and second godist run are bench/difftest.sh's.
+			cfg := difftest.Config{Godist: godistBin, WorkDir: t.TempDir(), GoTestRuns: 1, GodistRuns: 1, RunTimeout: 3 * time.Minute}
+			res, err := difftest.Check(t.Context(), cfg, m)
+			if err != nil {
+				t.Fatal(err)
 			}
-			got, output, _ := godistJSON(t, dir, "-n", "2", "./...")
-			compareOutcomes(t, want, got, nil)
+			if res.Tests == 0 {
+				t.Fatalf("go test reported no tests in %s", m.Name())
+			}
+			for _, d := range res.Diffs {
+				t.Error(d)
+			}
 			if t.Failed() {
-				t.Logf("godist said:\n%s", output)
+				out, _ := os.ReadFile(res.Godist[0].Output)
+				t.Logf("godist said:\n%s", out)
 			}
 		})
 	}
 }
 
-// fetchModule downloads mod through the module proxy and returns a writable copy of it
-// that is its own main module.
+// fetchModule downloads mod (path@version) through the module proxy and returns a writable
+// copy of it that is its own main module.
 func fetchModule(t *testing.T, mod string) string {
 	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", mod).Output()
-	if err != nil {
-		t.Fatalf("go mod download %s: %v (the module proxy must be reachable)", mod, err)
-	}
-	var info struct{ Dir string }
-	if err := json.Unmarshal(out, &info); err != nil || info.Dir == "" {
-		t.Fatalf("go mod download %s: %s", mod, out)
-	}
+	path, version, _ := strings.Cut(mod, "@")
 	dst := filepath.Join(t.TempDir(), "mod")
-	if err := os.CopyFS(dst, os.DirFS(info.Dir)); err != nil {
+	if err := difftest.Prepare(t.Context(), difftest.Module{Path: path, Version: version}, dst); err != nil {
 		t.Fatal(err)
-	}
-	filepath.WalkDir(dst, func(p string, d os.DirEntry, err error) error {
-		if err == nil {
-			mode := os.FileMode(0o644)
-			if d.IsDir() {
-				mode = 0o755
-			}
-			os.Chmod(p, mode)
-		}
-		return nil
-	})
-	if _, err := os.Stat(filepath.Join(dst, "go.mod")); err != nil {
-		name, _, _ := strings.Cut(mod, "@")
-		if err := os.WriteFile(filepath.Join(dst, "go.mod"), []byte("module "+name+"\n\ngo 1.16\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	tidy := exec.Command("go", "mod", "tidy")
-	tidy.Dir = dst
-	if out, err := tidy.CombinedOutput(); err != nil {
-		t.Fatalf("go mod tidy in %s: %v\n%s", mod, err, out)
 	}
 	return dst
 }
