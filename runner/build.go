@@ -9,6 +9,7 @@ import (
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/scheduler"
 )
 
@@ -90,6 +91,21 @@ func (b *builds) runnable(pkgs []gobuild.Package, platforms []string) []gobuild.
 	return out
 }
 
+// anywhere returns, for each mode, a binary of every package that built on some platform:
+// each gateway runs what built for its own (the others' failures are theirs to report).
+func (b *builds) anywhere(pkgs []gobuild.Package, platforms []string) []gobuild.Binary {
+	var out []gobuild.Binary
+	for _, p := range pkgs {
+		for _, pl := range platforms {
+			if bin, ok := b.binOf[pl][p.ImportPath]; ok {
+				out = append(out, bin)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // loadEvents are the build events load mode writes: the first platform's, and for a
 // package that built there but failed on another platform, that platform's.
 func (b *builds) loadEvents(platforms []string) []gotest.Event {
@@ -126,7 +142,7 @@ func (r *runner) emitBuildEvents(b *builds, platforms []string) {
 	if r.cfg.Mode != scheduler.Each {
 		for _, e := range b.loadEvents(platforms) {
 			if keep(e) {
-				r.emit(e)
+				r.ledger.Emit(ledger.Scope{}, e)
 			}
 		}
 		return
@@ -135,7 +151,7 @@ func (r *runner) emitBuildEvents(b *builds, platforms []string) {
 		for _, e := range b.events[platformOf(g.Spec)] {
 			if keep(e) {
 				e.Worker = g.ID
-				r.emit(e)
+				r.ledger.Emit(ledger.Scope{}, e)
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package runner
 import (
 	"bytes"
 	"context"
+	"github.com/godist/godist/ledger"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,11 +16,11 @@ import (
 // merges them, so the percentage is that of all its tests, as go test -cover reports it.
 
 // coverDir is the counter directory of a package scope, made on first use.
-func (r *runner) coverDir(key string) string {
+func (r *runner) coverDir(s ledger.Scope) string {
 	if r.coverRoot == "" {
 		return ""
 	}
-	dir := filepath.Join(r.coverRoot, hashString(key))
+	dir := filepath.Join(r.coverRoot, hashString(s.Package+"\x00"+s.Worker))
 	os.MkdirAll(dir, 0o755)
 	return dir
 }
@@ -69,3 +70,11 @@ func (r *runner) writeCoverProfile(ctx context.Context, path string) error {
 type coverError struct{ msg string }
 
 func (e *coverError) Error() string { return "go tool covdata: " + e.msg }
+
+// coverage is the ledger's Coverage: the merged figure of a scope's processes.
+func (r *runner) coverage(ctx context.Context, s ledger.Scope) string {
+	if r.coverRoot == "" {
+		return ""
+	}
+	return coverPercent(ctx, r.coverDir(s))
+}

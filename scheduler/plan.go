@@ -101,6 +101,15 @@ type pkgQueue struct {
 	noSplit bool
 	bench   bool // the benchmark batch is still to come
 	running int  // batches of the package in flight
+	ended   bool // Finish reported it complete
+}
+
+// complete reports whether nothing of the package is left to hand out or in flight.
+func (q *queue) complete(pq *pkgQueue) bool {
+	if pq.running > 0 || hasRetry(q, pq.path) {
+		return false
+	}
+	return pq.stopped || (len(pq.tests) == 0 && !pq.whole && !pq.bench)
 }
 
 // Plan hands out batches to workers. It is safe for concurrent use; Next blocks while the
@@ -235,23 +244,32 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a
 // new process (they shared a process that crashed before they ran); reruns are re-runs of
-// failed tests. Both go to the front of the queue.
-func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) {
+// failed tests. Both go to the front of the queue. done reports that the batch's package
+// has now nothing left to run or in flight in gateway's queue: the caller settles it. It
+// is true once per package and queue.
+func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) (done bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.queueOf(gateway)
 	if q == nil {
-		return
+		return false
 	}
 	q.inFlight--
-	if pq := q.pkgs[b.Package]; pq != nil {
-		pq.running--
-	}
 	if len(retry) > 0 {
 		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true})
 	}
 	q.retries = append(q.retries, reruns...)
 	p.cond.Broadcast()
+	pq := q.pkgs[b.Package]
+	if pq == nil {
+		return false
+	}
+	pq.running--
+	if pq.ended || !q.complete(pq) {
+		return false
+	}
+	pq.ended = true
+	return true
 }
 
 func sortedPkgs(m map[string]*pkgQueue) []*pkgQueue {
@@ -318,31 +336,44 @@ func (p *Plan) Leave(gateway string) {
 	p.cond.Broadcast()
 }
 
-// Abandon gives up the queue of a gateway that was lost in Each mode, returning how many
-// tests it still held; in Load mode the shared queue stays for the other workers.
-func (p *Plan) Abandon(gateway string) int {
+// Abandon gives up the queue of a gateway that was lost in Each mode, returning its
+// packages that were not done (sorted), each with how many tests it still held; in Load
+// mode the shared queue stays for the other workers and Abandon returns nothing.
+func (p *Plan) Abandon(gateway string) []Left {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.mode != Each {
-		return 0
+		return nil
 	}
 	q := p.queues[gateway]
 	if q == nil {
-		return 0
+		return nil
 	}
-	n := 0
-	for _, pq := range q.pkgs {
-		n += len(pq.tests)
-		if pq.bench {
+	var left []Left
+	for _, pq := range sortedPkgs(q.pkgs) {
+		if pq.ended {
+			continue
+		}
+		n := len(pq.tests)
+		if pq.bench || pq.whole {
 			n++
 		}
-	}
-	for _, r := range q.retries {
-		n += len(r.Tests)
+		for _, r := range q.retries {
+			if r.Package == pq.path {
+				n += len(r.Tests)
+			}
+		}
+		left = append(left, Left{Package: pq.path, Tests: n})
 	}
 	delete(p.queues, gateway)
 	p.cond.Broadcast()
-	return n
+	return left
+}
+
+// Left is a package that an abandoned queue did not finish.
+type Left struct {
+	Package string
+	Tests   int // not handed out yet
 }
 
 // Remaining counts the tests not yet handed out, over all queues.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -30,12 +31,13 @@ func leftovers() (workers, tests []int) {
 }
 
 // hangTestProcs are the test processes of the hang fixture that a godist worker started
-// (wherever their binary lives): they have a GODIST_TESTRUNUID, other test packages'
-// runs of the same fixture do not.
+// (wherever their binary lives, with or without a -test.run): they run in the fixture's
+// directory (or a remote copy of it) with -test.v=test2json and have a GODIST_TESTRUNUID;
+// other test packages' runs of the same fixture do not.
 func hangTestProcs() []int {
 	var out []int
-	for _, pid := range proc.Matching("-test.run=", "TestHang", "-test.v=test2json") {
-		if proc.HasEnv(pid, "GODIST_TESTRUNUID") {
+	for _, pid := range proc.Matching("-test.v=test2json", "-test.paniconexit0") {
+		if proc.HasEnv(pid, "GODIST_TESTRUNUID") && strings.HasSuffix(proc.Cwd(pid), "/fixtures/hang") {
 			out = append(out, pid)
 		}
 	}

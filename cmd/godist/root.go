@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/report"
 	"github.com/godist/godist/runner"
 	"github.com/godist/godist/scheduler"
@@ -315,11 +316,15 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		defer f.Close()
 		jsonOut = append(jsonOut, f)
 	}
+	var jsonObs *ledger.JSON
 	switch len(jsonOut) {
 	case 1:
-		cfg.JSON = jsonOut[0]
+		jsonObs = ledger.NewJSON(jsonOut[0])
 	case 2:
-		cfg.JSON = io.MultiWriter(jsonOut...)
+		jsonObs = ledger.NewJSON(io.MultiWriter(jsonOut...))
+	}
+	if jsonObs != nil {
+		cfg.Observers = append(cfg.Observers, jsonObs)
 	}
 	var junitOut *os.File
 	if o.junitfile != "" {
@@ -334,7 +339,7 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	var rep *report.Reporter
 	if o.json {
 		out = stderr
-		cfg.Reporter = notesTo{stderr}
+		cfg.Observers = append(cfg.Observers, notesTo{stderr})
 	} else {
 		tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
 		color := tty && os.Getenv("NO_COLOR") == ""
@@ -342,18 +347,18 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 			Format: o.format, Workers: len(cfg.Gateways), Each: each, Now: time.Now}); err != nil {
 			return usagef("%v", err)
 		}
-		cfg.Reporter = rep
+		cfg.Observers = append(cfg.Observers, rep)
 	}
 	var junit *report.JUnitCollector
 	if o.junitfile != "" {
 		junit = report.NewJUnitCollector(report.JUnitOptions{Each: each})
-		cfg.Sinks = append(cfg.Sinks, junit.Event)
+		cfg.Observers = append(cfg.Observers, ledger.Events(junit.Event))
 	}
 	var slow report.SlowestTracker
 	if o.slowest > 0 {
-		cfg.Sinks = append(cfg.Sinks, slow.Event)
+		cfg.Observers = append(cfg.Observers, ledger.Events(slow.Event))
 	}
-	cfg.Dirs = map[string]string{}
+	dirs := packageDirs{}
 	var gh *report.GitHubAnnotator
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
 		ws := os.Getenv("GITHUB_WORKSPACE")
@@ -364,8 +369,8 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		if buildDir == "" {
 			buildDir, _ = os.Getwd()
 		}
-		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: cfg.Dirs, BuildDir: buildDir, Each: each})
-		cfg.Sinks = append(cfg.Sinks, gh.Event)
+		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: dirs, BuildDir: buildDir, Each: each})
+		cfg.Observers = append(cfg.Observers, dirs, ledger.Events(gh.Event))
 	}
 	start := time.Now()
 	res, err := runner.Run(ctx, cfg)
@@ -384,6 +389,9 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	if o.slowest > 0 && res != nil {
 		report.WriteSlowest(out, slow.Slowest(o.slowest))
 	}
+	if err == nil && jsonObs != nil && jsonObs.Err() != nil {
+		err = fmt.Errorf("--jsonfile: %w", jsonObs.Err())
+	}
 	if res == nil {
 		if rep != nil {
 			rep.Abort()
@@ -398,6 +406,20 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	}
 	return statusOf(res.Status)
 }
+
+// packageDirs is filled with each package's directory before the run's first event (the
+// GitHub annotator reads it).
+type packageDirs map[string]string
+
+func (d packageDirs) PackageDirs(dirs map[string]string) {
+	for k, v := range dirs {
+		d[k] = v
+	}
+}
+func (packageDirs) Event(gotest.Event)         {}
+func (packageDirs) WorkerState(string, string) {}
+func (packageDirs) Note(string)                {}
+func (packageDirs) SetTotal(int)               {}
 
 // notesTo is the Reporter of a -json run: the events are the JSON stream on stdout, and
 // only godist's notes are written, one a line, to w (stderr).

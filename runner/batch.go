@@ -1,0 +1,310 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/deploy"
+	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/ledger"
+	"github.com/godist/godist/scheduler"
+	"github.com/godist/godist/worker"
+)
+
+// batchOutcome is what a batch leaves to the plan.
+type batchOutcome struct {
+	retry  []string          // top-level tests to run again in a new process (a crash, a lost gateway)
+	reruns []scheduler.Batch // failed tests to run again (--rerun-fails)
+	lost   error             // the gateway was lost
+}
+
+// runBatch runs one batch in one test process: it streams the process's events through
+// the ledger, then judges how the process ended and settles what that says.
+func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform string, b scheduler.Batch) batchOutcome {
+	s := r.scopeOf(b.Package, gw.ID)
+	if !r.ledger.Has(s) {
+		return batchOutcome{} // the build settled it for this gateway
+	}
+	bin := r.bins[platform][b.Package]
+	if bin == "" {
+		r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s: no %s test binary for this package\n", gw.ID, platform))
+		r.ledger.Fail(s)
+		return batchOutcome{}
+	}
+	r.ledger.Start(s, gw.ID)
+
+	states := map[string]*testState{}
+	completed, noTests := false, false
+	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
+		e.Worker = gw.ID
+		if e.Test == "" {
+			if e.Action == gotest.ActionOutput && (e.Output == "PASS\n" || e.Output == "FAIL\n") {
+				completed = true // the testing package finished its run: no crash
+				return           // the package's end is the ledger's to write, once
+			}
+			if e.Action == gotest.ActionOutput && e.Output == "testing: warning: no tests to run\n" {
+				noTests = true
+			}
+			if r.coverRoot != "" && e.Action == gotest.ActionOutput && coverageLine.MatchString(e.Output) && strings.HasPrefix(e.Output, "coverage: ") {
+				return // one process's share; the package's merged figure comes at its end
+			}
+			r.ledger.Emit(s, e)
+			return
+		}
+		st := states[e.Test]
+		if st == nil {
+			st = &testState{order: len(states)}
+			states[e.Test] = st
+		}
+		switch e.Action {
+		case gotest.ActionRun:
+			st.state, st.start = e.Action, time.Now()
+		case gotest.ActionPause, gotest.ActionCont:
+			st.state = e.Action
+		case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
+			st.state = e.Action
+			if e.Elapsed != nil {
+				st.elapsed = time.Duration(*e.Elapsed * float64(time.Second))
+			}
+			if !strings.Contains(e.Test, "/") && !b.Bench {
+				r.durations.Record(b.Package, e.Test, st.elapsed)
+			}
+		}
+		r.ledger.Emit(s, e)
+	}, time.Now)
+
+	req := worker.Request{Path: bin, Args: r.testArgs(b), Dir: r.pkgInfo[b.Package].Dir, Env: r.testEnv(gw.ID)}
+	if r.remoteGW[gw.ID] {
+		// Its host has the tree (shipped at start); the binary goes now, once per host.
+		base, err := r.deploy.Tree(ctx, gw)
+		if err == nil {
+			req.Path, err = r.deploy.Binary(ctx, gw, "test binary of "+b.Package, bin)
+		}
+		if err != nil {
+			retry := b.Tests
+			if b.Whole || b.Bench {
+				// Nothing of it ran, and it has no tests to re-queue: it fails here.
+				r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s could not receive the test binary: %v\n", gw.ID, err))
+				r.ledger.Fail(s)
+				retry = nil
+			}
+			return batchOutcome{retry: retry, lost: err}
+		}
+		req.Dir = deploy.Dir(base, req.Dir)
+	} else if dir := r.coverDir(s); dir != "" {
+		req.Args = append(req.Args, "-test.gocoverdir="+dir)
+	}
+	if r.cfg.Timeout > 0 {
+		req.KillAfter = r.cfg.Timeout + time.Minute
+	}
+	// Test processes share their host; a benchmark process has it to itself, as go test
+	// runs benchmarks one at a time.
+	unlock := r.lockHost(gw, b.Bench)
+	start := time.Now()
+	exit, err := worker.Run(r.runCtx, gw, req, func(p []byte) { conv.Write(p) })
+	elapsed := time.Since(start)
+	unlock()
+	if err != nil {
+		r.ledger.Process(s, elapsed, false)
+		if why := r.stopReason(ctx); why != "" {
+			// Stopped (-x, --maxfail, interrupted): what it was running did not run to the end.
+			r.stopBatch(s, gw.ID, b, states, why)
+			return batchOutcome{}
+		}
+		// Fate unknown: every unsettled test of the batch runs again elsewhere.
+		var retry []string
+		for _, t := range b.Tests {
+			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
+				retry = append(retry, t)
+			}
+		}
+		if len(topLevelIn(states, gotest.ActionFail)) > 0 {
+			r.ledger.Fail(s)
+		}
+		if b.Whole || b.Bench {
+			r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s was lost while running this package: %v\n", gw.ID, err))
+			r.ledger.Fail(s)
+		}
+		return batchOutcome{retry: retry, lost: err}
+	}
+	conv.Exited(exitError(exit), elapsed)
+	r.ledger.Process(s, elapsed, noTests)
+
+	rerun := b.Attempt < r.cfg.RerunFails && r.stopReason(ctx) == ""
+	v := judge(b, processEnd{ExitOK: exit.Success(), Completed: completed}, states, rerun, gw.ID)
+	for _, name := range v.Passed {
+		r.endTest(s, gw.ID, b.Package, name, states[name], gotest.ActionPass, "")
+	}
+	for _, name := range v.Crashed {
+		r.endTest(s, gw.ID, b.Package, name, states[name], gotest.ActionFail,
+			fmt.Sprintf("=== godist: test process %s on %s while %s was running\n", exit, gw.ID, name))
+	}
+	if len(v.Retry) > 0 {
+		r.ledger.Note(fmt.Sprintf("godist: %s: the test process of %s ended (%s); running %d test(s) again in a new process", gw.ID, b.Package, exit, len(v.Retry)))
+	}
+	// A test process's start-up cost: its time less its top-level tests' time.
+	if exit.Success() && len(b.Tests) > 0 {
+		var testTime time.Duration
+		for name, st := range states {
+			if !strings.Contains(name, "/") {
+				testTime += st.elapsed
+			}
+		}
+		r.durations.RecordStartup(b.Package, max(elapsed-testTime, 0))
+	}
+	if b.Attempt > 0 {
+		for _, t := range topLevelIn(states, gotest.ActionPass) {
+			r.ledger.Note(fmt.Sprintf("godist: %s.%s passed on attempt %d (on %s): flaky", b.Package, t, b.Attempt+1, gw.ID))
+		}
+	}
+	if len(v.Reruns) > 0 {
+		r.ledger.Note(fmt.Sprintf("godist: %s: running %d failed test(s) of %s again (attempt %d of %d)", gw.ID, len(v.Reruns), b.Package, b.Attempt+2, r.cfg.RerunFails+1))
+	}
+	if v.Failed {
+		r.ledger.Fail(s)
+		if r.cfg.Failfast {
+			r.plan.Stop(gw.ID, b.Package) // -failfast: nothing more of the package starts
+		}
+	}
+	r.countFailures(v.FinalFails)
+	return batchOutcome{retry: v.Retry, reruns: v.Reruns}
+}
+
+// endTest writes the end of a test the process left running, after a line saying why.
+func (r *runner) endTest(s ledger.Scope, worker, pkg, name string, st *testState, action, why string) {
+	now := time.Now()
+	el := now.Sub(st.start).Seconds()
+	if why != "" {
+		r.ledger.Emit(s, gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Test: name, Worker: worker, Output: why})
+	}
+	r.ledger.Emit(s, gotest.Event{Time: &now, Action: action, Package: pkg, Test: name, Elapsed: &el, Worker: worker})
+	st.state = action
+}
+
+// stopBatch settles a batch whose process the run's stop (-x, --maxfail, an interrupt)
+// killed: the tests it was running did not run to the end, so they fail, saying so in a
+// line of their own (gotest.StoppedPrefix), and the package is stopped; the failures it
+// had before are final.
+func (r *runner) stopBatch(s ledger.Scope, worker string, b scheduler.Batch, states map[string]*testState, why string) {
+	var running []string
+	for name, st := range states {
+		if st.state == gotest.ActionRun || st.state == gotest.ActionCont || st.state == gotest.ActionPause {
+			running = append(running, name)
+		}
+	}
+	sortByDepthThenOrder(running, states)
+	fails := len(topLevelIn(states, gotest.ActionFail))
+	for _, name := range running {
+		r.endTest(s, worker, b.Package, name, states[name], gotest.ActionFail, gotest.StoppedPrefix+why+"\n")
+	}
+	if fails > 0 {
+		r.ledger.Fail(s)
+	}
+	r.ledger.Stop(s, why)
+	r.countFailures(fails)
+}
+
+func exitError(e *worker.Exit) error {
+	if e.Success() {
+		return nil
+	}
+	return fmt.Errorf("%s", e)
+}
+
+// lockHost holds gw's host for a test process: shared, or alone for a benchmark process.
+// It returns the release.
+func (r *runner) lockHost(gw *gateway.Gateway, alone bool) func() {
+	if r.cfg.Bench == "" {
+		return func() {}
+	}
+	host := gw.Info.Hostname
+	if !r.remoteGW[gw.ID] {
+		host = "" // the local machine
+	}
+	r.hostMu.Lock()
+	if r.hostLocks == nil {
+		r.hostLocks = map[string]*sync.RWMutex{}
+	}
+	l := r.hostLocks[host]
+	if l == nil {
+		l = &sync.RWMutex{}
+		r.hostLocks[host] = l
+	}
+	r.hostMu.Unlock()
+	if alone {
+		l.Lock()
+		return l.Unlock
+	}
+	l.RLock()
+	return l.RUnlock
+}
+
+// testArgs are the flags of one test process.
+func (r *runner) testArgs(b scheduler.Batch) []string {
+	args := []string{"-test.v=test2json", "-test.paniconexit0"}
+	r.listMu.Lock()
+	all := len(b.Tests) == r.listed[b.Package]
+	r.listMu.Unlock()
+	switch {
+	case b.Bench:
+		// The package's benchmarks, after its tests (which ran in processes of their own).
+		args = append(args, "-test.run=^$", "-test.bench="+r.cfg.Bench)
+	case b.Whole:
+		if r.cfg.Run != "" {
+			args = append(args, "-test.run="+r.cfg.Run)
+		}
+	case b.Run != "":
+		args = append(args, "-test.run="+b.Run)
+	case r.cfg.Run == "" && all && !b.Retry:
+		// The whole package in one process, as go test runs it: no -test.run, which a test
+		// that calls testing.RunTests itself (testify's suite tests) would also see.
+	default:
+		args = append(args, "-test.run="+gotest.RunPattern(r.cfg.Run, b.Tests))
+	}
+	if r.cfg.Skip != "" {
+		args = append(args, "-test.skip="+r.cfg.Skip)
+	}
+	if r.cfg.Timeout > 0 {
+		args = append(args, "-test.timeout="+r.cfg.Timeout.String())
+	}
+	if r.cfg.Count > 0 {
+		args = append(args, "-test.count="+strconv.Itoa(r.cfg.Count))
+	}
+	if r.cfg.Short {
+		args = append(args, "-test.short")
+	}
+	if r.cfg.Failfast {
+		args = append(args, "-test.failfast")
+	}
+	if r.cfg.Shuffle != "" {
+		args = append(args, "-test.shuffle="+r.cfg.Shuffle)
+	}
+	args = append(args, r.cfg.TestFlags...)
+	return append(args, r.cfg.TestArgs...)
+}
+
+// testEnv is the environment of a test process on gateway id: the worker variables, and
+// as go test gives it, $GOROOT/bin first in PATH where the go command's GOROOT is at hand
+// (on this machine). PWD, the package directory, is set where the process starts.
+func (r *runner) testEnv(id string) []string {
+	env := r.workerEnv(id)
+	if r.gorootBin != "" && !r.remoteGW[id] {
+		path := os.Getenv("PATH")
+		if path != "" {
+			path = string(os.PathListSeparator) + path
+		}
+		env = append(env, "PATH="+r.gorootBin+path)
+	}
+	return env
+}
+
+// workerEnv is the environment every test process sees.
+func (r *runner) workerEnv(id string) []string {
+	return []string{"GODIST_WORKER=" + id, "GODIST_WORKER_COUNT=" + strconv.Itoa(r.nworkers), "GODIST_TESTRUNUID=" + r.uid}
+}

@@ -1,0 +1,147 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/gobuild"
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/ledger"
+	"github.com/godist/godist/scheduler"
+)
+
+// list asks each binary for its tests and makes the scheduler's packages.
+func (r *runner) list(ctx context.Context, bins []gobuild.Binary) ([]scheduler.Package, error) {
+	out := make([]scheduler.Package, len(bins))
+	sem := make(chan struct{}, runtime.NumCPU())
+	var wg sync.WaitGroup
+	for i, b := range bins {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			l, err := listTests(ctx, b, r.workerEnv("list"))
+			p := scheduler.Package{Path: b.Package.ImportPath}
+			// A package that never ran is not split on guesses; nor one that asks not to be.
+			p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path)
+			var sel []string
+			if err == nil {
+				sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
+				p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
+			} else if r.cfg.Bench != "" {
+				p.Bench = true // the binary could not list: let it look for benchmarks itself
+			}
+			if err == nil && len(sel) == 0 {
+				r.deselect(p.Path) // -run and -skip leave it nothing to run: not "not run"
+			}
+			if err != nil || len(sel) == 0 {
+				// Run the package as go test would, in one process: it lists no tests we
+				// may pick one by one, or it could not list them at all.
+				p.Whole = true
+				_, p.Startup = r.durations.Estimates(p.Path, nil)
+				out[i] = p
+				return
+			}
+			est, startup := r.durations.Estimates(p.Path, sel)
+			for j, n := range sel {
+				p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j]})
+			}
+			p.Startup = startup
+			out[i] = p
+		}()
+	}
+	wg.Wait()
+	r.listMu.Lock()
+	r.listed = map[string]int{}
+	for _, p := range out {
+		r.listed[p.Path] = len(p.Tests)
+	}
+	r.listMu.Unlock()
+	return out, ctx.Err()
+}
+
+// listTests runs `bin -test.list .` in the package directory.
+func listTests(ctx context.Context, b gobuild.Binary, env []string) (gotest.List, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, b.Path, "-test.list", ".")
+	cmd.Dir = b.Package.Dir
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.Output()
+	if err != nil {
+		return gotest.List{}, err
+	}
+	return gotest.ParseList(out), nil
+}
+
+// deselect drops the top-level names that the -skip pattern skips whole: go test does not
+// start them at all, so they are neither run nor "not run".
+func deselect(skip string, names []string) []string {
+	if skip == "" {
+		return names
+	}
+	var kept []string
+	for _, n := range names {
+		if !gotest.SkipsTopLevel(skip, n) {
+			kept = append(kept, n)
+		}
+	}
+	return kept
+}
+
+// selectTop keeps the names that the -run pattern selects at the top level.
+func selectTop(run string, names []string) []string {
+	if run == "" {
+		return names
+	}
+	var sel []string
+	for _, n := range names {
+		if gotest.RunPattern(run, []string{n}) != "^$" {
+			sel = append(sel, n)
+		}
+	}
+	return sel
+}
+
+// listOnly runs every binary with -test.list=REGEXP in its package directory, on this
+// machine, and writes what it prints as go test -list does: the names, then the package's
+// ok (or FAIL, when the binary fails).
+func (r *runner) listOnly(ctx context.Context, bins []gobuild.Binary) error {
+	for _, b := range bins {
+		start := time.Now()
+		pkg := b.Package.ImportPath
+		r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &start, Action: gotest.ActionStart, Package: pkg})
+		cmd := exec.CommandContext(ctx, b.Path, "-test.list="+r.cfg.List)
+		cmd.Dir = b.Package.Dir
+		cmd.Env = append(append(os.Environ(), r.testEnv("list")...), "PWD="+b.Package.Dir)
+		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		for _, line := range strings.SplitAfter(string(out), "\n") {
+			if line != "" {
+				now := time.Now()
+				r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: line})
+			}
+		}
+		now := time.Now()
+		el := roundMillis(now.Sub(start).Seconds())
+		action, line := gotest.ActionPass, fmt.Sprintf("ok  \t%s\t%.3fs\n", pkg, el)
+		if err != nil {
+			action, line = gotest.ActionFail, fmt.Sprintf("FAIL\t%s\t%.3fs\n", pkg, el)
+			r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: err.Error() + "\n"})
+		}
+		r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: pkg, Output: line})
+		r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &now, Action: action, Package: pkg, Elapsed: &el})
+	}
+	return nil
+}
+
+func roundMillis(s float64) float64 { return float64(int64(s*1000+0.5)) / 1000 }
