@@ -64,16 +64,8 @@
 // everything queued into one write. Large messages go out in frames of at
 // most MaxFrameSize, channels taking turns, without copying the payload.
 //
-// Measured on the 2-core development machine (shared and noisy), two
-// processes over OS pipes, against Debian's python3-execnet 1.9 popen
-// channels measured in the same runs (BENCH.md has every run, the raw pipe
-// floors and the method):
-//
-//	                  channel              execnet 1.9         ratio
-//	round trip        18-34 µs             59-90 µs            0.29-0.49x (target 0.2x: not met)
-//	stream            201-385 ns/msg       6.0-8.5 µs/msg      20-30x
-//	bulk, 1 MiB msgs  1.73-1.97 GB/s       549-717 MiB/s       2.5-3.3x (target 10x: not met)
-//	                  0.44-0.49x of dd|cat (3.7-3.9 GB/s); 0.55-0.63x of Go on the same pipes
+// How fast it is, against execnet's channels and the raw pipe floors, measured side by side
+// on the 2-core development machine, is in BENCH.md in this directory, with the method.
 //
 // Reproduce with
 //

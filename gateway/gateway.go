@@ -1,5 +1,7 @@
 // Package gateway starts godist workers where an XSpec says and talks to them over one
-// channel session each: popen (a local worker process) for now. A gateway offers remote
+// channel session each: popen (a local worker process), ssh= (an ssh session), socket= (a
+// godist serve), exec= (any command reaching a shell), and via= (any of these opened from
+// another gateway's host). A gateway offers remote
 // exec — functions registered by name in the worker binary, called with a channel — and
 // its teardown takes the worker and everything it started with it.
 package gateway

@@ -26,7 +26,7 @@ import (
 	"github.com/godist/godist/xspec"
 )
 
-// Exit statuses, as CONTRACT.md gives them.
+// Exit statuses, as CONTRACT.md (at the repository root) gives them.
 const (
 	ExitOK       = 0
 	ExitFailed   = 1

@@ -1,6 +1,8 @@
-// Package scheduler decides which tests run where and when. The Plan is pure bookkeeping —
-// no processes, no clocks — so every decision can be tested on its own; the runner drives
-// it from one goroutine per worker.
+// Package scheduler decides which tests run where and when. The Plan does no I/O and reads
+// no clock: its Next blocks (waiting for work that batches in flight may give back), but
+// every decision it takes can be tested on its own; the runner drives it from one
+// goroutine per worker. Durations, which this package also keeps, are read from and
+// written to a file (LoadDurations, Save, SaveShard).
 //
 // Load mode hands out batches of one package's top-level tests (one process each, so a
 // costly TestMain runs once per batch, not once per test). A batch aims at a share of the

@@ -1,5 +1,6 @@
 // Command godist runs a Go module's tests distributed over gateways: local worker
-// processes, and (in later versions) ssh hosts, socket servers and containers.
+// processes, ssh hosts, godist serve sockets and any command that reaches a shell (see
+// CONTRACT.md at the repository root for the command line it takes).
 package main
 
 import (
