@@ -22,6 +22,7 @@ type batchOutcome struct {
 	retry  []string          // top-level tests to run again in a new process (a crash, a lost gateway)
 	reruns []scheduler.Batch // failed tests to run again (--rerun-fails)
 	lost   error             // the gateway was lost
+	unrun  bool              // nothing of the batch ran: it goes back to the plan as it was
 }
 
 // runBatch runs one batch in one test process: it streams the process's events through
@@ -87,14 +88,8 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			req.Path, err = r.deploy.Binary(ctx, gw, "test binary of "+b.Package, bin)
 		}
 		if err != nil {
-			retry := b.Tests
-			if b.Whole || b.Bench {
-				// Nothing of it ran, and it has no tests to re-queue: it fails here.
-				r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s could not receive the test binary: %v\n", gw.ID, err))
-				r.ledger.Fail(s)
-				retry = nil
-			}
-			return batchOutcome{retry: retry, lost: err}
+			// Nothing of it ran: the whole batch goes back, for another gateway.
+			return batchOutcome{unrun: true, lost: err}
 		}
 		req.Dir = deploy.Dir(base, req.Dir)
 	} else if dir := r.coverDir(s); dir != "" {

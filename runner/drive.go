@@ -110,7 +110,7 @@ func (r *runner) abandon(ctx context.Context, id string) {
 // gateway is lost (true; the batch it held went back to the queue).
 func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform string) bool {
 	for {
-		b, ok := r.plan.Next(gw.ID)
+		b, ok := r.plan.Next(ctx, gw.ID)
 		if !ok {
 			r.ledger.WorkerState(gw.ID, "done")
 			return false
@@ -124,7 +124,11 @@ func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform str
 		out := r.runBatch(ctx, gw, platform, b)
 		if out.lost != nil {
 			// The gateway is gone: the batch's unsettled tests go back to the others.
-			r.finish(ctx, gw.ID, s, b, out.retry)
+			if out.unrun {
+				r.plan.Return(gw.ID, b)
+			} else {
+				r.finish(ctx, gw.ID, s, b, out.retry)
+			}
 			r.plan.Leave(gw.ID)
 			r.ledger.WorkerState(gw.ID, "lost")
 			if ctx.Err() == nil {

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -35,7 +36,7 @@ func TestBenchBatchAfterTheTests(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(100, 50*time.Millisecond), Bench: true}, {Path: "q", Tests: tests(2, time.Millisecond)}}, 4, nil)
 	var held []Batch
 	for {
-		b, ok := p.Next("gw0")
+		b, ok := p.Next(context.Background(), "gw0")
 		if !ok {
 			t.Fatal("plan ended before the benchmark batch")
 		}
@@ -64,12 +65,12 @@ func TestBenchBatchAfterTheTests(t *testing.T) {
 		t.Fatalf("got %+v while a batch of p's tests was still in flight", b)
 	}
 	p.Finish("gw0", *lastP, nil)
-	b, ok = p.Next("gw0")
+	b, ok = p.Next(context.Background(), "gw0")
 	if !ok || !b.Bench || b.Package != "p" {
 		t.Fatalf("after p's tests: %+v, want p's benchmark batch", b)
 	}
 	p.Finish("gw0", b, nil)
-	if b, ok := p.Next("gw0"); ok {
+	if b, ok := p.Next(context.Background(), "gw0"); ok {
 		t.Fatalf("a second benchmark batch or more work: %+v", b)
 	}
 }
@@ -127,5 +128,52 @@ func TestSaveShardLeavesTheInputAlone(t *testing.T) {
 	}
 	if side, _ := filepath.Glob(path + ".shard-*"); len(side) != 0 {
 		t.Errorf("side files left: %v", side)
+	}
+}
+
+// Next blocked on work that batches in flight may give back returns when its context ends.
+func TestNextUnblock(t *testing.T) {
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Millisecond)}}, 2, nil)
+	b, _ := p.Next(context.Background(), "gw0") // in flight: gw1 must wait for it
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan bool)
+	go func() {
+		_, ok := p.Next(ctx, "gw1")
+		done <- ok
+	}()
+	cancel()
+	if ok := <-done; ok {
+		t.Fatal("Next handed out a batch after its context ended")
+	}
+	p.Finish("gw0", b, nil)
+}
+
+// A batch that never ran comes back as it was: a Whole package whole again, tests as a
+// batch of their own; and the package is done only when it has run.
+func TestReturnHandsTheBatchOutAgain(t *testing.T) {
+	ctx := context.Background()
+	p := NewPlan(Load, []Package{{Path: "w", Whole: true}, {Path: "p", Tests: tests(2, time.Millisecond)}}, 2, nil)
+	first := map[string]Batch{}
+	for range 2 {
+		b, _ := p.Next(ctx, "gw0")
+		first[b.Package] = b
+	}
+	p.Return("gw0", first["w"])
+	p.Return("gw0", first["p"])
+	again := map[string]Batch{}
+	for range 2 {
+		b, ok := p.Next(ctx, "gw1")
+		if !ok {
+			t.Fatal("returned batches were not handed out again")
+		}
+		again[b.Package] = b
+	}
+	if !again["w"].Whole || len(again["p"].Tests) != 2 {
+		t.Fatalf("handed out again: %+v", again)
+	}
+	for _, b := range again {
+		if !p.Finish("gw1", b, nil) {
+			t.Errorf("%s not done after its batch ran", b.Package)
+		}
 	}
 }

@@ -16,6 +16,7 @@
 package scheduler
 
 import (
+	"context"
 	"sort"
 	"sync"
 	"time"
@@ -159,14 +160,21 @@ func (p *Plan) queueOf(gateway string) *queue {
 }
 
 // Next returns the next batch for a worker of gateway, blocking while there is none yet
-// but some may come back from batches in flight. ok is false when the worker's work is done
-// (or the plan was closed). Every batch Next returns must be given back with Finish.
-func (p *Plan) Next(gateway string) (b Batch, ok bool) {
+// but some may come back from batches in flight. ok is false when the worker's work is done,
+// the plan was closed, or ctx ended. Every batch Next returns must be given back with
+// Finish (or Return).
+func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.cond.Broadcast()
+	})
+	defer stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
 		q := p.queueOf(gateway)
-		if p.closed || q == nil {
+		if p.closed || q == nil || ctx.Err() != nil {
 			return Batch{}, false
 		}
 		q.active[gateway] = true
@@ -290,6 +298,31 @@ func hasRetry(q *queue, pkg string) bool {
 		}
 	}
 	return false
+}
+
+// Return gives back a batch that did not run at all (its binary never reached the
+// gateway's host): it will be handed out again, to any worker, as it was.
+func (p *Plan) Return(gateway string, b Batch) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queueOf(gateway)
+	if q == nil {
+		return
+	}
+	q.inFlight--
+	pq := q.pkgs[b.Package]
+	if pq != nil {
+		pq.running--
+	}
+	switch {
+	case b.Bench && pq != nil:
+		pq.bench = true
+	case b.Whole && pq != nil:
+		pq.whole = true
+	default:
+		q.retries = append(q.retries, b)
+	}
+	p.cond.Broadcast()
 }
 
 // Stop drops the tests of pkg that have not been handed out yet (for -failfast) and

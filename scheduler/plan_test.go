@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"sync"
@@ -21,7 +22,7 @@ func drain(t *testing.T, p *Plan, gateway string) []Batch {
 	t.Helper()
 	var out []Batch
 	for {
-		b, ok := p.Next(gateway)
+		b, ok := p.Next(context.Background(), gateway)
 		if !ok {
 			return out
 		}
@@ -77,7 +78,7 @@ func TestLoadLongestFirstAndPackagesWithMostWorkFirst(t *testing.T) {
 		{Path: "small", Tests: tests(2, time.Second)},
 		{Path: "big", Tests: []Test{{"TestShort", time.Millisecond}, {"TestLong", 10 * time.Second}}},
 	}, 4, nil)
-	b, _ := p.Next("gw0")
+	b, _ := p.Next(context.Background(), "gw0")
 	if b.Package != "big" || b.Tests[0] != "TestLong" {
 		t.Fatalf("first batch %+v, want big's TestLong first", b)
 	}
@@ -85,9 +86,9 @@ func TestLoadLongestFirstAndPackagesWithMostWorkFirst(t *testing.T) {
 
 func TestRetryGoesFirst(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(10, time.Second)}}, 2, nil)
-	b, _ := p.Next("gw0")
+	b, _ := p.Next(context.Background(), "gw0")
 	p.Finish("gw0", b, []string{b.Tests[len(b.Tests)-1]})
-	r, _ := p.Next("gw1")
+	r, _ := p.Next(context.Background(), "gw1")
 	if !r.Retry || len(r.Tests) != 1 || r.Tests[0] != b.Tests[len(b.Tests)-1] {
 		t.Fatalf("after a crash the next batch is %+v, want the retry", r)
 	}
@@ -95,10 +96,10 @@ func TestRetryGoesFirst(t *testing.T) {
 
 func TestNextWaitsForInFlightRetries(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 2, nil)
-	b, _ := p.Next("gw0")
+	b, _ := p.Next(context.Background(), "gw0")
 	got := make(chan Batch)
 	go func() {
-		r, ok := p.Next("gw1") // queue empty, but gw0's batch may come back
+		r, ok := p.Next(context.Background(), "gw1") // queue empty, but gw0's batch may come back
 		if !ok {
 			close(got)
 			return
@@ -116,16 +117,16 @@ func TestNextWaitsForInFlightRetries(t *testing.T) {
 		t.Fatalf("waiting worker got %+v, %v; want the retried test", r, ok)
 	}
 	p.Finish("gw1", r, nil)
-	if _, ok := p.Next("gw1"); ok {
+	if _, ok := p.Next(context.Background(), "gw1"); ok {
 		t.Fatal("plan should be done")
 	}
 }
 
 func TestCloseUnblocksNext(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 2, nil)
-	p.Next("gw0")
+	p.Next(context.Background(), "gw0")
 	done := make(chan bool)
-	go func() { _, ok := p.Next("gw1"); done <- ok }()
+	go func() { _, ok := p.Next(context.Background(), "gw1"); done <- ok }()
 	time.Sleep(10 * time.Millisecond)
 	p.Close()
 	select {
@@ -171,7 +172,7 @@ func TestEachGivesEveryGatewayEverything(t *testing.T) {
 
 func TestStopDropsQueuedTestsOfPackage(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(100, time.Second)}, {Path: "q", Tests: tests(1, time.Second)}}, 4, nil)
-	b, _ := p.Next("gw0")
+	b, _ := p.Next(context.Background(), "gw0")
 	n := p.Stop("gw0", "p")
 	if n != 100-len(b.Tests) {
 		t.Fatalf("Stop dropped %d, want %d", n, 100-len(b.Tests))
@@ -232,12 +233,12 @@ func TestSmallPackageStaysInOneProcess(t *testing.T) {
 
 func TestRerunGoesToAnotherWorker(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(2, time.Second)}}, 2, nil)
-	b0, _ := p.Next("gw0")
-	b1, _ := p.Next("gw1")
+	b0, _ := p.Next(context.Background(), "gw0")
+	b1, _ := p.Next(context.Background(), "gw1")
 	p.Finish("gw0", b0, nil, Batch{Package: "p", Tests: b0.Tests, Run: "^x$", Attempt: 1, Avoid: "gw0"})
 	got := make(chan Batch, 1)
 	go func() {
-		b, ok := p.Next("gw0") // must not take its own re-run while gw1 is around
+		b, ok := p.Next(context.Background(), "gw0") // must not take its own re-run while gw1 is around
 		if ok {
 			got <- b
 		}
@@ -245,7 +246,7 @@ func TestRerunGoesToAnotherWorker(t *testing.T) {
 	}()
 	time.Sleep(30 * time.Millisecond)
 	p.Finish("gw1", b1, nil)
-	r, ok := p.Next("gw1")
+	r, ok := p.Next(context.Background(), "gw1")
 	if !ok || r.Avoid != "gw0" || r.Run != "^x$" {
 		t.Fatalf("gw1 got %+v, %v; want gw0's re-run", r, ok)
 	}
@@ -257,9 +258,9 @@ func TestRerunGoesToAnotherWorker(t *testing.T) {
 
 func TestRerunStaysWhenNoOtherWorker(t *testing.T) {
 	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 1, nil)
-	b, _ := p.Next("gw0")
+	b, _ := p.Next(context.Background(), "gw0")
 	p.Finish("gw0", b, nil, Batch{Package: "p", Tests: b.Tests, Attempt: 1, Avoid: "gw0"})
-	r, ok := p.Next("gw0")
+	r, ok := p.Next(context.Background(), "gw0")
 	if !ok || r.Attempt != 1 {
 		t.Fatalf("the only worker did not get its re-run: %+v %v", r, ok)
 	}
