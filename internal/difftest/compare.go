@@ -38,15 +38,22 @@ func (d Diff) String() string {
 	return fmt.Sprintf("%s %s: go test %s, godist %s", d.Kind, d.What, d.GoTest, strings.Join(runs, ", "))
 }
 
-// Flaky is a test or package whose outcome differed between the go test runs.
+// Flaky is a test or package whose outcome differed between the go test runs, or a test
+// known to be flaky.
 type Flaky struct {
 	What   string
 	GoTest []string // go test's outcome in each run
 	Godist []string // godist's in each run
+	// Known, if not "", says why the test is known to be flaky (Options.Flaky).
+	Known string
 }
 
 func (f Flaky) String() string {
-	return fmt.Sprintf("%s: go test %s; godist %s", f.What, strings.Join(f.GoTest, ", "), strings.Join(f.Godist, ", "))
+	s := fmt.Sprintf("%s: go test %s; godist %s", f.What, strings.Join(f.GoTest, ", "), strings.Join(f.Godist, ", "))
+	if f.Known != "" {
+		s += " (known flaky: " + f.Known + ")"
+	}
+	return s
 }
 
 // Stream is one run's result as Compare takes it.
@@ -85,10 +92,21 @@ func (v Varying) String() string {
 	return fmt.Sprintf("%s: subtest names vary from run to run; %d such names under go test, %d under godist, not compared", v.Parent, v.GoTest, v.Godist)
 }
 
+// Options of a comparison.
+type Options struct {
+	// Ignore maps packages whose results are not compared to the reason.
+	Ignore map[string]string
+	// Flaky maps tests known to be flaky under go test too (at a rate too low for two runs
+	// to show) to the evidence. Such a test, its subtests and its parents count as flaky;
+	// so do its package's result and the exit status in a run where one of them differed.
+	Flaky map[Key]string
+}
+
 // Compare compares godist's runs with go test's. goTest must hold at least one run that
 // finished; a test or package whose outcome differs between the go test runs is flaky and
-// not compared. ignore maps packages whose results are not compared to the reason.
-func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
+// not compared.
+func Compare(goTest, godist []Stream, opts Options) *Comparison {
+	ignore := opts.Ignore
 	c := &Comparison{}
 	var gts []*Outcome
 	var exits []int
@@ -152,6 +170,15 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 				varying[p].GoTest++
 				delete(flakyTests, k)
 				break
+			}
+		}
+	}
+	// Tests known to be flaky, with their subtests and parents.
+	knownFlaky := map[Key]string{}
+	for k := range tests {
+		for f, why := range opts.Flaky {
+			if k.Package == f.Package && (k.Test == f.Test || strings.HasPrefix(k.Test, f.Test+"/") || strings.HasPrefix(f.Test, k.Test+"/")) {
+				knownFlaky[k] = why
 			}
 		}
 	}
@@ -238,6 +265,7 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 			}
 			add(run, KindTest, fmt.Sprintf("%s (all %d tests)", p, n), strings.Join(parts, ", "), None)
 		}
+		flakeHit := map[string]bool{} // packages where a known flaky test differed
 		for _, k := range sortedTestKeys(tests) {
 			if ignore[k.Package] != "" || flakyTests[k] || lost[k.Package] != nil {
 				continue
@@ -246,6 +274,10 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 				continue
 			}
 			if want, got := ref.test(k), o.test(k); want != got {
+				if knownFlaky[k] != "" {
+					flakeHit[k.Package] = true
+					continue
+				}
 				add(run, KindTest, k.String(), want, got)
 			}
 		}
@@ -269,7 +301,7 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 			}
 		}
 		for _, p := range sortedKeys(pkgs) {
-			if ignore[p] != "" || flakyPkgs[p] {
+			if ignore[p] != "" || flakyPkgs[p] || flakeHit[p] {
 				continue
 			}
 			if want, got := ref.pkg(p), o.pkg(p); want != got {
@@ -299,7 +331,7 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 				add(run, KindBuild, b, None, "build-fail")
 			}
 		}
-		if wantExit >= 0 && s.Exit != wantExit {
+		if wantExit >= 0 && s.Exit != wantExit && len(flakeHit) == 0 {
 			add(run, KindExit, "exit status", fmt.Sprint(wantExit), fmt.Sprint(s.Exit))
 		}
 	}
@@ -312,8 +344,11 @@ func Compare(goTest, godist []Stream, ignore map[string]string) *Comparison {
 		c.Varying = append(c.Varying, *varying[p])
 	}
 
+	for k := range knownFlaky {
+		flakyTests[k] = true
+	}
 	for _, k := range sortedTestKeys(flakyTests) {
-		f := Flaky{What: k.String()}
+		f := Flaky{What: k.String(), Known: knownFlaky[k]}
 		for _, o := range gts {
 			f.GoTest = append(f.GoTest, o.test(k))
 		}

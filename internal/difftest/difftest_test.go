@@ -61,7 +61,7 @@ func wantDiffs(t *testing.T, c *Comparison, want ...string) {
 var passing = stream("p TestA run", "p TestA pass", "p TestA/sub run", "p TestA/sub pass", "p - PASS", "p - pass")
 
 func TestSameStreamsNoDifference(t *testing.T) {
-	c := Compare([]Stream{ok(passing, 0)}, []Stream{ok(passing, 0), ok(passing, 0)}, nil)
+	c := Compare([]Stream{ok(passing, 0)}, []Stream{ok(passing, 0), ok(passing, 0)}, Options{})
 	wantDiffs(t, c)
 	if c.Tests != 2 || c.Packages != 1 {
 		t.Errorf("counted %d tests, %d packages; want 2, 1", c.Tests, c.Packages)
@@ -70,7 +70,7 @@ func TestSameStreamsNoDifference(t *testing.T) {
 
 func TestTestOutcomeDiffers(t *testing.T) {
 	got := stream("p TestA run", "p TestA pass", "p TestA/sub run", "p TestA/sub fail", "p - FAIL", "p - fail")
-	c := Compare([]Stream{ok(passing, 0)}, []Stream{ok(passing, 0), ok(got, 1)}, nil)
+	c := Compare([]Stream{ok(passing, 0)}, []Stream{ok(passing, 0), ok(got, 1)}, Options{})
 	wantDiffs(t, c,
 		"exit exit status: go test 0, godist = go test (run 1), 1 (run 2)",
 		"package p: go test pass, godist = go test (run 1), fail (run 2)",
@@ -82,7 +82,7 @@ func TestTestOutcomeDiffers(t *testing.T) {
 func TestCrashedTestCountsAsFailed(t *testing.T) {
 	goTest := stream("p TestA run", "p TestA pass", "p TestCrash run", "p - fail")
 	godist := stream("p TestA run", "p TestA pass", "p TestCrash run", "p TestCrash fail", "p TestAfter run", "p TestAfter pass", "p - fail")
-	c := Compare([]Stream{ok(goTest, 1)}, []Stream{ok(godist, 1)}, nil)
+	c := Compare([]Stream{ok(goTest, 1)}, []Stream{ok(godist, 1)}, Options{})
 	wantDiffs(t, c)
 	if len(c.Rerun) != 1 || c.Rerun[0] != (Key{"p", "TestAfter"}) {
 		t.Errorf("re-run after the crash: %v, want [p TestAfter]", c.Rerun)
@@ -90,13 +90,13 @@ func TestCrashedTestCountsAsFailed(t *testing.T) {
 	// The same extra test in a package that did not crash is a difference.
 	goTest = stream("p TestA run", "p TestA pass", "p - PASS", "p - pass")
 	godist = stream("p TestA run", "p TestA pass", "p TestB run", "p TestB pass", "p - pass")
-	wantDiffs(t, Compare([]Stream{ok(goTest, 0)}, []Stream{ok(godist, 0)}, nil),
+	wantDiffs(t, Compare([]Stream{ok(goTest, 0)}, []Stream{ok(godist, 0)}, Options{}),
 		"test p TestB: go test -, godist pass (run 1)")
 }
 
 func TestGodistMustEndEveryTestOnce(t *testing.T) {
 	godist := stream("p TestA run", "p TestA pass", "p TestA pass", "p TestA/sub run", "p - pass", "p - pass")
-	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{ok(godist, 0)}, nil),
+	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{ok(godist, 0)}, Options{}),
 		"terminal p TestA: go test 1, godist 2 [pass pass] (run 1)",
 		"terminal p TestA/sub: go test 1, godist 0 (run, never ended) (run 1)",
 		"terminal package p: go test 1, godist 2 [pass pass] (run 1)",
@@ -106,7 +106,7 @@ func TestGodistMustEndEveryTestOnce(t *testing.T) {
 func TestFlakyTestsAreNotDifferences(t *testing.T) {
 	second := stream("p TestA run", "p TestA pass", "p TestA/sub run", "p TestA/sub fail", "p - FAIL", "p - fail")
 	godist := stream("p TestA run", "p TestA fail", "p TestA/sub run", "p TestA/sub fail", "p - FAIL", "p - fail")
-	c := Compare([]Stream{ok(passing, 0), ok(second, 1)}, []Stream{ok(godist, 1)}, nil)
+	c := Compare([]Stream{ok(passing, 0), ok(second, 1)}, []Stream{ok(godist, 1)}, Options{})
 	// TestA itself passed twice under go test: its failure under godist is a difference.
 	wantDiffs(t, c, "test p TestA: go test pass, godist fail (run 1)")
 	var flaky []string
@@ -121,7 +121,7 @@ func TestFlakyTestsAreNotDifferences(t *testing.T) {
 
 func TestLostPackageIsOneDifference(t *testing.T) {
 	godist := stream("p - failedbuild")
-	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{ok(godist, 1)}, nil),
+	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{ok(godist, 1)}, Options{}),
 		"exit exit status: go test 0, godist 1 (run 1)",
 		`build FailedBuild of p: go test -, godist "p [p.test]" (run 1)`,
 		"package p: go test pass, godist fail (run 1)",
@@ -131,7 +131,7 @@ func TestLostPackageIsOneDifference(t *testing.T) {
 func TestBuildFailures(t *testing.T) {
 	goTest := stream("b x build-fail", "b - failedbuild", "q - failedbuild")
 	godist := stream("b - failedbuild", "q x build-fail", "q - failedbuild", "r - skip")
-	wantDiffs(t, Compare([]Stream{ok(goTest, 1)}, []Stream{ok(godist, 1)}, nil),
+	wantDiffs(t, Compare([]Stream{ok(goTest, 1)}, []Stream{ok(godist, 1)}, Options{}),
 		"build b [b.test]: go test build-fail, godist - (run 1)",
 		"build q [q.test]: go test -, godist build-fail (run 1)",
 		"package r: go test -, godist skip (run 1)")
@@ -140,7 +140,7 @@ func TestBuildFailures(t *testing.T) {
 func TestIgnoredPackage(t *testing.T) {
 	goTest := stream("p TestA run", "p TestA pass", "p - PASS", "p - pass", "f TestF run", "f TestF pass", "f - PASS", "f - pass")
 	godist := stream("p TestA run", "p TestA pass", "p - pass", "f TestF run", "f TestF fail", "f - fail")
-	c := Compare([]Stream{ok(goTest, 0)}, []Stream{ok(godist, 1)}, map[string]string{"f": "flaky by design"})
+	c := Compare([]Stream{ok(goTest, 0)}, []Stream{ok(godist, 1)}, Options{Ignore: map[string]string{"f": "flaky by design"}})
 	// The exit status is not known: only an ignored package failed.
 	wantDiffs(t, c)
 	if len(c.Ignored) != 1 || c.Ignored[0] != "f: flaky by design" {
@@ -149,7 +149,7 @@ func TestIgnoredPackage(t *testing.T) {
 }
 
 func TestRunThatDidNotFinish(t *testing.T) {
-	c := Compare([]Stream{ok(passing, 0)}, []Stream{{Err: errors.New("killed after 5m0s")}, ok(passing, 0)}, nil)
+	c := Compare([]Stream{ok(passing, 0)}, []Stream{{Err: errors.New("killed after 5m0s")}, ok(passing, 0)}, Options{})
 	wantDiffs(t, c, "run godist run 1: go test finished, godist killed after 5m0s (run 1), = go test (run 2)")
 }
 
@@ -158,7 +158,7 @@ func TestMalformedLines(t *testing.T) {
 	if o.Malformed != 1 || o.FirstMalformed != "not json" || len(o.Tests) != 2 {
 		t.Errorf("Parse: %d malformed (%q), %d tests", o.Malformed, o.FirstMalformed, len(o.Tests))
 	}
-	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{{Outcome: o}}, nil),
+	wantDiffs(t, Compare([]Stream{ok(passing, 0)}, []Stream{{Outcome: o}}, Options{}),
 		`stream --jsonfile: go test JSON lines, godist 1 other lines, the first "not json" (run 1)`)
 }
 
@@ -275,9 +275,20 @@ func TestVaryingSubtestNames(t *testing.T) {
 	run := func(addr string, parent string) []byte {
 		return stream("p TestP run", "p TestP/stable run", "p TestP/stable pass", "p TestP/at_"+addr+" run", "p TestP/at_"+addr+" pass", "p TestP "+parent, "p - pass")
 	}
-	c := Compare([]Stream{ok(run("0x1", "pass"), 0), ok(run("0x2", "pass"), 0)}, []Stream{ok(run("0x3", "fail"), 0)}, nil)
+	c := Compare([]Stream{ok(run("0x1", "pass"), 0), ok(run("0x2", "pass"), 0)}, []Stream{ok(run("0x3", "fail"), 0)}, Options{})
 	wantDiffs(t, c, "test p TestP: go test pass, godist fail (run 1)")
 	if len(c.Flaky) != 0 || len(c.Varying) != 1 || c.Varying[0].String() != "p TestP: subtest names vary from run to run; 2 such names under go test, 1 under godist, not compared" {
 		t.Errorf("flaky %v, varying %v", c.Flaky, c.Varying)
+	}
+}
+
+// A test known to be flaky is not a difference, nor is its package's result or the exit
+// status in a run where it differed.
+func TestKnownFlakyTest(t *testing.T) {
+	flaked := stream("p TestA run", "p TestA pass", "p TestA/sub run", "p TestA/sub fail", "p - FAIL", "p - fail")
+	c := Compare([]Stream{ok(passing, 0)}, []Stream{ok(flaked, 1), ok(passing, 0)}, Options{Flaky: map[Key]string{{"p", "TestA/sub"}: "measured"}})
+	wantDiffs(t, c)
+	if len(c.Flaky) != 2 || c.Flaky[1].String() != "p TestA/sub: go test pass; godist fail, pass (known flaky: measured)" {
+		t.Errorf("flaky: %v", c.Flaky)
 	}
 }

@@ -155,7 +155,7 @@ func Check(ctx context.Context, cfg Config, m Module) (*Result, error) {
 		res.Godist = append(res.Godist, run)
 		gdStreams = append(gdStreams, s)
 	}
-	res.Comparison = Compare(goStreams, gdStreams, m.Ignore)
+	res.Comparison = Compare(goStreams, gdStreams, Options{Ignore: m.Ignore, Flaky: m.Flaky})
 	return res, ctx.Err()
 }
 
