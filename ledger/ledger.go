@@ -295,6 +295,24 @@ func (l *Ledger) End(ctx context.Context, s Scope, worker string) {
 	l.event(gotest.Event{Time: &now, Action: action, Package: s.Package, Elapsed: &el, Worker: worker})
 }
 
+// Started reports whether anything of the scope was written.
+func (l *Ledger) Started(s Scope) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	en := l.scopes[s]
+	return en != nil && en.started
+}
+
+// Drop closes a scope that never started without writing anything: go test -failfast
+// reports nothing of the packages it did not start after a failure.
+func (l *Ledger) Drop(s Scope) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if en := l.scopes[s]; en != nil && !en.started {
+		en.ending = true
+	}
+}
+
 // Open lists the expected scopes that have not ended, sorted.
 func (l *Ledger) Open() []Scope {
 	l.mu.Lock()

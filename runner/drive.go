@@ -162,10 +162,17 @@ func (r *runner) scopeOf(pkg, id string) ledger.Scope {
 func (r *runner) settleLeftovers(ctx context.Context) {
 	open := r.ledger.Open()
 	stop := r.stopReason(ctx)
-	if len(open) > 0 && stop == "" {
-		r.lost.Store(true)
+	for _, s := range open {
+		if stop == "" && !(r.failedFast.Load() && !r.ledger.Started(s)) {
+			r.lost.Store(true)
+		}
 	}
 	for _, s := range open {
+		if r.failedFast.Load() && !r.ledger.Started(s) {
+			// -failfast: as go test, nothing of a package that never started.
+			r.ledger.Drop(s)
+			continue
+		}
 		why := "no gateway was left to run them"
 		if stop != "" {
 			why = stop

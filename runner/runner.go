@@ -114,10 +114,11 @@ type Result struct {
 }
 
 type runner struct {
-	cfg    Config
-	uid    string
-	ledger *ledger.Ledger
-	lost   atomic.Bool // some work could not run: no gateway was left for it
+	cfg        Config
+	uid        string
+	ledger     *ledger.Ledger
+	lost       atomic.Bool // some work could not run: no gateway was left for it
+	failedFast atomic.Bool // -failfast and a test failed: no new package starts
 
 	durations  *scheduler.Durations
 	plan       *scheduler.Plan
@@ -452,6 +453,10 @@ func (r *runner) loadDurations() error {
 func (r *runner) countFailures(n int) {
 	if n == 0 {
 		return
+	}
+	if r.cfg.Failfast && !r.failedFast.Swap(true) {
+		// As go test -failfast: no test binary starts after the first failure.
+		r.plan.NoNewPackages()
 	}
 	r.stopMu.Lock()
 	r.failures += n

@@ -105,6 +105,7 @@ type pkgQueue struct {
 	bench   bool // the benchmark batch is still to come
 	running int  // batches of the package in flight
 	ended   bool // Finish reported it complete
+	started bool // a batch of it was handed out
 }
 
 // complete reports whether nothing of the package is left to hand out or in flight.
@@ -124,6 +125,7 @@ type Plan struct {
 	workers int
 	queues  map[string]*queue // by queue key: "" in load mode, the gateway id in each mode
 	closed  bool
+	noNew   bool // -failfast after a failure: no package starts that has not started
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
@@ -205,9 +207,10 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	}
 	// A package's benchmarks run once all of its tests have ended, as in go test.
 	for _, pq := range sortedPkgs(q.pkgs) {
-		if pq.bench && !pq.stopped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) {
+		if pq.bench && !pq.stopped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
 			pq.bench = false
 			pq.running++
+			pq.started = true
 			return Batch{Package: pq.path, Bench: true}, true
 		}
 	}
@@ -215,7 +218,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	var best *pkgQueue
 	var total time.Duration
 	for _, pq := range q.pkgs {
-		if pq.stopped || (len(pq.tests) == 0 && !pq.whole) {
+		if pq.stopped || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
 			continue
 		}
 		total += pq.work
@@ -227,6 +230,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		return Batch{}, false
 	}
 	best.running++
+	best.started = true
 	if best.whole {
 		best.whole = false
 		return Batch{Package: best.path, Whole: true, Est: best.work}, true
@@ -298,6 +302,15 @@ func hasRetry(q *queue, pkg string) bool {
 		}
 	}
 	return false
+}
+
+// NoNewPackages stops packages that have not started from starting (-failfast after the
+// first failure, as go test starts no new test binary then); those that started go on.
+func (p *Plan) NoNewPackages() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.noNew = true
+	p.cond.Broadcast()
 }
 
 // Return gives back a batch that did not run at all (its binary never reached the

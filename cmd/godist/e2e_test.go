@@ -283,11 +283,14 @@ func TestEndToEndGoTestFlags(t *testing.T) {
 	}
 }
 
-// -failfast on one worker stops where go test stops. (With several workers, tests that
-// started before the first failure was known still finish, as in pytest-xdist.)
+// -failfast on one worker stops where go test -p 1 stops: after fail's first failure no
+// new package starts, and nothing is reported of those that did not. (go test's own -p
+// runs packages in parallel, so which of them started before the failure varies; -p 1
+// makes the oracle deterministic. With several workers, tests that started before the
+// first failure was known still finish, as in pytest-xdist.)
 func TestEndToEndFailfast(t *testing.T) {
 	dir := fixturesDir(t)
-	want := goTestJSON(t, dir, "-failfast", "./fail", "./pass")
+	want := goTestJSON(t, dir, "-p", "1", "-failfast", "./fail", "./pass")
 	got, output, _ := godistJSON(t, dir, "-n", "1", "-failfast", "./fail", "./pass")
 	compareOutcomes(t, want, got, nil)
 	if t.Failed() {
