@@ -277,8 +277,9 @@ func startHangOver(t *testing.T, s *serveProc) *exec.Cmd {
 		for _, pid := range s.workers() {
 			b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 			// The test process of the hang fixture, wherever its binary lives (the
-			// workers of a remote gateway run it from their blob cache).
-			if bytes.Contains(b, []byte("TestHang")) && bytes.Contains(b, []byte("-test.v=test2json")) {
+			// workers of a remote gateway run it from their blob cache) and whatever
+			// its -test.run: it runs in (the remote copy of) the fixture's directory.
+			if bytes.Contains(b, []byte("-test.v=test2json")) && strings.HasSuffix(proc.Cwd(pid), "/fixtures/hang") {
 				return true
 			}
 		}
