@@ -34,10 +34,17 @@ func leftovers() (workers, tests []int) {
 // (wherever their binary lives, with or without a -test.run): they run in the fixture's
 // directory (or a remote copy of it) with -test.v=test2json and have a GODIST_TESTRUNUID;
 // other test packages' runs of the same fixture do not.
+// hangDir is this checkout's hang fixture directory (remote copies mirror it at its
+// absolute path, so it ends theirs too): another checkout's runs do not match.
+var hangDir = func() string {
+	d, _ := filepath.Abs("../../fixtures/hang")
+	return d
+}()
+
 func hangTestProcs() []int {
 	var out []int
 	for _, pid := range proc.Matching("-test.v=test2json", "-test.paniconexit0") {
-		if proc.HasEnv(pid, "GODIST_TESTRUNUID") && strings.HasSuffix(proc.Cwd(pid), "/fixtures/hang") {
+		if proc.HasEnv(pid, "GODIST_TESTRUNUID") && strings.HasSuffix(proc.Cwd(pid), hangDir) {
 			out = append(out, pid)
 		}
 	}

@@ -279,7 +279,7 @@ func startHangOver(t *testing.T, s *serveProc) *exec.Cmd {
 			// The test process of the hang fixture, wherever its binary lives (the
 			// workers of a remote gateway run it from their blob cache) and whatever
 			// its -test.run: it runs in (the remote copy of) the fixture's directory.
-			if bytes.Contains(b, []byte("-test.v=test2json")) && strings.HasSuffix(proc.Cwd(pid), "/fixtures/hang") {
+			if bytes.Contains(b, []byte("-test.v=test2json")) && strings.HasSuffix(proc.Cwd(pid), hangDir) {
 				return true
 			}
 		}
