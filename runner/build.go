@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
@@ -21,6 +25,7 @@ type builds struct {
 	events  map[string][]gotest.Event            // platform -> build events, in go's order
 	settled map[string]map[string]bool           // platform -> packages the build settled
 	binOf   map[string]map[string]gobuild.Binary // platform -> package -> binary
+	kept    []string                             // the binary directories kept between runs
 }
 
 // build builds the test binaries of pkgs for every platform of the gateways. A go test -c
@@ -36,7 +41,8 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 			opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
 		}
 		var evs []gotest.Event
-		res, err := gobuild.Build(ctx, opts, pkgs, r.binDir(tmp, pl, bopts), func(e gotest.Event) { evs = append(evs, e) })
+		keep := r.binDir(tmp, pl, bopts)
+		res, err := r.buildLocked(ctx, opts, pkgs, keep, r.ownBinDir(tmp, keep), func(e gotest.Event) { evs = append(evs, e) })
 		if err != nil {
 			var be *gobuild.BuildError
 			if errors.As(err, &be) {
@@ -53,8 +59,90 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 			bm[bin.Package.ImportPath] = bin
 		}
 		b.bins[pl], b.binOf[pl], b.events[pl], b.settled[pl] = m, bm, evs, res.Reported
+		b.kept = append(b.kept, keep)
 	}
 	return b, nil
+}
+
+// buildLocked builds into the binary directory kept between runs (where go test -c skips
+// an up-to-date link) while holding its lock, so that concurrent runs of one module do not
+// build over each other, and then links each binary into this run's own directory: a later
+// run's build replaces the kept files (go renames a new binary into place), never the
+// ones this run executes.
+func (r *runner) buildLocked(ctx context.Context, opts gobuild.Options, pkgs []gobuild.Package, keep, own string, emit func(gotest.Event)) (*gobuild.Result, error) {
+	unlock, err := lockDir(keep)
+	if err != nil {
+		return nil, fmt.Errorf("test binary cache: %w", err)
+	}
+	defer unlock()
+	res, err := gobuild.Build(ctx, opts, pkgs, keep, emit)
+	if err != nil || keep == own {
+		return res, err
+	}
+	for i, b := range res.Binaries {
+		rel, err := filepath.Rel(keep, b.Path)
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(own, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := linkOrCopy(b.Path, dst); err != nil {
+			return nil, fmt.Errorf("test binary cache: %w", err)
+		}
+		res.Binaries[i].Path = dst
+	}
+	return res, nil
+}
+
+// ownBinDir is where this run links the binaries kept in keep: beside the kept
+// directories (so that a hard link works), under runs/<run id>/, which the run removes
+// when it ends; or in tmp when the binaries are kept there already.
+func (r *runner) ownBinDir(tmp, keep string) string {
+	if strings.HasPrefix(keep, tmp) {
+		return keep
+	}
+	return filepath.Join(r.runsDir(keep), r.uid, filepath.Base(keep))
+}
+
+// runsDir is the directory of the runs' own binary directories, beside the kept ones.
+func (r *runner) runsDir(keep string) string {
+	return filepath.Join(filepath.Dir(filepath.Dir(keep)), "testbin-runs")
+}
+
+// cleanRuns removes this run's own binary directories, and those of runs that ended a day
+// ago or more without removing theirs (killed); both are godist's own.
+func (r *runner) cleanRuns(keep string) {
+	dir := r.runsDir(keep)
+	os.RemoveAll(filepath.Join(dir, r.uid))
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && e.IsDir() && time.Since(info.ModTime()) > 24*time.Hour {
+			os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
+	}
+}
+
+// linkOrCopy makes dst the file src is: a hard link, or a copy across file systems.
+func linkOrCopy(src, dst string) error {
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // gatewaysOn lists the ids of the gateways of platform pl.

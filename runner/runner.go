@@ -219,6 +219,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	r.bins = built.bins
+	defer func() {
+		for _, k := range built.kept {
+			r.cleanRuns(k)
+		}
+	}()
 	runnable := built.runnable(pkgs, platforms)
 	if cfg.Mode == scheduler.Each {
 		runnable = built.anywhere(pkgs, platforms)

@@ -392,3 +392,32 @@ func TestEndToEndErrorsNameTheirCause(t *testing.T) {
 		}
 	}
 }
+
+// Two runs of one module at once share its binary cache without breaking each other: one
+// rebuilding a package (here with another -tags, which the cache keys apart, and then the
+// same flags) never pulls a binary from under the other.
+func TestEndToEndConcurrentRunsShareTheBinaryCache(t *testing.T) {
+	t.Parallel()
+	dir := fixturesDir(t)
+	args := []string{"./pass", "./subtests", "./skip", "./slow"}
+	want := goTestJSON(t, dir, args...)
+	type result struct {
+		o    outcome
+		out  []byte
+		code int
+	}
+	results := make(chan result, 4)
+	for range 4 {
+		go func() {
+			o, out, code := godistJSON(t, dir, append([]string{"-n", "2"}, args...)...)
+			results <- result{o, out, code}
+		}()
+	}
+	for range 4 {
+		r := <-results
+		compareOutcomes(t, want, r.o, nil)
+		if r.code != 1 {
+			t.Errorf("exit %d, want 1 (subtests fails)\n%s", r.code, r.out)
+		}
+	}
+}
