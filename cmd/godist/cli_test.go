@@ -26,6 +26,7 @@ import (
 // status 2, and no stack trace; unless a case needs go list to find out (needsGo), it is
 // found before anything is built: the go command on PATH is a fake that leaves a mark.
 func TestBadInputIsOneLineAndStatus2(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	fakeBin := t.TempDir()
 	mark := filepath.Join(t.TempDir(), "go-ran")
@@ -193,6 +194,7 @@ var sampleValues = map[string]string{
 // line gives a Config) or refused in one line that says what to do instead (pass it
 // after --, or use go test); none is unknown to godist.
 func TestFlagsOfGoHelp(t *testing.T) {
+	t.Parallel()
 	tmp := t.TempDir()
 	var f pflag.FlagSet
 	addRootFlags(&f, &rootOptions{})
@@ -275,6 +277,7 @@ func TestFlagsOfGoHelp(t *testing.T) {
 
 // A command line becomes the Config it says, nothing run.
 func TestFlagConfig(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	realDir, _ := filepath.Abs(dir)
 	wd, _ := os.Getwd()
@@ -354,6 +357,7 @@ func TestFlagConfig(t *testing.T) {
 
 // godist's own flags in go's syntax and cobra's: -n 4, -n=4, --numprocesses 4, -json.
 func TestFlagGodistOwn(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"-n", "3"}, {"-n=3"}, {"--n", "3"}, {"--numprocesses=3"}, {"-numprocesses", "3"}} {
 		cfg, _, err := configFromArgs(args)
 		if err != nil || len(cfg.Gateways) != 3 {
@@ -367,6 +371,7 @@ func TestFlagGodistOwn(t *testing.T) {
 }
 
 func TestFlagCommandLine(t *testing.T) {
+	t.Parallel()
 	cmd := newRootCommand(io.Discard, io.Discard)
 	for _, c := range []struct{ in, want []string }{
 		{[]string{"-run", "X", "-run=Y", "-v", "-n", "2", "--tx", "popen", "-count=3", "./...", "--", "-run", "Z"},
@@ -386,6 +391,7 @@ func TestFlagCommandLine(t *testing.T) {
 // With -json, stdout is go test -json's stream and nothing else: every line an event
 // with a Worker.
 func TestCLIJSONStdout(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	stdout, stderr, code := runCmd(t, dir, godistBin, "-json", "-n", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "./pass")
 	if code != 0 {

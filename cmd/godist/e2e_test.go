@@ -156,6 +156,7 @@ var crashPackages = map[string]bool{
 }
 
 func TestEndToEndSameResultsAsGoTest(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	args := []string{"-timeout", "3s", "./..."}
 	want := goTestJSON(t, dir, args...)
@@ -233,6 +234,7 @@ func compareOutcomes(t *testing.T, want, got outcome, ignore map[string]bool) {
 
 // A crashing test costs only itself: the tests that shared its process run again.
 func TestEndToEndCrashCostsOnlyTheCrashingTest(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	// -n 1 puts every test of a package in one process, so each crash strands the rest.
 	got, output, code := godistJSON(t, dir, "-n", "1", "-timeout", "2s", "./panic", "./exit", "./hang")
@@ -261,6 +263,7 @@ func TestEndToEndCrashCostsOnlyTheCrashingTest(t *testing.T) {
 
 // go test's flags select the same tests under godist as under go test.
 func TestEndToEndGoTestFlags(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	cases := [][]string{
 		{"-run", "TestA/sub|TestY/[ac]", "./subtests"},
@@ -289,6 +292,7 @@ func TestEndToEndGoTestFlags(t *testing.T) {
 // makes the oracle deterministic. With several workers, tests that started before the
 // first failure was known still finish, as in pytest-xdist.)
 func TestEndToEndFailfast(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	want := goTestJSON(t, dir, "-p", "1", "-failfast", "./fail", "./pass")
 	got, output, _ := godistJSON(t, dir, "-n", "1", "-failfast", "./fail", "./pass")
@@ -301,6 +305,7 @@ func TestEndToEndFailfast(t *testing.T) {
 // In each mode every test runs on every gateway, and each gateway's package gets its own
 // result.
 func TestEndToEndEachMode(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	_, _, code := runCmd(t, dir, godistBin, "--dist", "each", "--tx", "2*popen", "--tx", "popen//id=third",
@@ -335,6 +340,7 @@ func TestEndToEndEachMode(t *testing.T) {
 
 // Tests see GODIST_WORKER, GODIST_WORKER_COUNT and GODIST_TESTRUNUID.
 func TestEndToEndWorkerEnvironment(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	runCmd(t, dir, godistBin, "--dist", "each", "-n", "2", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./env")
@@ -361,6 +367,7 @@ func TestEndToEndWorkerEnvironment(t *testing.T) {
 
 // popen//goarch=386 builds the tests for 386 and runs them there.
 func TestEndToEndCrossArch386(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	args := []string{"-run", "TestA|TestB|TestPass", "./pass", "./subtests"}
 	want := goTestJSON(t, dir, args...)
@@ -386,6 +393,7 @@ func TestEndToEndCrossArch386(t *testing.T) {
 // --rerun-fails: a flaky test passes on another worker and does not fail the run; every
 // attempt is in --jsonfile; a failing subtest is re-run alone, however odd its name.
 func TestEndToEndRerunFails(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	stdout, stderr, code := runCmd(t, dir, godistBin, "--tx", "popen", "--tx", "popen", "--rerun-fails", "2", "--jsonfile", jf,
@@ -435,6 +443,7 @@ func TestEndToEndRerunFails(t *testing.T) {
 // -x: once a test failed, no new test starts and running processes are stopped; the
 // summary says how many tests did not run.
 func TestEndToEndMaxfail(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	start := time.Now()
@@ -465,6 +474,7 @@ func TestEndToEndMaxfail(t *testing.T) {
 
 // --shard I/N: N jobs together run every test exactly once.
 func TestEndToEndShardsCoverEveryTestOnce(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	// The jobs of one pipeline all read the same durations file (as restored from a CI cache);
 	// each job updates its own copy.
@@ -501,6 +511,7 @@ func TestEndToEndShardsCoverEveryTestOnce(t *testing.T) {
 
 // --junitfile, --slowest and GitHub annotations come out of one run.
 func TestEndToEndCIOutputs(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	junit := filepath.Join(t.TempDir(), "junit.xml")
 	cmd := exec.Command(godistBin, "-n", "2", "--junitfile", junit, "--slowest", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "./fail", "./slow")
@@ -541,6 +552,7 @@ func TestEndToEndCIOutputs(t *testing.T) {
 // Test binaries are kept between runs (go test -c then skips an up-to-date link); a package
 // that stops building must not run its old binary.
 func TestEndToEndNoStaleBinaryAfterBreakage(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	write := func(name, body string) { writeTestFile(t, dir, name, body) }
 	write("go.mod", "module stale.example\n\ngo 1.26\n")

@@ -41,6 +41,7 @@ func readEvents(t *testing.T, file string) []gotest.Event {
 // A test that runs testing.RunTests itself prints failing inner tests in a binary that
 // exits 0: the package is ok, as go test says, and the run passes.
 func TestEndToEndNestedRunTestsPackageOK(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	want := goTestJSON(t, dir, "./nested")
 	got, output, code := godistJSON(t, dir, "-n", "2", "./nested")
@@ -55,6 +56,7 @@ func TestEndToEndNestedRunTestsPackageOK(t *testing.T) {
 
 // Test processes see PWD = the package directory and $GOROOT/bin first in PATH.
 func TestEndToEndPWDAndPATH(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	got, output, code := godistJSON(t, dir, "-n", "2", "./pwd")
 	if code != 0 {
@@ -70,6 +72,7 @@ func TestEndToEndPWDAndPATH(t *testing.T) {
 // Benchmarks run as go test runs them: after their package's tests, never beside another
 // test process of the host, with go test's result lines (-benchmem, -cpu 1,2).
 func TestEndToEndBenchmarks(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	stdout, stderr, code := runCmd(t, dir, godistBin, "-n", "2", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"),
@@ -122,6 +125,7 @@ func TestEndToEndBenchmarks(t *testing.T) {
 // -x stops the run: the package still running is not ok and its running test is not
 // passed or skipped; the summary counts it as not run, and the stop's count is what failed.
 func TestEndToEndStopIsNeverOK(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	env := append(os.Environ(), "NO_COLOR=1", "GODIST_FIXTURE_SLOW=1")
@@ -151,6 +155,7 @@ func TestEndToEndStopIsNeverOK(t *testing.T) {
 
 // -skip deselects: the skipped tests are not counted as not run.
 func TestEndToEndSkipIsNotNotRun(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	stdout, _, code := runCmd(t, dir, godistBin, "-n", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "-skip", "TestSum", "./bench", "./pass")
 	if code != 0 || strings.Contains(string(stdout), "not run") {
@@ -161,6 +166,7 @@ func TestEndToEndSkipIsNotNotRun(t *testing.T) {
 // --shard 1/3 … 3/3 run one after another with one durations file run every test once,
 // agree on their split, and report build failures and no-test packages once.
 func TestEndToEndShardsOneAfterAnother(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	durations := filepath.Join(t.TempDir(), "d.json")
 	args := []string{"./pass", "./subtests", "./skip", "./slow", "./samename1/...", "./samename2/...", "./fuzz", "./buildfail", "./notests"}
@@ -208,6 +214,7 @@ func TestEndToEndShardsOneAfterAnother(t *testing.T) {
 // In each mode every event carries its Worker, build failures and no-test packages
 // included: each gateway's slice is a whole go test run.
 func TestEndToEndEachModeEveryEventHasItsWorker(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	runCmd(t, dir, godistBin, "--dist", "each", "--tx", "2*popen", "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"),
@@ -243,6 +250,7 @@ func TestEndToEndEachModeEveryEventHasItsWorker(t *testing.T) {
 // Tests that share a file in the package directory are not split over processes on the
 // first run (no durations yet), nor on the next.
 func TestEndToEndPackageNotSplitOnGuesses(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	d := filepath.Join(t.TempDir(), "d.json")
 	for run := range 2 {
@@ -266,6 +274,7 @@ func TestEndToEndPackageNotSplitOnGuesses(t *testing.T) {
 // A module whose path ends in a major version keeps its root package, also beside a
 // package of the same name.
 func TestEndToEndMajorVersionModule(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeTestFile(t, root, "go.mod", "module example.com/foo/v2\n\ngo 1.21\n")
@@ -295,6 +304,7 @@ func mustRead(t *testing.T, f string) []byte {
 // Ctrl-C: the test that was running and its package end fail, saying they were stopped;
 // nothing that did not end is reported pass, ok or skip.
 func TestEndToEndInterruptIsNeverOK(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	cmd := exec.Command(godistBin, "-n", "1", "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "--jsonfile", jf, "./hang")
@@ -339,6 +349,7 @@ func readIfAny(f string) []byte {
 // --dist loadpkg keeps every package in one process, as go test does, and spreads the
 // packages over the workers.
 func TestEndToEndLoadPkg(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	args := []string{"./pass", "./subtests", "./slow", "./sharedfile", "./parallel"}
 	want := goTestJSON(t, dir, args...)
@@ -374,6 +385,7 @@ func TestEndToEndLoadPkg(t *testing.T) {
 // go's reason and the gateways it concerns, before any test runs; a gateway that cannot
 // start says why in one line.
 func TestEndToEndErrorsNameTheirCause(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	for _, c := range []struct {
 		args []string

@@ -120,6 +120,7 @@ func rsyncJSON(t *testing.T, out []byte) []rsyncResult {
 // the two gateways are one directory on one machine, so it is synced once; the second
 // run sends nothing; a deleted source file goes.
 func TestRsyncPopen(t *testing.T) {
+	t.Parallel()
 	src := rsyncTree(t)
 	cwd := t.TempDir()
 	out, errOut, code := runCmd(t, cwd, godistBin, "rsync", "--json", "--tx", "popen", "--tx", "popen", src, "copy/of/tree")
@@ -155,6 +156,7 @@ func TestRsyncPopen(t *testing.T) {
 }
 
 func TestRsyncBadUsage(t *testing.T) {
+	t.Parallel()
 	src := rsyncTree(t)
 	for _, args := range [][]string{
 		{"rsync", "--tx", "popen", src},
@@ -185,6 +187,7 @@ func TestRsyncBadUsage(t *testing.T) {
 // A gateway whose sync fails makes the exit status 3, with its error; the others still
 // get their copy.
 func TestRsyncGatewayFails(t *testing.T) {
+	t.Parallel()
 	src := rsyncTree(t)
 	cwd := t.TempDir()
 	good := filepath.Join(cwd, "good")
@@ -210,6 +213,7 @@ func TestRsyncGatewayFails(t *testing.T) {
 
 // Over a real sshd: two gateways on one host sync once; a change goes as a delta.
 func TestRsyncSSH(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	env := sshEnv(t, s)
@@ -242,6 +246,7 @@ func TestRsyncSSH(t *testing.T) {
 // The zero-install host: sessions chrooted into a directory with only a static busybox.
 // DEST is relative to the worker's cwd (its home in the chroot).
 func TestRsyncSSHChrootedBusybox(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
 	env := sshEnv(t, s)
@@ -313,6 +318,7 @@ func oneStderrLine(t *testing.T, stderr []byte, want ...string) {
 // A DESTDIR no godist sync wrote: files are copied, nothing is deleted, godist says what
 // it kept; later syncs delete only what godist wrote; --delete deletes the rest.
 func TestRsyncForeignDestination(t *testing.T) {
+	t.Parallel()
 	src := rsyncTree(t)
 	cwd := t.TempDir()
 	dest := filepath.Join(cwd, "dest")
@@ -360,6 +366,7 @@ func TestRsyncForeignDestination(t *testing.T) {
 // through a symlink. Exit 2, one line, nothing written. HOME and XDG_CACHE_HOME are made
 // up for the test, and the gateways (popen, exec=sh) inherit them.
 func TestRsyncRefusedDestinations(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	home := filepath.Join(base, "home", "me")
 	cache := filepath.Join(base, "xdg")
@@ -421,6 +428,7 @@ func TestRsyncRefusedDestinations(t *testing.T) {
 
 // Names with a newline, a colon, a backslash are legal: they travel.
 func TestRsyncStrangeNames(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	for _, n := range []string{"new\nline", "co:lon", `back\slash`, `..\..\up`, "C:drive", "esc\x1b[0m", "dir\nname/in:side"} {
 		p := filepath.Join(src, n)
@@ -443,6 +451,7 @@ func TestRsyncStrangeNames(t *testing.T) {
 // Entries that cannot be synced are an error naming them (exit 2), before anything is
 // sent: nothing in DESTDIR changes.
 func TestRsyncCannotCarry(t *testing.T) {
+	t.Parallel()
 	deep := strings.Repeat("d/", 257) + "f"
 	for name, tc := range map[string]struct {
 		make  func(src string) error

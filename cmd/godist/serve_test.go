@@ -169,6 +169,7 @@ func (s *serveProc) assertNoWorkers(t *testing.T, within time.Duration) {
 }
 
 func TestServePing(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	res, out, code := pingJSON(t, s.env(t), s.spec, "2*"+s.spec+"//chdir=wd//env:FOO=bar")
 	if code != 0 || len(res) != 3 {
@@ -204,6 +205,7 @@ func TestServePing(t *testing.T) {
 
 // An unknown host key is refused with the host, its fingerprint and the known_hosts file.
 func TestServeUnknownHostKeyRefused(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	if err := os.WriteFile(s.knownHosts, nil, 0o600); err != nil {
 		t.Fatal(err)
@@ -221,6 +223,7 @@ func TestServeUnknownHostKeyRefused(t *testing.T) {
 
 // A key that is not in the authorized keys file is refused, on both sides' say.
 func TestServeKeyNotAuthorized(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	stranger := writeUserKey(t, s.identity)
 	_, out, code := pingJSON(t, s.env(t), s.spec)
@@ -235,6 +238,7 @@ func TestServeKeyNotAuthorized(t *testing.T) {
 
 // Tests run over socket= gateways give go test's results, and leave no worker behind.
 func TestServeRunSameResultsAsGoTest(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	dir := fixturesDir(t)
 	args := []string{"-timeout", "5s", "./pass", "./subtests", "./panic"}
@@ -294,6 +298,7 @@ func startHangOver(t *testing.T, s *serveProc) *exec.Cmd {
 // A master SIGKILLed in the middle of a run leaves no worker and no test process on the
 // server.
 func TestServeClientKilledLeavesNoWorker(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	cmd := startHangOver(t, s)
 	cmd.Process.Signal(syscall.SIGKILL)
@@ -309,6 +314,7 @@ func TestServeClientKilledLeavesNoWorker(t *testing.T) {
 
 // SIGTERM ends godist serve with status 0, its workers and their test processes gone.
 func TestServeSIGTERMExitsCleanly(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	startHangOver(t, s)
 	procs := s.workers()
@@ -339,6 +345,7 @@ func TestServeSIGTERMExitsCleanly(t *testing.T) {
 }
 
 func TestServeBadUsage(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{
 		{"serve"},
 		{"serve", "--listen", ":99999"},
@@ -361,6 +368,7 @@ func TestServeBadUsage(t *testing.T) {
 
 // A socket= gateway opened from a hop's host.
 func TestServeVia(t *testing.T) {
+	t.Parallel()
 	s := startServe(t)
 	res, out, code := pingJSON(t, s.env(t), "popen//id=hop", s.spec+"//via=hop//env:FOO=bar")
 	if code != 0 || len(res) != 2 || res[1].PID == 0 || res[1].PID == res[0].PID {

@@ -72,6 +72,7 @@ func pingJSON(t *testing.T, env []string, specs ...string) ([]pingResult, string
 // godist ping over ssh reports every field, ships the worker once, and nothing the second
 // time.
 func TestSSHPingShipsOnce(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	env := sshEnv(t, s)
@@ -103,6 +104,7 @@ func TestSSHPingShipsOnce(t *testing.T) {
 // The zero-install proof: a host whose sessions are chrooted into a directory that holds
 // only a static busybox runs a worker: godist ping (a remote exec of rinfo) works there.
 func TestSSHChrootedBusyboxHost(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
 	env := sshEnv(t, s)
@@ -122,6 +124,7 @@ func TestSSHChrootedBusyboxHost(t *testing.T) {
 
 // An unknown host key is refused with the host, its fingerprint and the known_hosts file.
 func TestSSHUnknownHostKeyRefused(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	if err := os.WriteFile(s.KnownHosts, nil, 0o600); err != nil {
@@ -141,6 +144,7 @@ func TestSSHUnknownHostKeyRefused(t *testing.T) {
 // Tests run over ssh gateways (this sshd shares the master's files) give go test's results,
 // and leave no session process behind.
 func TestSSHRunSameResultsAsGoTest(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	dir := fixturesDir(t)
@@ -163,6 +167,7 @@ func TestSSHRunSameResultsAsGoTest(t *testing.T) {
 
 // Gateways opened from another gateway's host: popen, exec= and ssh= via a hop, chained.
 func TestViaGateways(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	env := sshEnv(t, s)
@@ -197,6 +202,7 @@ func TestViaGateways(t *testing.T) {
 // popen//goarch=386 runs a worker built for 386 (cross-built once, then cached): the
 // cross-platform path on this amd64 machine.
 func TestPopen386Worker(t *testing.T) {
+	t.Parallel()
 	res, out, code := pingJSON(t, append(os.Environ(), "NO_COLOR=1"), "popen//goarch=386", "popen")
 	if code != 0 || len(res) != 2 {
 		t.Fatalf("exit %d:\n%s", code, out)
@@ -209,6 +215,7 @@ func TestPopen386Worker(t *testing.T) {
 // A master killed with SIGKILL leaves nothing behind on an ssh host: the connection drops,
 // the remote worker sees its stream end and takes its test processes with it.
 func TestSSHMasterKilledLeavesNothing(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{})
 	cmd := exec.Command(godistBin, "--tx", "2*ssh="+s.Alias, "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
@@ -247,6 +254,7 @@ func TestSSHMasterKilledLeavesNothing(t *testing.T) {
 // Remote runs: the module tree and the test binaries travel to a host that has nothing but
 // busybox, and every test gets go test's result there as well as on a local worker.
 func TestSSHRemoteRunOnBusyboxHost(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
 	dir := fixturesDir(t)
@@ -281,6 +289,7 @@ func TestSSHRemoteRunOnBusyboxHost(t *testing.T) {
 // Two hosts with four workers each: every test once, go test's result, each host sent each
 // file once.
 func TestSSHTwoHostsFourWorkersEach(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	a := sshdtest.Start(t, sshdtest.Options{})
 	b := sshdtest.Start(t, sshdtest.Options{Chroot: true})
@@ -310,6 +319,7 @@ func TestSSHTwoHostsFourWorkersEach(t *testing.T) {
 // --tx exec=COMMAND runs tests end to end (here a local sh: the worker bootstraps through it
 // and gets the tree as a remote host would).
 func TestExecGatewayRun(t *testing.T) {
+	t.Parallel()
 	dir := fixturesDir(t)
 	args := []string{"./pass", "./files", "./subtests"}
 	want := goTestJSON(t, dir, args...)
@@ -330,6 +340,7 @@ func TestExecGatewayRun(t *testing.T) {
 // --rsyncdir ships another tree at its place relative to the module; --rsyncignore leaves
 // paths out; .gitignore'd files do not travel.
 func TestRemoteRsyncDirAndIgnore(t *testing.T) {
+	t.Parallel()
 	sshdtest.Require(t)
 	s := sshdtest.Start(t, sshdtest.Options{Chroot: true})
 	root := t.TempDir()
@@ -347,6 +358,7 @@ import (
 )
 
 func TestRsyncDir(t *testing.T) {
+	t.Parallel()
 	b, err := os.ReadFile("../../data/input.txt")
 	if err != nil || string(b) != "from --rsyncdir\n" {
 		t.Fatalf("../../data/input.txt: %q, %v", b, err)
@@ -354,6 +366,7 @@ func TestRsyncDir(t *testing.T) {
 }
 
 func TestIgnored(t *testing.T) {
+	t.Parallel()
 	for _, f := range []string{"../secret.txt", "../big/blob.bin"} {
 		if _, err := os.Stat(f); err == nil && os.Getenv("GODIST_WORKER") == "gw0" {
 			t.Fatalf("%s was shipped", f)
