@@ -515,28 +515,57 @@ type testSrc struct{ pkg, test, worker string }
 type srcKey struct{ worker, pkg string }
 
 // lineBuffer joins output chunks into whole lines per source, so that lines of interleaved
-// workers are never spliced together.
+// workers are never spliced together. Its cost is linear in the text added: each chunk is
+// scanned once, and the pieces of an unfinished line are gathered in a strings.Builder
+// rather than joined anew with every chunk (a test may print megabytes without a newline,
+// which reach the reporter a kilobyte an event).
 type lineBuffer struct {
-	partial map[srcKey]string
+	partial map[srcKey]*strings.Builder // the unfinished line of each source, never empty
 }
 
 // add appends s to k's pending text and returns the lines it completed, without newlines.
 func (b *lineBuffer) add(k srcKey, s string) []string {
-	if b.partial == nil {
-		b.partial = make(map[srcKey]string)
-	}
-	s = b.partial[k] + s
-	i := strings.LastIndexByte(s, '\n')
+	i := strings.IndexByte(s, '\n')
 	if i < 0 {
-		b.partial[k] = s
+		if s != "" {
+			b.pending(k).WriteString(s)
+		}
 		return nil
 	}
-	if rest := s[i+1:]; rest != "" {
-		b.partial[k] = rest
-	} else {
+	var lines []string
+	if p := b.partial[k]; p != nil {
+		p.WriteString(s[:i])
+		lines = append(lines, p.String())
 		delete(b.partial, k)
+	} else {
+		lines = append(lines, s[:i])
 	}
-	return strings.Split(s[:i], "\n")
+	s = s[i+1:]
+	for {
+		i := strings.IndexByte(s, '\n')
+		if i < 0 {
+			break
+		}
+		lines = append(lines, s[:i])
+		s = s[i+1:]
+	}
+	if s != "" {
+		b.pending(k).WriteString(s)
+	}
+	return lines
+}
+
+// pending returns k's unfinished line, starting one.
+func (b *lineBuffer) pending(k srcKey) *strings.Builder {
+	if b.partial == nil {
+		b.partial = make(map[srcKey]*strings.Builder)
+	}
+	p := b.partial[k]
+	if p == nil {
+		p = new(strings.Builder)
+		b.partial[k] = p
+	}
+	return p
 }
 
 // flush returns the pending partial lines of the matching sources, in a stable order.
@@ -555,7 +584,7 @@ func (b *lineBuffer) flush(match func(srcKey) bool) []string {
 	})
 	lines := make([]string, 0, len(keys))
 	for _, k := range keys {
-		lines = append(lines, b.partial[k])
+		lines = append(lines, b.partial[k].String())
 		delete(b.partial, k)
 	}
 	return lines
