@@ -17,8 +17,11 @@ import (
 	"github.com/godist/godist/gotest"
 )
 
-// godistBin is the godist binary built once for the end-to-end tests.
-var godistBin string
+// godistBin is the godist binary built once for the end-to-end tests; godistRaceBin is
+// the same built with -race, which the tests of the master's concurrency run (its workers
+// are race-built too: a popen worker is the binary itself). A race it detects makes it
+// exit 66 and print "DATA RACE", which those tests check.
+var godistBin, godistRaceBin string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "godist-e2e-")
@@ -33,6 +36,13 @@ func TestMain(m *testing.M) {
 	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "building godist: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	godistRaceBin = filepath.Join(dir, "godist-race")
+	build = exec.Command("go", "build", "-race", "-o", godistRaceBin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=1")
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building godist -race: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	code := m.Run()
@@ -135,8 +145,17 @@ func goTestJSON(t *testing.T, dir string, args ...string) outcome {
 
 func godistJSON(t *testing.T, dir string, args ...string) (outcome, []byte, int) {
 	t.Helper()
+	return godistJSONWith(t, godistBin, dir, args...)
+}
+
+// godistJSONWith runs bin (godistBin, or godistRaceBin, whose data races fail the test).
+func godistJSONWith(t *testing.T, bin, dir string, args ...string) (outcome, []byte, int) {
+	t.Helper()
 	jf := filepath.Join(t.TempDir(), "run.json")
-	stdout, stderr, code := runCmd(t, dir, godistBin, append([]string{"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	stdout, stderr, code := runCmd(t, dir, bin, append([]string{"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}, args...)...)
+	if bytes.Contains(stderr, []byte("DATA RACE")) || bytes.Contains(stdout, []byte("DATA RACE")) {
+		t.Errorf("the race detector found a data race in godist:\n%s%s", stdout, stderr)
+	}
 	data, err := os.ReadFile(jf)
 	if err != nil {
 		t.Fatalf("no --jsonfile: %v\nstdout:\n%s\nstderr:\n%s", err, stdout, stderr)
@@ -160,7 +179,8 @@ func TestEndToEndSameResultsAsGoTest(t *testing.T) {
 	dir := fixturesDir(t)
 	args := []string{"-timeout", "3s", "./..."}
 	want := goTestJSON(t, dir, args...)
-	got, output, code := godistJSON(t, dir, append([]string{"-n", "3"}, args...)...)
+	// The race-built godist: this run exercises the master's concurrency most.
+	got, output, code := godistJSONWith(t, godistRaceBin, dir, append([]string{"-n", "3"}, args...)...)
 	if code != 1 {
 		t.Errorf("exit status %d, want 1 (fixtures fail)\n%s", code, output)
 	}
@@ -308,7 +328,7 @@ func TestEndToEndEachMode(t *testing.T) {
 	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
-	_, _, code := runCmd(t, dir, godistBin, "--dist", "each", "--tx", "2*popen", "--tx", "popen//id=third",
+	_, _, code := runCmd(t, dir, godistRaceBin, "--dist", "each", "--tx", "2*popen", "--tx", "popen//id=third",
 		"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"), "./pass", "./subtests", "./buildfail")
 	if code != 1 {
 		t.Errorf("exit status %d, want 1", code)
@@ -396,7 +416,7 @@ func TestEndToEndRerunFails(t *testing.T) {
 	t.Parallel()
 	dir := fixturesDir(t)
 	jf := filepath.Join(t.TempDir(), "run.json")
-	stdout, stderr, code := runCmd(t, dir, godistBin, "--tx", "popen", "--tx", "popen", "--rerun-fails", "2", "--jsonfile", jf,
+	stdout, stderr, code := runCmd(t, dir, godistRaceBin, "--tx", "popen", "--tx", "popen", "--rerun-fails", "2", "--jsonfile", jf,
 		"--durations", filepath.Join(t.TempDir(), "d.json"), "./flaky")
 	if code != 0 {
 		t.Errorf("exit status %d, want 0 (the flaky test passed on a re-run)\n%s%s", code, stdout, stderr)

@@ -423,7 +423,7 @@ func TestEndToEndConcurrentRunsShareTheBinaryCache(t *testing.T) {
 	results := make(chan result, 4)
 	for range 4 {
 		go func() {
-			o, out, code := godistJSON(t, dir, append([]string{"-n", "2"}, args...)...)
+			o, out, code := godistJSONWith(t, godistRaceBin, dir, append([]string{"-n", "2"}, args...)...)
 			results <- result{o, out, code}
 		}()
 	}
