@@ -435,3 +435,37 @@ func TestEndToEndConcurrentRunsShareTheBinaryCache(t *testing.T) {
 		}
 	}
 }
+
+// A test whose output is an exact multiple of 1 MiB without a final newline glues its
+// "--- PASS" to that output, so test2json never ends it; the process still ran to its end
+// (exit 0 after PASS): the test passed and so does its package, as go test says.
+func TestEndToEndMiBOutputWithoutNewline(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeTestFile(t, root, "go.mod", "module mib.example\n\ngo 1.21\n")
+	writeTestFile(t, root, "m_test.go", `package mib
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func TestMiB(t *testing.T)    { os.Stdout.WriteString(strings.Repeat("x", 1<<20)) }
+func TestTwoMiB(t *testing.T) { os.Stdout.WriteString(strings.Repeat("y", 2<<20)) }
+func TestAfter(t *testing.T)  {}
+`)
+	want := goTestJSON(t, root, "./...")
+	got, output, code := godistJSON(t, root, "-n", "1", "./...")
+	if code != 0 {
+		t.Errorf("exit %d, want 0 as go test's\n%s", code, output)
+	}
+	if a := got.pkgs["mib.example"]; len(a) != 1 || a[0] != "pass" || want.pkgs["mib.example"][0] != "pass" {
+		t.Errorf("package: godist %v, go test %v; want pass", a, want.pkgs["mib.example"])
+	}
+	for _, n := range []string{"TestMiB", "TestTwoMiB", "TestAfter"} {
+		if a := got.tests["mib.example "+n]; len(a) != 1 || a[0] != "pass" {
+			t.Errorf("%s: %v, want [pass]", n, a)
+		}
+	}
+}
