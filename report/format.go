@@ -23,9 +23,9 @@ var formats = map[string]bool{
 	"debug": true, "none": true,
 }
 
-// Formats returns the accepted Options.Format names, sorted. "" (godist's own output) is
+// formatNames returns the accepted Options.Format names, sorted. "" (godist's own output) is
 // accepted too and not listed.
-func Formats() []string {
+func formatNames() []string {
 	names := make([]string, 0, len(formats))
 	for name := range formats {
 		names = append(names, name)

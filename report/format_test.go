@@ -104,10 +104,10 @@ func TestChunks(t *testing.T) {
 }
 
 func TestFormatsSorted(t *testing.T) {
-	fs := Formats()
+	fs := formatNames()
 	for i := 1; i < len(fs); i++ {
 		if fs[i-1] >= fs[i] {
-			t.Errorf("Formats not sorted: %q", fs)
+			t.Errorf("formatNames not sorted: %q", fs)
 		}
 	}
 }

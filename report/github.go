@@ -13,12 +13,12 @@ import (
 	"github.com/godist/godist/gotest"
 )
 
-// GitHubAnnotation is one GitHub Actions workflow command that annotates a file:
+// githubAnnotation is one GitHub Actions workflow command that annotates a file:
 //
 //	::error file=pkg/a_test.go,line=12,title=TestA::a_test.go:12: got 1, want 2
 //
 // in the format GitHub documents under "Workflow commands for GitHub Actions".
-type GitHubAnnotation struct {
+type githubAnnotation struct {
 	Level   string // "error", "warning" or "notice"; anything else is written as "error"
 	File    string // relative to the repository root, with slashes; "" for none
 	Line    int    // 0 for none
@@ -32,7 +32,7 @@ type GitHubAnnotation struct {
 // as data ("%" "\r" "\n" only). The runner trims white space around the properties, so
 // File and Title are trimmed here, and left out when empty; Line and Col are left out when
 // not positive.
-func (a GitHubAnnotation) String() string {
+func (a githubAnnotation) String() string {
 	level := a.Level
 	switch level {
 	case "error", "warning", "notice":
@@ -101,12 +101,13 @@ type GitHubOptions struct {
 //   - a package that failed outside its tests: an error at its panic, if any.
 //   - a build failure: an error at each compiler error.
 //
-// Tests are told apart, and reruns recognised, as by JUnitCollector. Feed it the stream
-// in order; it is safe for concurrent use.
+// Build failures come first (by import path), then the rest by package and worker, tests
+// in the order they first ran. Tests are told apart, and reruns recognised, as by
+// JUnitCollector. Feed it the stream in order; it is safe for concurrent use.
 type GitHubAnnotator struct {
-	mu   sync.Mutex
-	opts GitHubOptions
-	log  *runLog
+	mu    sync.Mutex
+	opts  GitHubOptions
+	model *runModel
 }
 
 // NewGitHubAnnotator returns an annotator with nothing seen yet.
@@ -114,22 +115,22 @@ func NewGitHubAnnotator(opts GitHubOptions) *GitHubAnnotator {
 	if opts.MaxLines <= 0 {
 		opts.MaxLines = 50
 	}
-	return &GitHubAnnotator{opts: opts, log: newRunLog(opts.Each)}
+	return &GitHubAnnotator{opts: opts, model: newModel(opts.Each)}
 }
 
 // Event takes the next event of the stream.
 func (g *GitHubAnnotator) Event(e gotest.Event) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.log.event(e)
+	g.model.event(e)
 }
 
-// Write writes Annotations, one workflow command a line. GitHub shows at most 10 error
-// and 10 warning annotations of a step (50 of a job) beside the code; the rest stay in
-// the log.
+// Write writes the annotations of the events so far, one workflow command a line, in
+// the order described at GitHubAnnotator. GitHub shows at most 10 error and 10 warning
+// annotations of a step (50 of a job) beside the code; the rest stay in the log.
 func (g *GitHubAnnotator) Write(w io.Writer) error {
 	var b strings.Builder
-	for _, a := range g.Annotations() {
+	for _, a := range g.annotations() {
 		b.WriteString(a.String())
 		b.WriteByte('\n')
 	}
@@ -137,23 +138,23 @@ func (g *GitHubAnnotator) Write(w io.Writer) error {
 	return err
 }
 
-// Annotations lists the annotations of the events so far: build failures first (by
+// annotations lists the annotations of the events so far: build failures first (by
 // import path), then by package and worker, tests in the order they first ran.
-func (g *GitHubAnnotator) Annotations() []GitHubAnnotation {
+func (g *GitHubAnnotator) annotations() []githubAnnotation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	var out []GitHubAnnotation
+	var out []githubAnnotation
 	var builds []string
-	for ip, b := range g.log.builds {
+	for ip, b := range g.model.builds {
 		if b.failed {
 			builds = append(builds, ip)
 		}
 	}
 	sort.Strings(builds)
 	for _, ip := range builds {
-		out = append(out, g.buildAnnotations(ip, g.log.builds[ip])...)
+		out = append(out, g.buildAnnotations(ip, g.model.builds[ip])...)
 	}
-	for _, s := range g.log.sortedSuites() {
+	for _, s := range g.model.sortedSuites() {
 		for _, t := range s.order {
 			if a, ok := g.testAnnotation(s, t); ok {
 				out = append(out, a)
@@ -173,11 +174,12 @@ func (g *GitHubAnnotator) title(s *suiteLog, name string) string {
 	return name
 }
 
-func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (GitHubAnnotation, bool) {
-	final := t.final()
-	if final == nil {
-		return GitHubAnnotation{}, false
+func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotation, bool) {
+	attempts := t.attempts
+	if len(attempts) == 0 {
+		return githubAnnotation{}, false
 	}
+	final := attempts[len(attempts)-1]
 	// The failing attempt to show: the last one for a failure, the first failed one of a
 	// flaky test.
 	var shown *attempt
@@ -185,23 +187,23 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (GitHubAnnotat
 	if final.failed() {
 		shown = final
 	} else {
-		for _, a := range t.attempts {
+		for _, a := range attempts {
 			if a.failed() {
 				shown = a
 				break
 			}
 		}
 		if shown == nil {
-			return GitHubAnnotation{}, false
+			return githubAnnotation{}, false
 		}
 		level = "warning"
 	}
 	if hasFailedSubtest(s, t, level == "error") {
-		return GitHubAnnotation{}, false
+		return githubAnnotation{}, false
 	}
 
 	lines := strings.Split(shown.text(), "\n")
-	a := GitHubAnnotation{Level: level, Title: g.title(s, t.name)}
+	a := githubAnnotation{Level: level, Title: g.title(s, t.name)}
 	if level == "warning" {
 		a.Title = "flaky: " + a.Title
 	}
@@ -219,11 +221,11 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (GitHubAnnotat
 	var head string
 	switch {
 	case level == "warning":
-		head = flakyHead(t.attempts)
+		head = flakyHead(attempts)
 	case final.action == "":
 		head = "no result: the test never finished" + onWorker(final.worker)
-	case len(t.attempts) > 1:
-		head = "failed on all " + strconv.Itoa(len(t.attempts)) + " attempts"
+	case len(attempts) > 1:
+		head = "failed on all " + strconv.Itoa(len(attempts)) + " attempts"
 	}
 	a.Message = g.message(head, lines, "test failed"+onWorker(shown.worker))
 	return a, true
@@ -310,10 +312,10 @@ func dedent(lines []string) []string {
 	return out
 }
 
-func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) GitHubAnnotation {
+func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) githubAnnotation {
 	out := s.packageOutput()
 	lines := strings.Split(out, "\n")
-	a := GitHubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)")}
+	a := githubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)")}
 	if loc, ok := panicLoc(lines, func(file string) bool { return g.inPackage(s.key.pkg, file) }); ok {
 		a.File = g.resolve(s.key.pkg, loc.file)
 		if a.File != "" {
@@ -324,16 +326,16 @@ func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) GitHubAnnotation {
 	return a
 }
 
-func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []GitHubAnnotation {
+func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []githubAnnotation {
 	pkg := packageOfBuild(importPath)
 	title := "build failed: " + pkg
-	var out []GitHubAnnotation
+	var out []githubAnnotation
 	for _, loc := range buildErrors(b.output) {
 		file := loc.file
 		if !filepath.IsAbs(file) && g.opts.BuildDir != "" {
 			file = filepath.Join(g.opts.BuildDir, file)
 		}
-		a := GitHubAnnotation{Level: "error", Title: title, Message: loc.msg}
+		a := githubAnnotation{Level: "error", Title: title, Message: loc.msg}
 		if a.File = g.relative(file); a.File != "" {
 			a.Line, a.Col = loc.line, loc.col
 		}
@@ -346,7 +348,7 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []Git
 				lines = append(lines, l)
 			}
 		}
-		out = append(out, GitHubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)")})
+		out = append(out, githubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)")})
 	}
 	return out
 }

@@ -78,16 +78,16 @@ func TestGitHubEscaping(t *testing.T) {
 // form).
 func TestGitHubAnnotationFormat(t *testing.T) {
 	for _, c := range []struct {
-		a    GitHubAnnotation
+		a    githubAnnotation
 		want string
 	}{
-		{GitHubAnnotation{Level: "error", File: "app.js", Line: 1, Message: "Missing semicolon"}, "::error file=app.js,line=1::Missing semicolon"},
-		{GitHubAnnotation{Level: "notice", File: "app.js", Line: 1, Col: 5, Title: "T", Message: "m"}, "::notice file=app.js,line=1,col=5,title=T::m"},
-		{GitHubAnnotation{Level: "warning", Title: "flaky: TestA", Message: "a\nb"}, "::warning title=flaky%3A TestA::a%0Ab"},
-		{GitHubAnnotation{Message: "no level"}, "::error::no level"},
-		{GitHubAnnotation{Level: "debug", Message: "x"}, "::error::x"},
-		{GitHubAnnotation{File: "a,b/c:d.go", Line: 3, Title: "  TestX [gw1]  ", Message: "50% off: now, here\r\n"}, "::error file=a%2Cb/c%3Ad.go,line=3,title=TestX [gw1]::50%25 off: now, here%0D%0A"},
-		{GitHubAnnotation{File: "x.go", Line: -1, Col: -2, Message: ""}, "::error file=x.go::"},
+		{githubAnnotation{Level: "error", File: "app.js", Line: 1, Message: "Missing semicolon"}, "::error file=app.js,line=1::Missing semicolon"},
+		{githubAnnotation{Level: "notice", File: "app.js", Line: 1, Col: 5, Title: "T", Message: "m"}, "::notice file=app.js,line=1,col=5,title=T::m"},
+		{githubAnnotation{Level: "warning", Title: "flaky: TestA", Message: "a\nb"}, "::warning title=flaky%3A TestA::a%0Ab"},
+		{githubAnnotation{Message: "no level"}, "::error::no level"},
+		{githubAnnotation{Level: "debug", Message: "x"}, "::error::x"},
+		{githubAnnotation{File: "a,b/c:d.go", Line: 3, Title: "  TestX [gw1]  ", Message: "50% off: now, here\r\n"}, "::error file=a%2Cb/c%3Ad.go,line=3,title=TestX [gw1]::50%25 off: now, here%0D%0A"},
+		{githubAnnotation{File: "x.go", Line: -1, Col: -2, Message: ""}, "::error file=x.go::"},
 	} {
 		got := c.a.String()
 		if got != c.want {
@@ -98,7 +98,7 @@ func TestGitHubAnnotationFormat(t *testing.T) {
 }
 
 // checkCommand checks that line is one line the runner reads back as a.
-func checkCommand(t *testing.T, a GitHubAnnotation, line string) {
+func checkCommand(t *testing.T, a githubAnnotation, line string) {
 	t.Helper()
 	if strings.ContainsAny(line, "\r\n") {
 		t.Fatalf("command spans lines: %q", line)
@@ -144,7 +144,7 @@ func FuzzGitHubAnnotation(f *testing.F) {
 	f.Add("x,y:z%", "dir with space/a,b.go", "::error::injected\r\n::warning::", 1, 5)
 	f.Add(" \u00a0", "", "%0A%25", 0, -1)
 	f.Fuzz(func(t *testing.T, title, file, msg string, line, col int) {
-		a := GitHubAnnotation{Level: "error", File: file, Line: line, Col: col, Title: title, Message: msg}
+		a := githubAnnotation{Level: "error", File: file, Line: line, Col: col, Title: title, Message: msg}
 		checkCommand(t, a, a.String())
 	})
 }
@@ -159,7 +159,7 @@ func fixtureDirs() map[string]string {
 	return dirs
 }
 
-func annotate(t *testing.T, script string, opts GitHubOptions) ([]GitHubAnnotation, string) {
+func annotate(t *testing.T, script string, opts GitHubOptions) ([]githubAnnotation, string) {
 	t.Helper()
 	g := NewGitHubAnnotator(opts)
 	for _, s := range loadScript(t, script) {
@@ -171,7 +171,7 @@ func annotate(t *testing.T, script string, opts GitHubOptions) ([]GitHubAnnotati
 	if err := g.Write(&buf); err != nil {
 		t.Fatal(err)
 	}
-	as := g.Annotations()
+	as := g.annotations()
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	if buf.Len() == 0 {
 		lines = nil
@@ -185,7 +185,7 @@ func annotate(t *testing.T, script string, opts GitHubOptions) ([]GitHubAnnotati
 	return as, buf.String()
 }
 
-func find(as []GitHubAnnotation, title string) *GitHubAnnotation {
+func find(as []githubAnnotation, title string) *githubAnnotation {
 	for i := range as {
 		if as[i].Title == title {
 			return &as[i]
@@ -288,12 +288,12 @@ func failedTest(pkg, test string, output ...string) []gotest.Event {
 	return append(es, gotest.Event{Action: gotest.ActionFail, Package: pkg, Test: test})
 }
 
-func annotationsOf(opts GitHubOptions, events []gotest.Event) []GitHubAnnotation {
+func annotationsOf(opts GitHubOptions, events []gotest.Event) []githubAnnotation {
 	g := NewGitHubAnnotator(opts)
 	for _, e := range events {
 		g.Event(e)
 	}
-	return g.Annotations()
+	return g.annotations()
 }
 
 func TestGitHubLocations(t *testing.T) {

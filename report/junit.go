@@ -60,21 +60,21 @@ type JUnitOptions struct {
 //
 // Feed it the stream in order. It is safe for concurrent use.
 type JUnitCollector struct {
-	mu   sync.Mutex
-	opts JUnitOptions
-	log  *runLog
+	mu    sync.Mutex
+	opts  JUnitOptions
+	model *runModel
 }
 
 // NewJUnitCollector returns an empty collector.
 func NewJUnitCollector(opts JUnitOptions) *JUnitCollector {
-	return &JUnitCollector{opts: opts, log: newRunLog(opts.Each)}
+	return &JUnitCollector{opts: opts, model: newModel(opts.Each)}
 }
 
 // Event takes the next event of the stream.
 func (c *JUnitCollector) Event(e gotest.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.log.event(e)
+	c.model.event(e)
 }
 
 // Write writes the report of the events so far: an XML header, then <testsuites>. It can
@@ -96,15 +96,6 @@ func (c *JUnitCollector) Write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
-}
-
-// WriteJUnit writes the JUnit report of events; see JUnitCollector.
-func WriteJUnit(w io.Writer, events []gotest.Event, opts JUnitOptions) error {
-	c := NewJUnitCollector(opts)
-	for _, e := range events {
-		c.Event(e)
-	}
-	return c.Write(w)
 }
 
 // The junit package has no place for Surefire's rerun elements or testcase properties, so
@@ -151,7 +142,7 @@ func (c *JUnitCollector) report() xmlSuites {
 	doc.Name = c.opts.Name
 	var total float64
 	builds := map[string]bool{} // failed builds a suite reports
-	for _, s := range c.log.sortedSuites() {
+	for _, s := range c.model.sortedSuites() {
 		suite := c.suite(s)
 		if fb := s.failedBuild(); fb != "" {
 			builds[fb] = true
@@ -162,7 +153,7 @@ func (c *JUnitCollector) report() xmlSuites {
 	// A failed build that no package result names (a runner may stop at the build) is a
 	// suite of its own.
 	var orphans []string
-	for ip, b := range c.log.builds {
+	for ip, b := range c.model.builds {
 		if b.failed && !builds[ip] {
 			orphans = append(orphans, ip)
 		}
@@ -171,7 +162,7 @@ func (c *JUnitCollector) report() xmlSuites {
 	for _, ip := range orphans {
 		pkg := packageOfBuild(ip)
 		suite := xmlSuite{Testsuite: junit.Testsuite{Name: pkg, Hostname: c.opts.Hostname, Time: formatJUnitSeconds(0)}}
-		suite.add(buildErrorCase(pkg, c.log.builds[ip]))
+		suite.add(buildErrorCase(pkg, c.model.builds[ip]))
 		doc.addSuite(suite)
 	}
 	doc.Time = formatJUnitSeconds(total)
@@ -203,8 +194,8 @@ func (c *JUnitCollector) suite(s *suiteLog) xmlSuite {
 	}
 	if c.opts.Each && s.key.worker != "" {
 		suite.AddProperty("worker", s.key.worker)
-	} else if len(s.workers) > 0 {
-		suite.AddProperty("workers", strings.Join(sortedKeys(s.workers), ","))
+	} else if ws := s.workers(); len(ws) > 0 {
+		suite.AddProperty("workers", strings.Join(ws, ","))
 	}
 	if cov := s.coverage(); cov != "" {
 		suite.AddProperty("coverage.statements.pct", cov)
@@ -219,7 +210,7 @@ func (c *JUnitCollector) suite(s *suiteLog) xmlSuite {
 		}
 	}
 	if fb := s.failedBuild(); fb != "" {
-		suite.add(buildErrorCase(s.key.pkg, c.log.build(fb)))
+		suite.add(buildErrorCase(s.key.pkg, c.model.build(fb)))
 	}
 	if pkgErr {
 		// The package's output goes here rather than to its system-out, as go-junit-report
@@ -278,13 +269,7 @@ func (c *JUnitCollector) testcase(s *suiteLog, t *testLog) xmlCase {
 	case gotest.ActionSkip:
 		tc.Skipped = &junit.Result{Message: xmlSafe(skipMessage(lines)), Data: text}
 	case gotest.ActionFail:
-		msg := failureMessage(lines, msgFailed)
-		if msg == msgFailed {
-			if sub := failedSubtest(s, t, true); sub != "" {
-				msg = "subtest " + sub + " failed"
-			}
-		}
-		tc.Failure = &junit.Result{Message: xmlSafe(msg), Data: text}
+		tc.Failure = &junit.Result{Message: xmlSafe(attemptMessage(s, t, final, true)), Data: text}
 	default:
 		tc.Error = &junit.Result{Message: msgNoResult, Data: text}
 	}
@@ -295,16 +280,7 @@ func (c *JUnitCollector) testcase(s *suiteLog, t *testLog) xmlCase {
 		if !a.failed() {
 			continue
 		}
-		msg := failureMessage(strings.Split(a.text(), "\n"), msgFailed)
-		if msg == msgFailed {
-			if sub := failedSubtest(s, t, false); sub != "" {
-				msg = "subtest " + sub + " failed"
-			}
-		}
-		if a.action == "" {
-			msg = msgNoResult
-		}
-		r := xmlRerun{Message: xmlSafe(msg)}
+		r := xmlRerun{Message: xmlSafe(attemptMessage(s, t, a, false))}
 		if out := a.text(); out != "" {
 			r.StackTrace = &junit.Output{Data: xmlSafe(out)}
 		}
@@ -322,6 +298,22 @@ func (c *JUnitCollector) testcase(s *suiteLog, t *testLog) xmlCase {
 	return tc
 }
 
+// attemptMessage is the message of a failed attempt a of t: "No test result found" when it
+// never finished; else the panic or last log line, or the subtest that failed (on the
+// last attempt if final is set, else on any), or "Failed".
+func attemptMessage(s *suiteLog, t *testLog, a *attempt, final bool) string {
+	if a.action == "" {
+		return msgNoResult
+	}
+	msg := failureMessage(strings.Split(a.text(), "\n"), msgFailed)
+	if msg == msgFailed {
+		if sub := failedSubtest(s, t, final); sub != "" {
+			msg = "subtest " + sub + " failed"
+		}
+	}
+	return msg
+}
+
 // skipMessage is the reason t.Skip gave, or "Skipped".
 func skipMessage(lines []string) string {
 	if loc, ok := lastLogLine(lines); ok && loc.msg != "" {
@@ -337,13 +329,14 @@ func failedSubtest(s *suiteLog, t *testLog, final bool) string {
 	best, depth := "", 0
 	for _, o := range s.order {
 		rest, ok := strings.CutPrefix(o.name, t.name+"/")
-		if !ok || len(o.attempts) == 0 {
+		as := o.attempts
+		if !ok || len(as) == 0 {
 			continue
 		}
-		failed := o.final().failed()
+		failed := as[len(as)-1].failed()
 		if !final {
 			failed = false
-			for _, a := range o.attempts {
+			for _, a := range as {
 				failed = failed || a.failed()
 			}
 		}

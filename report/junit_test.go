@@ -155,6 +155,15 @@ func (s parsedSuite) testcase(t *testing.T, name string) parsedCase {
 	return parsedCase{}
 }
 
+// writeJUnit writes the JUnit report of events.
+func writeJUnit(w io.Writer, events []gotest.Event, opts JUnitOptions) error {
+	c := NewJUnitCollector(opts)
+	for _, e := range events {
+		c.Event(e)
+	}
+	return c.Write(w)
+}
+
 func junitOf(t *testing.T, script string, opts JUnitOptions) []byte {
 	t.Helper()
 	c := NewJUnitCollector(opts)
@@ -296,7 +305,7 @@ func TestJUnitReruns(t *testing.T) {
 
 func TestJUnitOrphanBuildFailure(t *testing.T) {
 	var buf bytes.Buffer
-	err := WriteJUnit(&buf, []gotest.Event{
+	err := writeJUnit(&buf, []gotest.Event{
 		{Action: gotest.ActionBuildOutput, ImportPath: "example.com/x [example.com/x.test]", Output: "# example.com/x [example.com/x.test]\n"},
 		{Action: gotest.ActionBuildOutput, ImportPath: "example.com/x [example.com/x.test]", Output: "x/x_test.go:1:1: expected 'package', found 'EOF'\n"},
 		{Action: gotest.ActionBuildFail, ImportPath: "example.com/x [example.com/x.test]"},
@@ -313,7 +322,7 @@ func TestJUnitOrphanBuildFailure(t *testing.T) {
 
 func TestJUnitEmpty(t *testing.T) {
 	var buf bytes.Buffer
-	if err := WriteJUnit(&buf, nil, JUnitOptions{}); err != nil {
+	if err := writeJUnit(&buf, nil, JUnitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if doc := parseJUnit(t, buf.Bytes()); len(doc.Suites) != 0 {
@@ -342,8 +351,8 @@ func TestJUnitWriteError(t *testing.T) {
 		}
 	}
 	for _, n := range []int{0, 10, 500} {
-		if err := WriteJUnit(&limitWriter{n: n}, events, JUnitOptions{}); !errors.Is(err, errDiskFull) {
-			t.Errorf("writer failing after %d bytes: WriteJUnit returned %v", n, err)
+		if err := writeJUnit(&limitWriter{n: n}, events, JUnitOptions{}); !errors.Is(err, errDiskFull) {
+			t.Errorf("writer failing after %d bytes: Write returned %v", n, err)
 		}
 	}
 }
@@ -484,7 +493,7 @@ func TestJUnitMatchesGoTest(t *testing.T) {
 	events := goTestFixtures(t)
 
 	var buf bytes.Buffer
-	if err := WriteJUnit(&buf, events, JUnitOptions{}); err != nil {
+	if err := writeJUnit(&buf, events, JUnitOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	doc := parseJUnit(t, buf.Bytes())
@@ -592,7 +601,7 @@ func TestJUnitEachRerunSameWorker(t *testing.T) {
 	add("gw2", gotest.ActionPass)
 	add("gw1", gotest.ActionPass)
 	var buf bytes.Buffer
-	if err := WriteJUnit(&buf, events, JUnitOptions{Each: true}); err != nil {
+	if err := writeJUnit(&buf, events, JUnitOptions{Each: true}); err != nil {
 		t.Fatal(err)
 	}
 	doc := parseJUnit(t, buf.Bytes())

@@ -175,11 +175,11 @@ func (r *Reporter) statusText() string {
 	for _, st := range sortedKeys(other) {
 		workers += fmt.Sprintf(", %d %s", other[st], st)
 	}
-	tests := fmt.Sprintf("%d tests", r.tally.doneTop)
+	tests := fmt.Sprintf("%d tests", r.model.doneTop)
 	if r.total > 0 {
-		tests = fmt.Sprintf("%d/%d tests", r.tally.doneTop, r.total)
+		tests = fmt.Sprintf("%d/%d tests", r.model.doneTop, r.total)
 	}
-	failed := fmt.Sprintf("%d failed", r.tally.failed)
+	failed := fmt.Sprintf("%d failed", r.model.failed)
 	elapsed := r.opts.Now().Sub(r.start).Truncate(time.Second).String()
 
 	parts := []string{workers, tests, failed, elapsed}
@@ -190,7 +190,7 @@ func (r *Reporter) statusText() string {
 	if w := r.opts.Width - 1; len(plain) > w {
 		return plain[:max(w, 0)]
 	}
-	if r.tally.failed > 0 {
+	if r.model.failed > 0 {
 		parts[len(parts)-2] = r.sty.fail.render(failed)
 	}
 	parts[len(parts)-1] = r.sty.faint.render(elapsed)

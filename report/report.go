@@ -9,7 +9,10 @@
 // counts 3 passed). Examples and fuzz seeds count as tests. In --dist each mode a test that
 // runs on three workers counts three times. The total given to SetTotal and the status
 // line's "done" count are top-level test units instead, because that is what the runner
-// plans; NotRun is planned top-level units that never reported a result.
+// plans; NotRun is planned top-level units that never reported a result. A test that the
+// run's stop (-x, --maxfail, an interrupt) cut short ends "fail" after a line starting
+// with gotest.StoppedPrefix: it is not run, and counts in none of Passed, Failed and
+// Skipped.
 //
 // # Output
 //
@@ -53,9 +56,10 @@ type Options struct {
 	TTY     bool      // live status line allowed (cmd decides: isatty && NO_COLOR unset && TERM != dumb)
 	Color   bool      // styling allowed (false under NO_COLOR or not a TTY)
 	Verbose bool      // -v: print every test's output as go test -v would (plain lines)
-	// Format is "" for godist's own output, or a gotestsum format name (see Formats). A
-	// gotestsum format replaces the live output (and the status line) but not the failures
-	// section and summary line that Close prints. Verbose has no effect with a Format.
+	// Format is "" for godist's own output, or a gotestsum format name (the
+	// *UnknownFormatError New returns for any other lists them). A gotestsum format
+	// replaces the live output (and the status line) but not the failures section and
+	// summary line that Close prints. Verbose has no effect with a Format.
 	Format  string
 	Workers int // number of workers, for the status line
 	// Each is set in --dist each mode, where every test runs on every worker and every
@@ -73,7 +77,8 @@ type Summary struct {
 	// those that failed, build failures included.
 	Packages, FailedPackages, BuildFailures int
 	// NotRun is the planned top-level test units (SetTotal) that reported no result,
-	// including tests that started but never finished.
+	// including tests that started but never finished and tests the run's stop cut
+	// short.
 	NotRun int
 	// PackageErrors counts packages that failed outside any test (TestMain or init exited or
 	// panicked, a timeout hit between tests), build failures excluded.
@@ -126,7 +131,7 @@ type UnknownFormatError struct {
 }
 
 func (e *UnknownFormatError) Error() string {
-	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(Formats(), ", "))
+	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(formatNames(), ", "))
 }
 
 // Reporter renders one run. Its methods are safe for concurrent use, but Event must be
@@ -151,7 +156,7 @@ type Reporter struct {
 
 	mu      sync.Mutex // guards everything below and every write to out
 	closed  bool
-	tally   *tally
+	model   *runModel
 	verbose lineBuffer
 	lastSrc testSrc // the test whose output was printed last, with Verbose
 	workers map[string]string
@@ -182,7 +187,7 @@ func New(opts Options) (*Reporter, error) {
 		out:     &errWriter{w: opts.Out},
 		sty:     newStyles(opts.Out, opts.Color),
 		start:   opts.Now(),
-		tally:   newTallyFor(opts.Each),
+		model:   newModel(opts.Each),
 		workers: make(map[string]string),
 	}
 	if opts.Format != "" {
@@ -253,50 +258,23 @@ func (r *Reporter) Event(e gotest.Event) {
 	if r.feed != nil {
 		r.feed.send(e)
 	}
-	switch {
-	case e.Action == gotest.ActionBuildOutput:
-		r.tally.buildOutput(e.ImportPath, e.Output)
-	case e.Action == gotest.ActionBuildFail:
-		r.tally.buildFail(e.ImportPath)
-	case e.Test == "":
-		r.packageEvent(e)
-	default:
-		r.testEvent(e)
+	res, _ := r.model.event(e)
+	if r.feed != nil || e.Action == gotest.ActionBuildOutput || e.Action == gotest.ActionBuildFail {
+		return
 	}
-}
-
-func (r *Reporter) packageEvent(e gotest.Event) {
-	t := r.tally
 	switch e.Action {
-	case gotest.ActionOutput:
-		t.packageOutput(e.Package, e.Worker, e.Output)
-		if r.opts.Verbose && r.feed == nil && !isResultLine(e.Output, e.Package) {
-			r.verboseOutput(e)
-		}
-	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
-		res := t.packageResult(e.Package, e.Worker, e.Action, elapsedOf(e), e.FailedBuild)
-		r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
-		if r.feed == nil {
-			r.line(r.packageLine(res))
-		}
-	default:
-		t.pkg(e.Package)
-	}
-}
-
-func (r *Reporter) testEvent(e gotest.Event) {
-	t := r.tally
-	switch e.Action {
-	case gotest.ActionRun:
-		t.run(e.Package, e.Test, e.Worker)
 	case gotest.ActionOutput, gotest.ActionBench:
-		t.testOutput(e.Package, e.Test, e.Worker, e.Output)
-		if r.opts.Verbose && r.feed == nil {
+		// The reporter writes a package's result line itself.
+		pkgLine := e.Test == "" && (e.Action == gotest.ActionBench || isResultLine(e.Output, e.Package))
+		if r.opts.Verbose && !pkgLine {
 			r.verboseOutput(e)
 		}
 	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
-		t.testResult(e.Package, e.Test, e.Worker, e.Action, elapsedOf(e))
-		if e.Action == gotest.ActionFail && r.feed == nil && (r.opts.TTY || !r.opts.Verbose) {
+		switch {
+		case e.Test == "" && res != nil:
+			r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
+			r.line(r.packageLine(*res))
+		case e.Test != "" && e.Action == gotest.ActionFail && (r.opts.TTY || !r.opts.Verbose):
 			r.line(r.failLine(e))
 		}
 	}
@@ -362,7 +340,7 @@ func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
 		r.feed.close()
 		r.out.endLine()
 	}
-	s := r.tally.summary(r.total, r.opts.Each)
+	s := r.model.summary(r.total)
 	s.Elapsed = elapsed
 	if !print {
 		return s
@@ -389,14 +367,14 @@ func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
 // writeSections prints the failures, unfinished tests and build failures; it reports
 // whether it printed anything.
 func (r *Reporter) writeSections() bool {
-	t := r.tally
+	m := r.model
 	wrote := false
 	section := func(title string) {
 		io.WriteString(r.out, "\n"+r.sty.header.render("=== "+title)+"\n")
 		wrote = true
 	}
 
-	entries := t.failureEntries(r.opts.Each)
+	entries := m.failureEntries()
 	if len(entries) > 0 {
 		section("Failed")
 		for i, fe := range entries {
@@ -408,26 +386,26 @@ func (r *Reporter) writeSections() bool {
 		}
 	}
 
-	if len(t.flaky) > 0 {
+	if flaky := m.flakyTests(); len(flaky) > 0 {
 		section("Flaky")
-		for _, f := range t.flaky {
+		for _, f := range flaky {
 			io.WriteString(r.out, r.sty.skip.render("=== FLAKY:")+" "+f.pkg+" "+f.name+" failed on "+strings.Join(f.failedOn, ", ")+", passed on "+f.worker+"\n")
 		}
 	}
 
-	unfinished := t.unfinished()
+	unfinished := m.unfinished()
 	if len(unfinished) > 0 {
 		section("Not finished")
 		for i, ru := range unfinished {
 			if i > 0 {
 				io.WriteString(r.out, "\n")
 			}
-			io.WriteString(r.out, r.sty.skip.render("=== NO RESULT:")+" "+ru.pkg+" "+ru.name+workerSuffix(ru.worker)+"\n")
+			io.WriteString(r.out, r.sty.skip.render("=== NO RESULT:")+" "+ru.key.pkg+" "+ru.key.name+workerSuffix(ru.key.worker)+"\n")
 			writeBlock(r.out, ru.outputLines())
 		}
 	}
 
-	builds := t.failedBuilds()
+	builds := m.failedBuilds()
 	if len(builds) > 0 {
 		section("Build failed")
 		for i, b := range builds {

@@ -26,22 +26,19 @@ type SlowTest struct {
 // run several times (--dist each, --rerun-fails, -count) is there once per run, each with
 // its worker. The zero value is ready to use; it is safe for concurrent use.
 type SlowestTracker struct {
-	mu   sync.Mutex
-	runs []SlowTest
+	mu    sync.Mutex
+	model *runModel // without output, which it does not need
 }
 
 // Event takes the next event of the stream.
 func (s *SlowestTracker) Event(e gotest.Event) {
-	if e.Test == "" || (e.Action != gotest.ActionPass && e.Action != gotest.ActionFail) {
-		return
-	}
-	if testjson.TestName(e.Test).IsSubTest() {
-		return
-	}
-	d := time.Duration(elapsedOf(e) * float64(time.Second))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.runs = append(s.runs, SlowTest{Package: e.Package, Test: e.Test, Worker: e.Worker, Elapsed: d})
+	if s.model == nil {
+		s.model = newModel(false)
+		s.model.dropOutput = true
+	}
+	s.model.event(e)
 }
 
 // Slowest returns the n slowest runs, slowest first; ties go by package, test and worker.
@@ -50,8 +47,23 @@ func (s *SlowestTracker) Slowest(n int) []SlowTest {
 	if n <= 0 {
 		return nil
 	}
+	var runs []SlowTest
 	s.mu.Lock()
-	runs := append([]SlowTest(nil), s.runs...)
+	if s.model != nil {
+		for _, st := range s.model.suites {
+			for _, t := range st.order {
+				if testjson.TestName(t.name).IsSubTest() {
+					continue
+				}
+				for _, a := range t.attempts {
+					if a.action == gotest.ActionPass || a.action == gotest.ActionFail {
+						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
+							Elapsed: time.Duration(a.elapsed * float64(time.Second))})
+					}
+				}
+			}
+		}
+	}
 	s.mu.Unlock()
 	sort.Slice(runs, func(i, j int) bool {
 		a, b := runs[i], runs[j]
@@ -66,15 +78,6 @@ func (s *SlowestTracker) Slowest(n int) []SlowTest {
 		return a.Worker < b.Worker
 	})
 	return runs[:min(n, len(runs))]
-}
-
-// Slowest returns the n slowest top-level test runs of events; see SlowestTracker.
-func Slowest(events []gotest.Event, n int) []SlowTest {
-	var s SlowestTracker
-	for _, e := range events {
-		s.Event(e)
-	}
-	return s.Slowest(n)
 }
 
 // WriteSlowest writes tests as the --slowest section, one aligned line a test with the

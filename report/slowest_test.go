@@ -14,6 +14,15 @@ func ev(action, pkg, test, worker string, elapsed float64) gotest.Event {
 	return gotest.Event{Action: action, Package: pkg, Test: test, Worker: worker, Elapsed: &elapsed}
 }
 
+// slowest returns the n slowest top-level test runs of events; see SlowestTracker.
+func slowest(events []gotest.Event, n int) []SlowTest {
+	var s SlowestTracker
+	for _, e := range events {
+		s.Event(e)
+	}
+	return s.Slowest(n)
+}
+
 func TestSlowest(t *testing.T) {
 	events := []gotest.Event{
 		ev(gotest.ActionRun, "p", "TestA", "gw1", 0),
@@ -36,16 +45,16 @@ func TestSlowest(t *testing.T) {
 		{"q", "TestB", "gw1", ms(0.25)},
 		{"p", "TestNoElapsed", "", 0},
 	}
-	if got := Slowest(events, 100); !reflect.DeepEqual(got, want) {
+	if got := slowest(events, 100); !reflect.DeepEqual(got, want) {
 		t.Errorf("Slowest(all):\n got %v\nwant %v", got, want)
 	}
-	if got := Slowest(events, 2); !reflect.DeepEqual(got, want[:2]) {
+	if got := slowest(events, 2); !reflect.DeepEqual(got, want[:2]) {
 		t.Errorf("Slowest(2): %v", got)
 	}
-	if got := Slowest(events, 0); got != nil {
+	if got := slowest(events, 0); got != nil {
 		t.Errorf("Slowest(0) = %v", got)
 	}
-	if got := Slowest(nil, 3); len(got) != 0 {
+	if got := slowest(nil, 3); len(got) != 0 {
 		t.Errorf("Slowest(nil) = %v", got)
 	}
 }
