@@ -100,6 +100,10 @@ type GitHubOptions struct {
 //   - a flaky test (failed, then passed on a rerun): a warning at its failure.
 //   - a package that failed outside its tests: an error at its panic, if any.
 //   - a build failure: an error at each compiler error.
+//   - a test or package that the run's stop (-x, --maxfail, an interrupt) cut short: none,
+//     as it did not fail anywhere. An attempt so cut short is left out of its test's
+//     attempts: a test that failed and was then stopped on its rerun has the error of its
+//     failure.
 //
 // Build failures come first (by import path), then the rest by package and worker, tests
 // in the order they first ran. Tests are told apart, and reruns recognised, as by
@@ -175,7 +179,8 @@ func (g *GitHubAnnotator) title(s *suiteLog, name string) string {
 }
 
 func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotation, bool) {
-	attempts := t.attempts
+	// Attempts the run's stop cut short did not fail: they are left out.
+	attempts := ranToTheEnd(t.attempts)
 	if len(attempts) == 0 {
 		return githubAnnotation{}, false
 	}
@@ -235,6 +240,17 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 // set, else on any).
 func hasFailedSubtest(s *suiteLog, t *testLog, final bool) bool {
 	return failedSubtest(s, t, final) != ""
+}
+
+// ranToTheEnd lists the attempts the run's stop did not cut short.
+func ranToTheEnd(as []*attempt) []*attempt {
+	var out []*attempt
+	for _, a := range as {
+		if a.stopped == "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 func onWorker(w string) string {

@@ -45,7 +45,11 @@ type JUnitOptions struct {
 //     holding the compiler's output;
 //   - a package that failed with no failed or unfinished test (TestMain or init exited or
 //     panicked, a worker lost between tests) is a testcase "Failure" with an
-//     <error message="Runtime error"> holding the package's output.
+//     <error message="Runtime error"> holding the package's output;
+//   - a test that the run's stop (-x, --maxfail, an interrupt) cut short (its output holds
+//     a gotest.StoppedPrefix line) is a <failure message="not run to the end: why">: it
+//     neither passed nor was skipped, and the run did not let it end. A package so cut
+//     short between tests is a testcase "Failure" with such a failure.
 //
 // Reruns (--rerun-fails) follow Maven Surefire, whose elements Jenkins (junit and Flaky
 // Test Handler plugins) reads and other consumers ignore, so that a flaky test is never a
@@ -135,6 +139,7 @@ const (
 	msgNoResult   = "No test result found"
 	msgBuildError = "Build error"
 	msgRunError   = "Runtime error"
+	msgStopped    = "not run to the end: " // and why
 )
 
 func (c *JUnitCollector) report() xmlSuites {
@@ -200,7 +205,7 @@ func (c *JUnitCollector) suite(s *suiteLog) xmlSuite {
 	if cov := s.coverage(); cov != "" {
 		suite.AddProperty("coverage.statements.pct", cov)
 	}
-	pkgErr := s.packageError()
+	pkgErr, stopped := s.packageFailure()
 	if out := s.packageOutput(); out != "" && !pkgErr {
 		suite.SystemOut = &junit.Output{Data: xmlSafe(out)}
 	}
@@ -212,7 +217,8 @@ func (c *JUnitCollector) suite(s *suiteLog) xmlSuite {
 	if fb := s.failedBuild(); fb != "" {
 		suite.add(buildErrorCase(s.key.pkg, c.model.build(fb)))
 	}
-	if pkgErr {
+	switch {
+	case pkgErr:
 		// The package's output goes here rather than to its system-out, as go-junit-report
 		// does.
 		out := s.packageOutput()
@@ -222,6 +228,13 @@ func (c *JUnitCollector) suite(s *suiteLog) xmlSuite {
 		suite.add(xmlCase{Testcase: junit.Testcase{
 			Classname: s.key.pkg, Name: "Failure", Time: formatJUnitSeconds(0),
 			Error: &junit.Result{Message: msgRunError, Data: xmlSafe(out)},
+		}})
+	case stopped != "":
+		// Cut short between tests: not run to the end, which is no error of the package
+		// and no pass either.
+		suite.add(xmlCase{Testcase: junit.Testcase{
+			Classname: s.key.pkg, Name: "Failure", Time: formatJUnitSeconds(0),
+			Failure: &junit.Result{Message: xmlSafe(msgStopped + stopped)},
 		}})
 	}
 	suite.Time = formatJUnitSeconds(s.elapsed())
@@ -299,11 +312,15 @@ func (c *JUnitCollector) testcase(s *suiteLog, t *testLog) xmlCase {
 }
 
 // attemptMessage is the message of a failed attempt a of t: "No test result found" when it
-// never finished; else the panic or last log line, or the subtest that failed (on the
-// last attempt if final is set, else on any), or "Failed".
+// never finished; "not run to the end: why" when the run's stop cut it short; else the
+// panic or last log line, or the subtest that failed (on the last attempt if final is
+// set, else on any), or "Failed".
 func attemptMessage(s *suiteLog, t *testLog, a *attempt, final bool) string {
-	if a.action == "" {
+	switch {
+	case a.action == "":
 		return msgNoResult
+	case a.stopped != "":
+		return msgStopped + a.stopped
 	}
 	msg := failureMessage(strings.Split(a.text(), "\n"), msgFailed)
 	if msg == msgFailed {
@@ -324,12 +341,12 @@ func skipMessage(lines []string) string {
 }
 
 // failedSubtest names the shallowest subtest of t that failed: on its last attempt if
-// final is set, else on any attempt.
+// final is set, else on any attempt. Attempts the run's stop cut short did not fail.
 func failedSubtest(s *suiteLog, t *testLog, final bool) string {
 	best, depth := "", 0
 	for _, o := range s.order {
 		rest, ok := strings.CutPrefix(o.name, t.name+"/")
-		as := o.attempts
+		as := ranToTheEnd(o.attempts)
 		if !ok || len(as) == 0 {
 			continue
 		}

@@ -69,6 +69,7 @@ type pkgResult struct {
 	failedBuild         string
 	noTests             bool   // passed, ran no test, and said so
 	coverage            string // "coverage: N% of statements", if reported
+	stopped             string // why the run's stop cut it short, if it did
 }
 
 type buildLog struct {
@@ -226,6 +227,9 @@ func (m *runModel) packageEvent(p *pkgLog, e gotest.Event) *pkgResult {
 		res := &pkgResult{pkg: p.name, worker: e.Worker, action: e.Action, elapsed: elapsedOf(e), failedBuild: e.FailedBuild,
 			coverage: p.coverage[e.Worker]}
 		res.noTests = e.Action == gotest.ActionPass && p.tests == 0 && p.noTestsRun
+		if e.Action == gotest.ActionFail {
+			res.stopped = p.stopped[e.Worker]
+		}
 		if e.FailedBuild != "" {
 			m.build(e.FailedBuild).failed = true
 		}
@@ -435,28 +439,43 @@ func (s *suiteLog) failedBuild() string {
 	return ""
 }
 
-// packageError reports whether the package failed for no failed or unfinished test of its
-// own: a TestMain or init that exited or panicked, or a process lost between tests. A
-// test that failed on one attempt and passed on another explains a package failure as
-// well (the package result may be that of the first attempt's process).
-func (s *suiteLog) packageError() bool {
-	failed := false
+// packageFailure tells why a suite's package failed when no failed, unfinished or
+// stopped test of its own explains it: a package error (TestMain or init exited or
+// panicked, a process lost between tests), or the run's stop, which cut it short between
+// tests (stopped is then why). A test that failed on one attempt and passed on another
+// explains a package failure as well (the package result may be that of the first
+// attempt's process).
+func (s *suiteLog) packageFailure() (pkgErr bool, stopped string) {
 	for _, r := range s.results() {
-		if r.action == gotest.ActionFail && r.failedBuild == "" {
-			failed = true
+		switch {
+		case r.action != gotest.ActionFail || r.failedBuild != "":
+		case r.stopped != "":
+			stopped = r.stopped
+		default:
+			pkgErr = true
 		}
 	}
-	if !failed {
-		return false
+	if !pkgErr && stopped == "" {
+		return false, ""
 	}
 	for _, t := range s.order {
 		for _, a := range t.attempts {
 			if a.failed() {
-				return false
+				return false, ""
 			}
 		}
 	}
-	return true
+	if pkgErr {
+		return true, ""
+	}
+	return false, stopped
+}
+
+// packageError reports whether the suite's package failed outside its tests, and not
+// because the run stopped; see packageFailure.
+func (s *suiteLog) packageError() bool {
+	pkgErr, _ := s.packageFailure()
+	return pkgErr
 }
 
 // elapsed is the package's time: that of its results (godist writes one per package and
@@ -547,13 +566,15 @@ func isResultLine(line, pkg string) bool {
 }
 
 // isQuietPackageLine reports whether a package-level output line says nothing beyond the
-// result: framing a test binary or go test prints in every run.
+// result: framing a test binary or go test prints in every run, and the line saying that
+// the run's stop cut the package short (its result line says so too).
 func isQuietPackageLine(line, pkg string) bool {
 	switch strings.TrimRight(line, "\n") {
 	case "PASS", "FAIL", "testing: warning: no tests to run", "":
 		return true
 	}
 	return isResultLine(line, pkg) ||
+		strings.HasPrefix(line, gotest.StoppedPrefix) ||
 		strings.HasPrefix(line, "exit status ") ||
 		strings.HasPrefix(line, "coverage: ") ||
 		strings.HasPrefix(line, "-test.shuffle ")

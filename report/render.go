@@ -60,6 +60,10 @@ func (r *Reporter) packageLine(res pkgResult) string {
 			suffix = " " + res.coverage
 		}
 	}
+	if res.stopped != "" {
+		// As the runner's own line says it.
+		suffix = " [not run to the end: " + res.stopped + "]" + suffix
+	}
 	if r.opts.Each && res.worker != "" {
 		suffix += " [" + res.worker + "]"
 	}
@@ -92,14 +96,23 @@ func (r *Reporter) packageLine(res pkgResult) string {
 	}
 }
 
-// failLine is the line printed as a test fails.
-func (r *Reporter) failLine(e gotest.Event) string {
+// failLine is the line printed as a test fails, or (a.stopped set) as the run's stop
+// cuts it short: that is not a failure, and says so.
+func (r *Reporter) failLine(e gotest.Event, a *attempt) string {
 	d := formatFloatSeconds(elapsedOf(e), 2)
+	stopped := a != nil && a.stopped != ""
 	if !r.opts.TTY {
 		s := "--- FAIL: " + e.Test + " (" + d + ") " + e.Package
+		if stopped {
+			s = "--- STOPPED: " + e.Test + " (" + d + ") " + e.Package
+		}
 		return s + workerSuffix(e.Worker)
 	}
-	return r.sty.fail.render("FAIL") + " " + e.Package + "." + e.Test + " (" + d + ")" + r.sty.faint.render(workerSuffix(e.Worker))
+	word := r.sty.fail.render("FAIL")
+	if stopped {
+		word = r.sty.skip.render("STOP")
+	}
+	return word + " " + e.Package + "." + e.Test + " (" + d + ")" + r.sty.faint.render(workerSuffix(e.Worker))
 }
 
 // statusInterval is how often the status line may be redrawn: about 10 Hz.

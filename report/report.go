@@ -25,12 +25,15 @@
 //	FAIL	example.com/pkg [build failed]
 //
 // and, as each test fails, "--- FAIL: TestX (0.00s) example.com/pkg [gw1]" (the package and
-// worker follow the go test text, because tests of many packages and workers interleave).
+// worker follow the go test text, because tests of many packages and workers interleave),
+// or "--- STOPPED: TestX ..." for a test the run's stop cut short; a package so cut short
+// has "FAIL" with " [not run to the end: why]", as the runner's own line says.
 // With Verbose, every output line of every test is printed as go test -v prints it, instead
 // of the "--- FAIL" lines (which the output already holds).
 //
-// On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" and "ok   pkg 0.500s"
-// lines printed above a status line, styled with lipgloss when Options.Color is set.
+// On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" ("STOP" when cut
+// short) and "ok   pkg 0.500s" lines printed above a status line, styled with lipgloss
+// when Options.Color is set.
 //
 // Close then prints the failures section (each failed test's output, kept apart per worker;
 // packages that failed outside any test, such as a TestMain exit or a panic in init, with
@@ -258,7 +261,7 @@ func (r *Reporter) Event(e gotest.Event) {
 	if r.feed != nil {
 		r.feed.send(e)
 	}
-	res, _ := r.model.event(e)
+	res, a := r.model.event(e)
 	if r.feed != nil || e.Action == gotest.ActionBuildOutput || e.Action == gotest.ActionBuildFail {
 		return
 	}
@@ -275,7 +278,7 @@ func (r *Reporter) Event(e gotest.Event) {
 			r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
 			r.line(r.packageLine(*res))
 		case e.Test != "" && e.Action == gotest.ActionFail && (r.opts.TTY || !r.opts.Verbose):
-			r.line(r.failLine(e))
+			r.line(r.failLine(e, a))
 		}
 	}
 }

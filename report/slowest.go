@@ -22,9 +22,10 @@ type SlowTest struct {
 }
 
 // SlowestTracker keeps the runs of top-level tests of a stream, for --slowest N. Subtests
-// are left out (their time is part of their parent's), and so are skipped tests. A test
-// run several times (--dist each, --rerun-fails, -count) is there once per run, each with
-// its worker. The zero value is ready to use; it is safe for concurrent use.
+// are left out (their time is part of their parent's), and so are skipped tests and runs
+// the run's stop cut short (they did not finish). A test run several times (--dist each,
+// --rerun-fails, -count) is there once per run, each with its worker. The zero value is
+// ready to use; it is safe for concurrent use.
 type SlowestTracker struct {
 	mu    sync.Mutex
 	model *runModel // without output, which it does not need
@@ -56,7 +57,7 @@ func (s *SlowestTracker) Slowest(n int) []SlowTest {
 					continue
 				}
 				for _, a := range t.attempts {
-					if a.action == gotest.ActionPass || a.action == gotest.ActionFail {
+					if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" {
 						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
 							Elapsed: time.Duration(a.elapsed * float64(time.Second))})
 					}
