@@ -3,6 +3,7 @@ package difftest
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -52,7 +53,11 @@ func WriteDetails(w io.Writer, results []*Result, failed []Failed) {
 		if r.Module.Shape != "" {
 			fmt.Fprintf(w, "%s.\n\n", r.Module.Shape)
 		}
-		fmt.Fprintf(w, "%d packages, %d tests (subtests included) under go test.\n\n", r.Packages, r.Tests)
+		fmt.Fprintf(w, "%d packages, %d tests (subtests included) under go test.", r.Packages, r.Tests)
+		if r.Load[0] != "" {
+			fmt.Fprintf(w, " Load average %s before the runs, %s after (%d CPUs: above that, the times are stretched).", r.Load[0], r.Load[1], runtime.NumCPU())
+		}
+		fmt.Fprint(w, "\n\n")
 		for i, run := range r.GoTest {
 			writeRun(w, fmt.Sprintf("go test %d", i+1), run)
 		}

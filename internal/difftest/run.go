@@ -51,6 +51,9 @@ type Result struct {
 	*Comparison
 	GoTest []Run
 	Godist []Run
+	// Load is the 1-minute load average before the first run and after the last ("" where
+	// it cannot be read): the wall times mean little on a busy machine.
+	Load [2]string
 }
 
 // Differences is the number of distinct differences.
@@ -96,6 +99,8 @@ func Check(ctx context.Context, cfg Config, m Module) (*Result, error) {
 		return nil, err
 	}
 	res := &Result{Module: m}
+	res.Load[0] = loadAverage()
+	defer func() { res.Load[1] = loadAverage() }()
 	src := filepath.Join(cfg.WorkDir, "src")
 	if err := Prepare(ctx, m, src); err != nil {
 		return nil, err
@@ -157,6 +162,22 @@ func Check(ctx context.Context, cfg Config, m Module) (*Result, error) {
 	}
 	res.Comparison = Compare(goStreams, gdStreams, Options{Ignore: m.Ignore, Flaky: m.Flaky})
 	return res, ctx.Err()
+}
+
+// loadAverage is the 1-minute load average, "" where /proc/loadavg cannot be read.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	return firstWord(string(b))
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
 }
 
 func readStream(run Run) (Stream, error) {
