@@ -177,3 +177,30 @@ func TestReturnHandsTheBatchOutAgain(t *testing.T) {
 		}
 	}
 }
+
+// A re-run avoids the gateway its test failed on while another gateway may still take it,
+// also one that has not asked for work yet (still starting); once that one leaves, the
+// re-run goes wherever it can.
+func TestRerunWaitsForAWorkerStillStarting(t *testing.T) {
+	ctx := context.Background()
+	p := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Millisecond)}}, 2, []string{"gw0", "gw1"})
+	b, _ := p.Next(ctx, "gw0")
+	p.Finish("gw0", b, nil, Batch{Package: "p", Tests: b.Tests, Run: "^Test000$", Attempt: 1, Avoid: "gw0"})
+	p.mu.Lock()
+	_, ok := p.take(p.queueOf("gw0"), "gw0")
+	p.mu.Unlock()
+	if ok {
+		t.Fatal("gw0 took the re-run of its own failure while gw1 was still starting")
+	}
+	r, ok := p.Next(ctx, "gw1")
+	if !ok || r.Attempt != 1 {
+		t.Fatalf("gw1 got %+v, %v; want the re-run", r, ok)
+	}
+	p.Finish("gw1", r, nil, Batch{Package: "p", Tests: b.Tests, Attempt: 2, Avoid: "gw1"})
+	p.Leave("gw1") // lost: gw0 may now take the next attempt
+	r, ok = p.Next(ctx, "gw0")
+	if !ok || r.Attempt != 2 {
+		t.Fatalf("gw0 got %+v, %v; want the second re-run once gw1 left", r, ok)
+	}
+	p.Finish("gw0", r, nil)
+}

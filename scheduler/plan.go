@@ -126,6 +126,9 @@ type Plan struct {
 	queues  map[string]*queue // by queue key: "" in load mode, the gateway id in each mode
 	closed  bool
 	noNew   bool // -failfast after a failure: no package starts that has not started
+	// alive are the load mode's gateways that may still ask for work (started or still
+	// starting): a re-run avoids its gateway while another of them may take it.
+	alive map[string]bool
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
@@ -133,6 +136,12 @@ type Plan struct {
 func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}}
 	p.cond = sync.NewCond(&p.mu)
+	if mode != Each && len(gateways) > 0 {
+		p.alive = map[string]bool{}
+		for _, g := range gateways {
+			p.alive[g] = true
+		}
+	}
 	keys := []string{""}
 	if mode == Each {
 		keys = gateways
@@ -186,6 +195,7 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 		}
 		if q.inFlight == 0 && len(q.retries) == 0 {
 			delete(q.active, gateway)
+			delete(p.alive, gateway)
 			p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
 			return Batch{}, false
 		}
@@ -195,8 +205,9 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 
 func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	for i, b := range q.retries {
-		// A re-run of a failed test goes to another worker where there is one.
-		if b.Avoid == gateway && len(q.active) > 1 {
+		// A re-run of a failed test goes to another worker where there is one, also one
+		// still starting (in each mode a gateway has its own queue: no other can).
+		if b.Avoid == gateway && p.mode != Each && p.othersFor(q, gateway) {
 			continue
 		}
 		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
@@ -373,15 +384,29 @@ func (p *Plan) Stop(gateway, pkg string) int {
 	return n
 }
 
-// Leave says that gateway asks for no more work (it was lost): re-runs it avoided are no
-// longer kept from the others' reach on its account.
+// Leave says that gateway asks for no more work (it was lost, or never started): re-runs
+// it avoided are no longer kept from the others' reach on its account.
 func (p *Plan) Leave(gateway string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if q := p.queueOf(gateway); q != nil {
 		delete(q.active, gateway)
 	}
+	delete(p.alive, gateway)
 	p.cond.Broadcast()
+}
+
+// othersFor reports whether a worker other than gateway may still take work of q.
+func (p *Plan) othersFor(q *queue, gateway string) bool {
+	if p.alive == nil {
+		return len(q.active) > 1
+	}
+	for g := range p.alive {
+		if g != gateway {
+			return true
+		}
+	}
+	return false
 }
 
 // Abandon gives up the queue of a gateway that was lost in Each mode, returning its
