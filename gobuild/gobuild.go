@@ -240,6 +240,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		emit(e)
 	}
 	now := time.Now()
+	clock := func() time.Time { return now }
 	// Packages without test files: report as go test does, without a build.
 	var groups [][]Package
 	seen := map[string]int{}
@@ -302,7 +303,9 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			continue
 		}
 		if !p.HasTests {
-			emitPackage(emit, now, p.ImportPath, "?   \t"+p.ImportPath+"\t[no test files]\n", gotest.ActionSkip, "")
+			for _, e := range gotest.NoTestFiles(p.ImportPath, clock) {
+				emit(e)
+			}
 			res.Reported[p.ImportPath] = true
 			continue
 		}
@@ -318,7 +321,9 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			if fb == "" {
 				fb = p.ImportPath + " [" + p.ImportPath + ".test]"
 			}
-			emitPackage(emit, now, p.ImportPath, "FAIL\t"+p.ImportPath+" [build failed]\n", gotest.ActionFail, fb)
+			for _, e := range gotest.BuildFailed(p.ImportPath, fb, clock) {
+				emit(e)
+			}
 			res.Reported[p.ImportPath] = true
 			continue
 		}
@@ -343,13 +348,6 @@ func buildPackage(importPath string) string {
 		return strings.TrimSuffix(importPath[i+2:], ".test]")
 	}
 	return importPath
-}
-
-func emitPackage(emit func(gotest.Event), t time.Time, pkg, output, action, failedBuild string) {
-	zero := 0.0
-	emit(gotest.Event{Time: &t, Action: gotest.ActionStart, Package: pkg})
-	emit(gotest.Event{Time: &t, Action: gotest.ActionOutput, Package: pkg, Output: output})
-	emit(gotest.Event{Time: &t, Action: action, Package: pkg, Elapsed: &zero, FailedBuild: failedBuild})
 }
 
 // buildGroup runs one go test -c; failed reports that it exited with an error (some
