@@ -37,6 +37,12 @@ func Alive(pid int) bool {
 	return ok && state != 'Z'
 }
 
+// Stopped reports whether pid is stopped by a signal (SIGSTOP and the like).
+func Stopped(pid int) bool {
+	state, _, ok := stat(pid)
+	return ok && state == 'T'
+}
+
 // Parent is the parent pid of a live pid, 0 if there is none.
 func Parent(pid int) int {
 	state, ppid, ok := stat(pid)

@@ -1,0 +1,5 @@
+//go:build !unix && !windows
+
+package child
+
+func gone(int) bool { return false }
