@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -257,7 +256,7 @@ func receiveBlob(ctx context.Context, c *conn, h *hello) error {
 
 // signatureIn returns the signature of the blob named hexName in root, or nil.
 func signatureIn(root *os.Root, hexName string) *signature {
-	f, err := root.OpenFile(hexName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := root.OpenFile(hexName, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil
 	}

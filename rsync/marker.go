@@ -98,7 +98,7 @@ func readMarker(root *os.Root) (map[string]struct{}, bool, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, false, fmt.Errorf("%w: not a regular file (%v)", errNotMarker, fi.Mode().Type())
 	}
-	f, err := root.OpenFile(markerName, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	f, err := root.OpenFile(markerName, os.O_RDONLY|oNoFollow|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, false, err
 	}

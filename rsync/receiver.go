@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/child"
 )
 
 // Receiver is the receiving end of Sync and PutBlob: a gateway.Func, registered in
@@ -102,7 +103,7 @@ func staleTemp(name string) bool {
 		_, live := liveTokens.Load(f[1])
 		return !live
 	}
-	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+	return child.Gone(pid)
 }
 
 // placeID names a directory on this machine: the machine (its boot id, unique per boot
@@ -121,11 +122,11 @@ func placeID(root *os.Root) string {
 	if err != nil {
 		return ""
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	dev, ino, ok := devIno(fi)
 	if !ok {
 		return ""
 	}
-	id := fmt.Sprintf("%s dev=%d ino=%d", machine, st.Dev, st.Ino)
+	id := fmt.Sprintf("%s dev=%d ino=%d", machine, dev, ino)
 	if len(id) > maxIdentity {
 		return ""
 	}
@@ -923,7 +924,7 @@ func (r *treeReceiver) sendNeeds(ctx context.Context) error {
 // signatureOf returns the signature of the old file at path, or nil if it cannot be read
 // (the file is then sent whole).
 func (r *treeReceiver) signatureOf(path string) *signature {
-	f, err := r.root.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := r.root.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		return nil
 	}
@@ -1086,7 +1087,7 @@ type fileWriter struct {
 func newFileWriter(dir *os.Root, token, name, basisName string, sig *signature, bufs *writeBufs) (*fileWriter, error) {
 	w := &fileWriter{dir: dir, name: name, sig: sig, h: sha256.New(), bufs: bufs}
 	if sig != nil {
-		b, err := dir.OpenFile(basisName, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+		b, err := dir.OpenFile(basisName, os.O_RDONLY|oNoFollow, 0)
 		if err != nil {
 			return nil, fmt.Errorf("rsync: basis of %s: %w", name, err)
 		}

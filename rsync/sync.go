@@ -459,7 +459,7 @@ func (w *dataWriter) copyBlocks(first, count int) error {
 // whole. A file that vanished since the walk is sent as a skip record (sent = false).
 func (w *dataWriter) sendFile(ctx context.Context, path string, index uint64, sig *signature) (deltaStats, bool, error) {
 	w.ctx = ctx
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
 		// Gone (or replaced by a symlink) since the walk: the receiver keeps what it
 		// has. Unreadable: an *EntryError, unless Warn takes it (then kept as well).
