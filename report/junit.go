@@ -60,7 +60,8 @@ type JUnitOptions struct {
 // last attempt is the <failure> (or <error>) and each earlier failed attempt a
 // <rerunFailure> (<rerunError>), and it counts as one failure. A testcase with several
 // attempts has an "attempts" property listing them ("fail on gw1 (0.05s), pass on gw2
-// (0.01s)").
+// (0.01s)"). In load mode a run lost with its worker and run again on another is such an
+// earlier attempt ("no result on gw1"): the testcase is what the later run came to.
 //
 // Feed it the stream in order. It is safe for concurrent use.
 type JUnitCollector struct {

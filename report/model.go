@@ -28,6 +28,13 @@ import (
 //     however often it runs.
 //   - A top-level attempt that passes redeems the earlier failed attempts of its test: the
 //     test is flaky, and their failures (their subtests' included) no longer count.
+//   - In load mode a test's result is the same wherever it runs, so a top-level run that
+//     reaches a result (on any worker) supersedes the runs of its test that started
+//     before it on other workers and are still running: the runner runs a test again
+//     elsewhere when the worker running it was lost, and that worker's run never ends.
+//     A superseded run is not unfinished; it stays an attempt of its test, with no
+//     result. In each mode every worker runs every test: a lost worker's unfinished run
+//     is what that worker came to, and stays unfinished.
 //
 // It is not safe for concurrent use; its owner guards it.
 type runModel struct {
@@ -315,6 +322,9 @@ func (m *runModel) result(p *pkgLog, t *testLog, worker, action string, elapsed 
 	a.action, a.elapsed = action, elapsed
 	if top {
 		delete(m.running, r.key)
+		if !m.each {
+			m.supersede(t, r)
+		}
 	}
 	if a.stopped != "" {
 		return a // not run to the end: neither failed nor done
@@ -353,6 +363,17 @@ func (m *runModel) result(p *pkgLog, t *testLog, worker, action string, elapsed 
 		}
 	}
 	return a
+}
+
+// supersede ends, in load mode, the runs of top-level test t that started on other
+// workers before r and are still running: r has the test's result (see runModel).
+func (m *runModel) supersede(t *testLog, r *rootRun) {
+	for _, a := range t.attempts {
+		o := a.root
+		if o.started && o.key.worker != r.key.worker && o.seq < r.seq && m.running[o.key] == o {
+			delete(m.running, o.key)
+		}
+	}
 }
 
 // last returns the test's last attempt, nil if none.

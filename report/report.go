@@ -14,6 +14,11 @@
 // with gotest.StoppedPrefix: it is not run, and counts in none of Passed, Failed and
 // Skipped.
 //
+// A test running on a worker that is lost has no result there. In load mode the runner
+// runs it again on another worker, and what that run comes to is the test's result: the
+// lost run is neither not run nor unfinished, and a failure there counts once. In each
+// mode the lost worker's run stays unfinished: the test did not run there.
+//
 // # Output
 //
 // Without a terminal (Options.TTY false) every line is plain text with no escape codes,
@@ -81,7 +86,8 @@ type Summary struct {
 	Packages, FailedPackages, BuildFailures int
 	// NotRun is the planned top-level test units (SetTotal) that reported no result,
 	// including tests that started but never finished and tests the run's stop cut
-	// short.
+	// short. In load mode a test whose worker was lost while running it, and which then
+	// ran on another worker to a result, is not one.
 	NotRun int
 	// PackageErrors counts packages that failed outside any test (TestMain or init exited or
 	// panicked, a timeout hit between tests), build failures excluded.

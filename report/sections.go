@@ -145,7 +145,8 @@ func outputOrNone(lines []string, pkg string) []string {
 	return out
 }
 
-// unfinished lists top-level tests that started and never reported a result.
+// unfinished lists top-level test runs that started and never reported a result, nor
+// (in load mode) were superseded by a later run of the test that did.
 func (m *runModel) unfinished() []*rootRun {
 	var rs []*rootRun
 	for _, r := range m.running {
@@ -216,6 +217,16 @@ func (m *runModel) summary(total int) Summary {
 		}
 	}
 	s.PackageErrors = len(errPkgs)
-	s.NotRun = max(total-m.doneTop, len(m.unfinished()), 0)
+	// A test unfinished on several workers (in load mode, each lost while running it) is
+	// one test not run.
+	notDone := make(map[rootKey]bool)
+	for _, r := range m.unfinished() {
+		k := r.key
+		if !m.each {
+			k.worker = ""
+		}
+		notDone[k] = true
+	}
+	s.NotRun = max(total-m.doneTop, len(notDone), 0)
 	return s
 }
