@@ -232,30 +232,43 @@ END
 	}
 }
 
-// A run that outlives RunTimeout is killed with its children, and says so.
-func TestRunTimeoutKillsTheGroup(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{RunTimeout: 200 * time.Millisecond}
-	pidFile := filepath.Join(dir, "pid")
-	// The shell's child would sleep on if only the shell were killed.
-	run := cfg.run(context.Background(), dir, os.Environ(), "", filepath.Join(dir, "out"), "sh", "-c", `sleep 60 & echo $! > "$0"; wait`, pidFile)
-	if run.Err == nil || !strings.Contains(run.Err.Error(), "killed after") {
-		t.Errorf("run error %v, want killed after the timeout", run.Err)
-	}
-	b, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	// SIGKILL has been sent; the child's end is only a matter of the kernel delivering it.
-	for deadline := time.Now().Add(10 * time.Second); proc.Alive(pid); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the run's child %d outlived the run", pid)
-		}
-		runtime.Gosched()
+// A run that outlives RunTimeout is killed with its children, and says so; a run that
+// ends leaves nothing of its process group behind.
+func TestRunKillsItsGroup(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		timedOut     bool
+	}{
+		{"timeout", `sleep 60 & echo $! > "$0"; wait`, true},
+		{"straggler", `sleep 60 & echo $! > "$0"`, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{RunTimeout: 500 * time.Millisecond}
+			if !tc.timedOut {
+				cfg.RunTimeout = time.Minute
+			}
+			pidFile := filepath.Join(dir, "pid")
+			run := cfg.run(context.Background(), dir, os.Environ(), "", filepath.Join(dir, "out"), "sh", "-c", tc.script, pidFile)
+			if got := run.Err != nil && strings.Contains(run.Err.Error(), "killed after"); got != tc.timedOut {
+				t.Errorf("run error %v; timed out: %v, want %v", run.Err, got, tc.timedOut)
+			}
+			b, err := os.ReadFile(pidFile)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// SIGKILL has been sent; the child's end is only a matter of the kernel delivering it.
+			for deadline := time.Now().Add(10 * time.Second); proc.Alive(pid); {
+				if time.Now().After(deadline) {
+					t.Fatalf("the run's child %d outlived the run", pid)
+				}
+				runtime.Gosched()
+			}
+		})
 	}
 }
 

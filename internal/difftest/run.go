@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/godist/godist/internal/child"
 )
 
 // Config of a check.
@@ -253,18 +255,27 @@ func (c Config) run(ctx context.Context, dir string, env []string, stdoutFile, o
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.RunTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.Command(name, args...)
 	cmd.Dir, cmd.Env = dir, env
 	cmd.Stdout, cmd.Stderr = stdout, out
-	cmd.WaitDelay = 10 * time.Second
-	ownGroup(cmd)
 	start := time.Now()
-	err = cmd.Run()
+	// A process group of its own: a timeout kills go test's test binaries and godist's
+	// workers with it, and so does whatever the run left behind when it exits.
+	p, err := child.Start(cmd)
+	if err != nil {
+		run.Err = err
+		return run
+	}
+	stop := context.AfterFunc(ctx, func() { p.Kill() })
+	err = p.Wait(func() { p.Kill() })
+	stop()
 	run.Wall = time.Since(start)
 	var ee *exec.ExitError
 	switch {
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		run.Err = fmt.Errorf("killed after %v: %w", c.RunTimeout, ctx.Err())
+	case ctx.Err() != nil:
+		run.Err = fmt.Errorf("stopped: %w", ctx.Err())
 	case errors.As(err, &ee):
 		run.Exit = ee.ExitCode()
 	case err != nil:

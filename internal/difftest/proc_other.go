@@ -1,7 +1,0 @@
-//go:build !unix
-
-package difftest
-
-import "os/exec"
-
-func ownGroup(cmd *exec.Cmd) {}
