@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/tail"
 	"github.com/godist/godist/xspec"
 )
@@ -127,10 +128,16 @@ func start(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool 
 		err = fmt.Errorf("via=%s: gateways that go via another start in a Group with it", spec.Via)
 	default:
 		switch spec.Type {
-		case xspec.TypePopen:
-			g, err = startPopen(ctx, id, spec, opts)
-		case xspec.TypeExec:
-			g, err = startExec(ctx, id, spec, opts)
+		case xspec.TypePopen, xspec.TypeExec:
+			// Both start a local process, which must be killable with all it starts.
+			if err = child.Supported(); err != nil {
+				break
+			}
+			if spec.Type == xspec.TypePopen {
+				g, err = startPopen(ctx, id, spec, opts)
+			} else {
+				g, err = startExec(ctx, id, spec, opts)
+			}
 		case xspec.TypeSSH:
 			g, err = startSSH(ctx, id, spec, opts, pool)
 		case xspec.TypeSocket:
@@ -270,7 +277,7 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 	return g, nil
 }
 
-// process is a link to a local child process in its own process group.
+// process is a link to a local child process in its own process group (package child).
 type process struct {
 	*link
 	pid int
@@ -279,7 +286,8 @@ type process struct {
 // startProcess starts argv in dir ("" = this process's) with its stdin and stdout as the
 // link's stream, in its own process group (so a terminal's Ctrl-C reaches the master, which
 // then tears the worker down in order), dying with the master even when the master is
-// SIGKILLed. what names the process in how it ended ("command", or the worker's path).
+// SIGKILLed (on Linux; elsewhere its stdin ends then). what names the process in how it
+// ended ("command", or the worker's path).
 //
 // A dir it cannot enter is reported as "chdir DIR: ...": exec alone would blame the
 // program ("fork/exec PROGRAM: no such file or directory").
@@ -290,7 +298,6 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Pipes of our own rather than cmd.StdinPipe/StdoutPipe: cmd.Wait would close those as
 	// soon as the process exits, possibly before the session has read its last frames.
 	inR, inW, err := os.Pipe()
@@ -306,7 +313,7 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 	cmd.Stdin, cmd.Stdout = inR, outW
 	stderr := tail.New(8 << 10)
 	cmd.Stderr = stderr
-	err = cmd.Start()
+	p, err := child.Start(cmd)
 	inR.Close()
 	outW.Close()
 	if err != nil {
@@ -317,19 +324,14 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 	exited := make(chan struct{})
 	var waitErr error
 	go func() {
-		waitErr = cmd.Wait()
+		waitErr = p.Wait(nil)
 		close(exited)
 	}()
-	pid := cmd.Process.Pid
 	rwc := &pipeRWC{r: outR, w: inW}
 	var once sync.Once
 	kill := func() {
 		once.Do(func() {
-			select {
-			case <-exited: // reaped: its pid may be someone else's now
-			default:
-				syscall.Kill(-pid, syscall.SIGKILL)
-			}
+			p.Kill() // a no-op once reaped: its pid may be someone else's then
 			rwc.Close()
 		})
 		<-exited
@@ -340,7 +342,7 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 		}
 		return what + ": " + waitErr.Error()
 	}
-	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}, pid: pid}, nil
+	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}, pid: p.Pid()}, nil
 }
 
 // checkDir says why a process cannot start in dir as "chdir DIR: REASON" when dir is
@@ -359,13 +361,6 @@ func checkDir(dir string) error {
 	return nil
 }
 
-// Of faccessat(2) on Linux.
-const (
-	atFDCWD   = -0x64
-	atEACCESS = 0x200
-	xOK       = 0x1
-)
-
 // explainExec adds to a failed exec of prog in dir what exec's error hides: a dir that
 // went away since checkDir or that this process may not enter, or a program that is there
 // but whose interpreter (the ELF loader, a #! line's, a binfmt_misc handler's) is not.
@@ -380,7 +375,7 @@ func explainExec(err error, prog, dir string) error {
 		// Not searchable by this process's effective ids, as the child's chdir was. Asked
 		// only after exec failed: without faccessat2 Go emulates AT_EACCESS from the mode
 		// bits, which would refuse root directories it may enter.
-		if aerr := syscall.Faccessat(atFDCWD, dir, xOK, atEACCESS); aerr != nil {
+		if aerr := searchable(dir); aerr != nil {
 			return &fs.PathError{Op: "chdir", Path: dir, Err: aerr}
 		}
 	}

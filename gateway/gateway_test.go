@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
 	"github.com/godist/godist/xspec"
 )
@@ -193,7 +194,7 @@ func TestLostWorkerReleasesWaiters(t *testing.T) {
 		var v any
 		errc <- ch.Receive(ctx, &v) // nothing was sent: blocks until the worker dies
 	}()
-	syscall.Kill(g.Info.PID, syscall.SIGKILL)
+	child.KillPid(g.Info.PID)
 	select {
 	case err := <-errc:
 		if err == nil || ctx.Err() != nil {

@@ -138,14 +138,14 @@ func Renice(pid, nice int) error {
 func renice(pid, nice int) error {
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	if err != nil {
-		return syscall.Setpriority(syscall.PRIO_PROCESS, pid, nice)
+		return setPriority(pid, nice)
 	}
 	for _, t := range tasks {
 		tid, err := strconv.Atoi(t.Name())
 		if err != nil {
 			continue
 		}
-		if err := syscall.Setpriority(syscall.PRIO_PROCESS, tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
+		if err := setPriority(tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/tail"
 )
 
@@ -287,20 +288,6 @@ func sendExitStatus(ch ssh.Channel, code int) {
 	ch.SendRequest("exit-status", false, ssh.Marshal(&struct{ Status uint32 }{uint32(code)}))
 }
 
-// signalName is the name of sig without "SIG", as exit-signal wants it (RFC 4254 6.10).
-func signalName(sig syscall.Signal) string {
-	names := map[syscall.Signal]string{
-		syscall.SIGABRT: "ABRT", syscall.SIGALRM: "ALRM", syscall.SIGFPE: "FPE", syscall.SIGHUP: "HUP",
-		syscall.SIGILL: "ILL", syscall.SIGINT: "INT", syscall.SIGKILL: "KILL", syscall.SIGPIPE: "PIPE",
-		syscall.SIGQUIT: "QUIT", syscall.SIGSEGV: "SEGV", syscall.SIGTERM: "TERM", syscall.SIGUSR1: "USR1",
-		syscall.SIGUSR2: "USR2", syscall.SIGBUS: "BUS", syscall.SIGTRAP: "TRAP",
-	}
-	if n, ok := names[sig]; ok {
-		return n
-	}
-	return strconv.Itoa(int(sig)) + "@godist"
-}
-
 // worker is a running worker process, the leader of its own process group.
 type worker struct {
 	pid    int
@@ -312,17 +299,15 @@ type worker struct {
 	state   *os.ProcessState
 	waitErr error
 
-	mu     sync.Mutex
-	reaped bool
+	proc *child.Process
 }
 
 // startWorker starts argv in dir with env, in a process group of its own, killed if the
-// server dies (Pdeathsig).
+// server dies (on Linux; elsewhere the worker's stdin ends then, and it exits).
 func startWorker(argv []string, dir string, env []string) (*worker, error) {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = dir
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	// Pipes of our own: cmd.Wait would otherwise wait for every holder of stdout and
 	// stderr, and close them before the last output is read.
 	var files []*os.File
@@ -352,20 +337,18 @@ func startWorker(argv []string, dir string, env []string) (*worker, error) {
 		return nil, err
 	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, errW
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(cmd)
+	if err != nil {
 		closeAll()
 		return nil, err
 	}
 	inR.Close()
 	outW.Close()
 	errW.Close()
-	w := &worker{pid: cmd.Process.Pid, stdin: inW, stdout: outR, stderr: errR, exited: make(chan struct{})}
+	w := &worker{pid: p.Pid(), stdin: inW, stdout: outR, stderr: errR, exited: make(chan struct{}), proc: p}
 	go func() {
-		err := cmd.Wait()
-		w.mu.Lock()
-		w.reaped = true
+		err := p.Wait(nil)
 		w.state, w.waitErr = cmd.ProcessState, err
-		w.mu.Unlock()
 		close(w.exited)
 	}()
 	return w, nil
@@ -373,11 +356,4 @@ func startWorker(argv []string, dir string, env []string) (*worker, error) {
 
 // kill kills the worker's process group unless the worker has been reaped (its pid may be
 // someone else's then). It reports whether it sent the signal.
-func (w *worker) kill() bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.reaped {
-		return false
-	}
-	return syscall.Kill(-w.pid, syscall.SIGKILL) == nil
-}
+func (w *worker) kill() bool { return w.proc.Kill() }

@@ -14,12 +14,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/godist/godist/channel"
 	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/internal/child"
 )
 
 // RunFunc is the registered name of the function that runs one test process.
@@ -99,30 +101,33 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	}
 	// One pipe for stdout and stderr, as go test gives a test binary.
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	p, err := child.Start(cmd)
+	if err != nil {
 		r.Close()
 		w.Close()
 		return ch.Send(ctx, Message{Exit: &Exit{Code: -1, Err: err.Error()}})
 	}
 	w.Close()
-	pgid := cmd.Process.Pid
-	killed := make(chan string, 1)
-	var reaped atomic.Bool // after Wait, the pgid may belong to someone else
+	// killed is the first reason the worker killed the process group for; it is set under
+	// killMu with the kill itself, so that once Wait has returned it is final.
+	var killMu sync.Mutex
+	killed := ""
 	kill := func(why string) {
-		if reaped.Load() {
-			return
+		killMu.Lock()
+		defer killMu.Unlock()
+		if p.Kill() && killed == "" {
+			killed = why
 		}
-		select {
-		case killed <- why:
-		default:
-		}
-		syscall.Kill(-pgid, syscall.SIGKILL)
 	}
+	var outEnded atomic.Bool
 	exited := make(chan error, 1)
 	go func() {
-		err := cmd.Wait()
-		exited <- err
+		exited <- p.Wait(func() {
+			// A grandchild holding the pipe open must not keep us waiting forever.
+			if !outEnded.Load() {
+				p.Kill()
+			}
+		})
 	}()
 
 	// Control messages, and the end of the channel, arrive here.
@@ -156,6 +161,7 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 			n, err := r.Read(buf)
 			if n > 0 {
 				if serr := ch.Send(ctx, Message{Out: buf[:n]}); serr != nil {
+					outEnded.Store(true)
 					kill("requested")
 					outDone <- serr
 					r.Close()
@@ -163,6 +169,7 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 				}
 			}
 			if err != nil {
+				outEnded.Store(true)
 				r.Close()
 				if errors.Is(err, io.EOF) {
 					err = nil
@@ -179,11 +186,6 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 		select {
 		case waitErr = <-exited:
 			gotExit = true
-			reaped.Store(true)
-			// A grandchild holding the pipe open must not keep us waiting forever.
-			if !gotOut {
-				syscall.Kill(-pgid, syscall.SIGKILL)
-			}
 		case outErr = <-outDone:
 			gotOut = true
 		case <-timer:
@@ -193,7 +195,6 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 			kill("requested")
 			if !gotExit {
 				<-exited
-				reaped.Store(true)
 			}
 			if !gotOut {
 				<-outDone
@@ -205,10 +206,9 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
 		exit.Signal = ws.Signal().String()
 	}
-	select {
-	case exit.Killed = <-killed:
-	default:
-	}
+	killMu.Lock()
+	exit.Killed = killed
+	killMu.Unlock()
 	_ = waitErr
 	ctlCancel()
 	if outErr != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
 )
 
@@ -123,7 +124,7 @@ func TestWorkerCrashLosesNoResult(t *testing.T) {
 	_, tests := leftovers()
 	ppid := proc.Parent(tests[0])
 	cmd.Process.Signal(syscall.Signal(0))
-	if err := syscall.Kill(ppid, syscall.SIGKILL); err != nil {
+	if err := child.KillPid(ppid); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Wait()

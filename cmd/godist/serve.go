@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/serve"
 )
 
@@ -74,6 +75,10 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	addr, err := serve.ParseListenAddr(o.listen)
 	if err != nil {
 		return usagef("serve: --listen: %v", err)
+	}
+	// Its workers could not be started, nor killed with all they start.
+	if err := child.Supported(); err != nil {
+		return fmt.Errorf("serve: %w", err)
 	}
 	if o.hostKey == "" {
 		dir, err := os.UserConfigDir()

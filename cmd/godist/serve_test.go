@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
 )
 
@@ -99,12 +100,12 @@ func startServe(t *testing.T) *serveProc {
 		"--host-key", filepath.Join(dir, "host_key"), "--authorized-keys", s.keysFile)
 	s.cmd.Env = append(os.Environ(), "HOME="+s.home)
 	s.cmd.Stderr = s.stderr
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
+	group, err := child.Start(s.cmd)
+	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		s.cmd.Wait()
+		group.Wait(nil)
 		close(s.exited)
 	}()
 	t.Cleanup(func() {
@@ -112,7 +113,7 @@ func startServe(t *testing.T) *serveProc {
 		select {
 		case <-s.exited:
 		case <-time.After(15 * time.Second):
-			s.cmd.Process.Kill()
+			group.Kill()
 			<-s.exited
 		}
 		if t.Failed() {

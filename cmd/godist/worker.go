@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/rsync"
 	"github.com/godist/godist/worker"
 )
@@ -19,6 +20,10 @@ func newWorkerCommand() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// It would start test processes it could not kill with all they start.
+			if err := child.Supported(); err != nil {
+				return fmt.Errorf("worker: %w", err)
+			}
 			if cmd.Flags().Changed("nice") {
 				// Test processes inherit it.
 				if err := gateway.Renice(os.Getpid(), nice); err != nil {

@@ -10,7 +10,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"time"
 )
 
@@ -113,7 +112,7 @@ func makeChroot(u *user.User, applets []string) (string, error) {
 		major, minor uint32
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"urandom", 1, 9}} {
 		p := filepath.Join(root, "dev", d.name)
-		if err := syscall.Mknod(p, syscall.S_IFCHR|0o666, int(mkdev(d.major, d.minor))); err != nil {
+		if err := mknodChar(p, d.major, d.minor); err != nil {
 			return fail(fmt.Errorf("mknod %s: %w", p, err))
 		}
 		if err := os.Chmod(p, 0o666); err != nil { // against the umask
@@ -162,27 +161,6 @@ func staticBusybox() (string, error) {
 		why = append(why, p+" is dynamically linked")
 	}
 	return "", fmt.Errorf("no statically linked busybox found (install busybox-static) %v", why)
-}
-
-// checkChrootPath checks what sshd will check of a ChrootDirectory's components.
-func checkChrootPath(dir string) error {
-	for p := dir; ; p = filepath.Dir(p) {
-		st, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		sys := st.Sys().(*syscall.Stat_t)
-		if sys.Uid != 0 || st.Mode().Perm()&0o022 != 0 {
-			return fmt.Errorf("chroot path component %s is not root-owned or is group/other-writable (uid %d, mode %v)", p, sys.Uid, st.Mode().Perm())
-		}
-		if p == "/" {
-			return nil
-		}
-	}
-}
-
-func mkdev(major, minor uint32) uint64 {
-	return uint64(major)<<8 | uint64(minor&0xff) | uint64(minor&^0xff)<<12
 }
 
 func chownTo(path string, u *user.User) error {

@@ -24,10 +24,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
 )
 
@@ -107,7 +107,7 @@ type Server struct {
 
 	dir      string
 	hostKeys []string // private host key files
-	cmd      *exec.Cmd
+	proc     *child.Process
 	log      *syncBuffer
 	done     chan struct{} // closed when sshd has exited
 	once     sync.Once
@@ -369,15 +369,15 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	s.log.Reset()
 	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
-	// sshd dies with the test binary even if that is killed; its own process group keeps a
-	// terminal's Ctrl-C from reaching it out of order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	// sshd dies with the test binary even if that is killed (on Linux); its own process
+	// group keeps a terminal's Ctrl-C from reaching it out of order.
+	p, err := child.Start(cmd)
+	if err != nil {
 		return err
 	}
 	done := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		p.Wait(nil)
 		close(done)
 	}()
 	addr := net.JoinHostPort(s.Host, strconv.Itoa(port))
@@ -390,17 +390,17 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 		}
 		// sshd writes its pid file once it listens; the banner check then makes sure the
 		// port is really its own (another process may have taken it first).
-		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(cmd.Process.Pid) && banner(addr) {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(p.Pid()) && banner(addr) {
 			break
 		}
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
+			p.Kill()
 			<-done
 			return fmt.Errorf("sshd did not accept connections on %s within 15s: %s", addr, lastLines(s.log.String(), 3))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.cmd, s.done = cmd, done
+	s.proc, s.done = p, done
 	s.Port, s.Addr = port, addr
 	return nil
 }
@@ -474,7 +474,7 @@ func (s *Server) Env() []string {
 func (s *Server) Log() string { return s.log.String() }
 
 // PID is sshd's process id.
-func (s *Server) PID() int { return s.cmd.Process.Pid }
+func (s *Server) PID() int { return s.proc.Pid() }
 
 // Children are the processes sshd has started and that are still running: one or two per
 // connection and every process of their sessions (that has not left sshd's process tree).
@@ -484,7 +484,7 @@ func (s *Server) Children() []int {
 		return nil
 	default:
 	}
-	return proc.Descendants(s.cmd.Process.Pid)
+	return proc.Descendants(s.proc.Pid())
 }
 
 // Stop stops sshd and every process it started. Idempotent; t.Cleanup calls it.
@@ -492,23 +492,24 @@ func (s *Server) Stop() { s.stop() }
 
 func (s *Server) stop() {
 	s.once.Do(func() {
-		if s.cmd == nil {
+		if s.proc == nil {
 			return
 		}
 		// Stop the listener first so that no new children appear, then kill what is left,
-		// again and again while processes of sessions may still be forking.
-		s.cmd.Process.Signal(syscall.SIGSTOP)
+		// again and again while processes of sessions may still be forking. sshd, stopped,
+		// reaps none of its children meanwhile.
+		s.proc.Suspend()
 		for i := 0; i < 50; i++ {
-			kids := proc.Descendants(s.cmd.Process.Pid)
+			kids := proc.Descendants(s.proc.Pid())
 			if len(kids) == 0 {
 				break
 			}
 			for _, pid := range kids {
-				syscall.Kill(pid, syscall.SIGKILL)
+				child.KillPid(pid)
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		s.cmd.Process.Kill()
+		s.proc.Kill()
 		<-s.done
 	})
 }

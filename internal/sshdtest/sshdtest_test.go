@@ -5,9 +5,10 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godist/godist/internal/child"
 )
 
 func run(t *testing.T, cmd *exec.Cmd) string {
@@ -87,7 +88,7 @@ func TestCleanupLeavesNothing(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
-	if err := syscall.Kill(s.PID(), 0); err == nil {
+	if !child.Gone(s.PID()) {
 		t.Errorf("sshd %d still running after cleanup", s.PID())
 	}
 	if _, err := os.Stat(s.dir); !os.IsNotExist(err) {
