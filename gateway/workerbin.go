@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"debug/buildinfo"
 	"debug/elf"
+	"debug/macho"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -205,11 +207,13 @@ func hashFile(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// isStatic reports whether an ELF executable needs no dynamic loader (and so no libc).
+// isStatic reports whether an executable runs on any host of its platform: an ELF one
+// that needs no dynamic loader (and so no libc), or a Mach-O one built without cgo (every
+// Go binary for macOS links libSystem, which every Mac has, and nothing else then).
 func isStatic(path string) bool {
 	f, err := elf.Open(path)
 	if err != nil {
-		return false
+		return isMachONoCgo(path)
 	}
 	defer f.Close()
 	for _, p := range f.Progs {
@@ -233,4 +237,22 @@ func sourceDir() string {
 		return ""
 	}
 	return root
+}
+
+func isMachONoCgo(path string) bool {
+	f, err := macho.Open(path)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	info, err := buildinfo.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	for _, s := range info.Settings {
+		if s.Key == "CGO_ENABLED" {
+			return s.Value == "0"
+		}
+	}
+	return false
 }
