@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -80,6 +79,10 @@ type Options struct {
 	Flags []string
 	// Vet is go test's -vet value ("" = go test's default).
 	Vet string
+	// Ready, if set, is called with each test binary as soon as it is there: when go has
+	// linked it (while other packages still build), or, for one that was up to date, when
+	// its go command ends. Calls come one at a time (with emit's), each binary once.
+	Ready func(Binary)
 }
 
 // listFlags are the build flags that change what go list finds.
@@ -264,10 +267,24 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
+		byName := map[string]Package{}
+		for _, p := range g {
+			byName[ExecName(p.ImportPath)+".test"] = p
+		}
+		told := map[string]bool{} // binaries given to opts.Ready
+		tell := func(name string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if told[name] || opts.Ready == nil {
+				return
+			}
+			told[name] = true
+			opts.Ready(Binary{Package: byName[name], Path: filepath.Join(dir, name)})
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			failed, err := buildGroup(ctx, opts, g, dir, func(e gotest.Event) {
+			failed, err := buildGroup(ctx, opts, g, dir, tell, func(e gotest.Event) {
 				if e.Action == gotest.ActionBuildFail {
 					mu.Lock()
 					failedBuild[buildPackage(e.ImportPath)] = e.ImportPath
@@ -284,12 +301,24 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 				// Something in the group did not build. dir is kept between runs (go test
 				// -c does not link again a binary that is up to date there), so a binary of
 				// an earlier run may stand where this one failed: remove the group's
-				// binaries and build again, quietly, to be left with exactly those that
-				// build now.
-				for _, p := range g {
-					os.Remove(filepath.Join(dir, ExecName(p.ImportPath)+".test"))
+				// binaries that this build did not link and build again, quietly, to be
+				// left with exactly those that build now.
+				mu.Lock()
+				for name := range byName {
+					if !told[name] {
+						os.Remove(filepath.Join(dir, name))
+					}
 				}
-				_, err = buildGroup(ctx, opts, g, dir, func(gotest.Event) {})
+				mu.Unlock()
+				_, err = buildGroup(ctx, opts, g, dir, tell, func(gotest.Event) {})
+			}
+			if err == nil {
+				// What go did not link again was up to date.
+				for name := range byName {
+					if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+						tell(name)
+					}
+				}
 			}
 			errs[i] = err
 		}()
@@ -352,7 +381,7 @@ func buildPackage(importPath string) string {
 
 // buildGroup runs one go test -c; failed reports that it exited with an error (some
 // package did not build).
-func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit func(gotest.Event)) (failed bool, err error) {
+func buildGroup(ctx context.Context, opts Options, g []Package, dir string, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
 	args := []string{"test", "-c", "-json", "-o", dir + string(filepath.Separator)}
 	if opts.Tags != "" {
 		args = append(args, "-tags", opts.Tags)
@@ -367,13 +396,25 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, emit
 		args = append(args, "-vet="+opts.Vet)
 	}
 	args = append(args, opts.Flags...)
+	// In the caller's order: go starts the packages named first first.
 	for _, p := range g {
 		args = append(args, p.ImportPath)
 	}
-	sort.Strings(args[len(args)-len(g):])
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opts.Dir
 	cmd.Env = append(os.Environ(), opts.Env...)
+	if opts.Ready != nil {
+		// go's work directory on dir's file system, so that go renames each new binary
+		// into dir (it copies across file systems, and a copy is seen half written).
+		work := filepath.Join(dir, ".work")
+		if err := os.MkdirAll(work, 0o755); err != nil {
+			return false, err
+		}
+		defer os.RemoveAll(work)
+		cmd.Env = append(cmd.Env, "GOTMPDIR="+work)
+		stopWatch := watchLinks(dir, g, linked)
+		defer stopWatch()
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -434,4 +475,60 @@ func GOROOT(ctx context.Context, opts Options) string {
 		return ""
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// watchLinks watches dir for the test binaries of g that go links anew (a file that was
+// not there, or another file than before: go renames a new binary into place) and calls
+// linked with each one's name, once, from its own goroutine, until stop, which returns once
+// the watching has ended.
+func watchLinks(dir string, g []Package, linked func(name string)) (stop func()) {
+	type id struct {
+		ino  uint64
+		mod  time.Time
+		size int64
+	}
+	idOf := func(name string) (id, bool) {
+		fi, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return id{}, false
+		}
+		return id{ino: inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
+	}
+	before := map[string]id{}
+	var names []string
+	for _, p := range g {
+		name := ExecName(p.ImportPath) + ".test"
+		names = append(names, name)
+		if v, ok := idOf(name); ok {
+			before[name] = v
+		}
+	}
+	done := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		seen := map[string]bool{}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			for _, name := range names {
+				if seen[name] {
+					continue
+				}
+				if v, ok := idOf(name); ok && v != before[name] {
+					seen[name] = true
+					linked(name)
+				}
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-ended
+	}
 }

@@ -32,7 +32,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	if !r.ledger.Has(s) {
 		return batchOutcome{} // the build settled it for this gateway
 	}
-	bin := r.bins[platform][b.Package]
+	bin := r.binFor(platform, b.Package)
 	if bin == "" {
 		r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s: no %s test binary for this package\n", gw.ID, platform))
 		r.ledger.Fail(s)

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/godist/godist/gobuild"
@@ -44,13 +45,7 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 		keep := r.binDir(tmp, pl, bopts)
 		res, err := r.buildLocked(ctx, opts, pkgs, keep, r.ownBinDir(tmp, keep), func(e gotest.Event) { evs = append(evs, e) })
 		if err != nil {
-			var be *gobuild.BuildError
-			if errors.As(err, &be) {
-				// Flags or a platform go cannot build the tests with: bad usage, found
-				// before any test runs.
-				return nil, &UsageError{fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(r.gatewaysOn(pl), ", "), be.Msg)}
-			}
-			return nil, err
+			return nil, buildErr(err, pl, r.gatewaysOn(pl))
 		}
 		m := map[string]string{}
 		bm := map[string]gobuild.Binary{}
@@ -66,33 +61,65 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 
 // buildLocked builds into the binary directory kept between runs (where go test -c skips
 // an up-to-date link) while holding its lock, so that concurrent runs of one module do not
-// build over each other, and then links each binary into this run's own directory: a later
+// build over each other, and links each binary into this run's own directory: a later
 // run's build replaces the kept files (go renames a new binary into place), never the
-// ones this run executes.
+// ones this run executes. opts.Ready, if set, gets each binary as soon as it is linked
+// there, with its own path.
 func (r *runner) buildLocked(ctx context.Context, opts gobuild.Options, pkgs []gobuild.Package, keep, own string, emit func(gotest.Event)) (*gobuild.Result, error) {
 	unlock, err := lockDir(keep)
 	if err != nil {
 		return nil, fmt.Errorf("test binary cache: %w", err)
 	}
 	defer unlock()
-	res, err := gobuild.Build(ctx, opts, pkgs, keep, emit)
-	if err != nil || keep == own {
-		return res, err
-	}
-	for i, b := range res.Binaries {
+	var mu sync.Mutex
+	owned := map[string]string{} // kept path -> own path
+	link := func(b gobuild.Binary) (gobuild.Binary, error) {
+		if keep == own {
+			return b, nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if p, ok := owned[b.Path]; ok {
+			b.Path = p
+			return b, nil
+		}
 		rel, err := filepath.Rel(keep, b.Path)
 		if err != nil {
-			return nil, err
+			return b, err
 		}
 		dst := filepath.Join(own, rel)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return nil, err
+			return b, err
 		}
 		if err := linkOrCopy(b.Path, dst); err != nil {
-			return nil, fmt.Errorf("test binary cache: %w", err)
+			return b, fmt.Errorf("test binary cache: %w", err)
 		}
-		res.Binaries[i].Path = dst
+		owned[b.Path] = dst
+		b.Path = dst
+		return b, nil
 	}
+	if ready := opts.Ready; ready != nil {
+		opts.Ready = func(b gobuild.Binary) {
+			b, err := link(b)
+			if err != nil {
+				r.ledger.Note("godist: " + err.Error())
+				return // it is not among the binaries: the run reports it did not build
+			}
+			ready(b)
+		}
+	}
+	res, err := gobuild.Build(ctx, opts, pkgs, keep, emit)
+	if err != nil {
+		return res, err
+	}
+	bins := res.Binaries[:0]
+	for _, b := range res.Binaries {
+		if b, err = link(b); err != nil {
+			return nil, err
+		}
+		bins = append(bins, b)
+	}
+	res.Binaries = bins
 	return res, nil
 }
 
@@ -143,6 +170,17 @@ func linkOrCopy(src, dst string) error {
 		return err
 	}
 	return out.Close()
+}
+
+// buildErr is what a failed build of platform pl (for gateways ids) ends the run with:
+// a go test -c that failed without naming a package (flags, a platform without -race) is
+// bad usage with go's message, found before any test runs.
+func buildErr(err error, pl string, ids []string) error {
+	var be *gobuild.BuildError
+	if errors.As(err, &be) {
+		return &UsageError{fmt.Errorf("building the tests for %s (%s): %s", pl, strings.Join(ids, ", "), be.Msg)}
+	}
+	return err
 }
 
 // gatewaysOn lists the ids of the gateways of platform pl.

@@ -27,44 +27,49 @@ func (r *runner) list(ctx context.Context, bins []gobuild.Binary) ([]scheduler.P
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			l, err := listTests(ctx, b, r.workerEnv("list"))
-			p := scheduler.Package{Path: b.Package.ImportPath}
-			// A package that never ran is not split on guesses; nor one that asks not to be.
-			p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path)
-			var sel []string
-			if err == nil {
-				sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
-				p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
-			} else if r.cfg.Bench != "" {
-				p.Bench = true // the binary could not list: let it look for benchmarks itself
-			}
-			if err == nil && len(sel) == 0 {
-				r.deselect(p.Path) // -run and -skip leave it nothing to run: not "not run"
-			}
-			if err != nil || len(sel) == 0 {
-				// Run the package as go test would, in one process: it lists no tests we
-				// may pick one by one, or it could not list them at all.
-				p.Whole = true
-				_, p.Startup = r.durations.Estimates(p.Path, nil)
-				out[i] = p
-				return
-			}
-			est, startup := r.durations.Estimates(p.Path, sel)
-			for j, n := range sel {
-				p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j]})
-			}
-			p.Startup = startup
-			out[i] = p
+			out[i] = r.listOne(ctx, b)
 		}()
 	}
 	wg.Wait()
-	r.listMu.Lock()
-	r.listed = map[string]int{}
-	for _, p := range out {
-		r.listed[p.Path] = len(p.Tests)
-	}
-	r.listMu.Unlock()
 	return out, ctx.Err()
+}
+
+// listOne asks one binary for its tests (or the list cache, by the binary's content) and
+// makes its scheduler package.
+func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Package {
+	l, err := r.lists.get(ctx, b, func() (gotest.List, error) { return listTests(ctx, b, r.workerEnv("list")) })
+	p := scheduler.Package{Path: b.Package.ImportPath}
+	// A package that never ran is not split on guesses; nor one that asks not to be.
+	p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path)
+	var sel []string
+	if err == nil {
+		sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
+		p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
+	} else if r.cfg.Bench != "" {
+		p.Bench = true // the binary could not list: let it look for benchmarks itself
+	}
+	if err == nil && len(sel) == 0 {
+		r.deselect(p.Path) // -run and -skip leave it nothing to run: not "not run"
+	}
+	if err != nil || len(sel) == 0 {
+		// Run the package as go test would, in one process: it lists no tests we may
+		// pick one by one, or it could not list them at all.
+		p.Whole = true
+		_, p.Startup = r.durations.Estimates(p.Path, nil)
+	} else {
+		est, startup := r.durations.Estimates(p.Path, sel)
+		for j, n := range sel {
+			p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j]})
+		}
+		p.Startup = startup
+	}
+	r.listMu.Lock()
+	if r.listed == nil {
+		r.listed = map[string]int{}
+	}
+	r.listed[p.Path] = len(p.Tests)
+	r.listMu.Unlock()
+	return p
 }
 
 // listTests runs `bin -test.list .` in the package directory.

@@ -142,6 +142,10 @@ type runner struct {
 	hostLocks   map[string]*sync.RWMutex // by host: test processes share it, benchmarks own it
 	gorootBin   string                   // $GOROOT/bin of the go command, first in a local test's PATH
 
+	lists      listCache
+	binsMu     sync.Mutex // guards bins while the pipeline fills it
+	totalMu    sync.Mutex // guards total
+	total      int        // test units planned so far
 	listMu     sync.Mutex
 	listed     map[string]int  // package -> top-level tests selected from its list
 	deselected map[string]bool // packages whose list -run and -skip select nothing from
@@ -208,12 +212,23 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		r.moduleRoot, _ = filepath.Abs(cfg.Dir)
 	}
 	r.deploy = deploy.New(deploy.Options{ModuleRoot: r.moduleRoot, Trees: cfg.RsyncDirs, Ignore: cfg.RsyncIgnore, Note: r.ledger.Note})
+	if dir, err := os.UserCacheDir(); err == nil {
+		r.lists = listCache{dir: filepath.Join(dir, "godist", "lists")}
+	}
 	if root := gobuild.GOROOT(ctx, bopts); root != "" {
 		r.gorootBin = filepath.Join(root, "bin")
 	}
 
-	// Build, one build per platform the gateways need.
 	platforms := r.platforms()
+	if len(platforms) == 1 && cfg.ShardN == 0 && cfg.List == "" {
+		// Build, list and run at once.
+		if err := r.pipeline(ctx, bopts, pkgs, tmp, platforms[0]); err != nil {
+			return nil, err
+		}
+		return r.conclude(ctx)
+	}
+
+	// Build, one build per platform the gateways need; then list, plan and run.
 	built, err := r.build(ctx, bopts, pkgs, tmp)
 	if err != nil {
 		return nil, err
@@ -251,6 +266,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if len(units) > 0 {
 		r.drive(ctx, gws)
 	}
+	return r.conclude(ctx)
+}
+
+// conclude settles what is left after the gateways are done, writes the coverage profile and
+// the durations, and makes the result.
+func (r *runner) conclude(ctx context.Context) (*Result, error) {
+	cfg := r.cfg
 	// Whatever is still open could not be run: all gateways lost, stopped, or interrupted.
 	r.settleLeftovers(ctx)
 	var coverErr error

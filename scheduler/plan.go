@@ -126,6 +126,7 @@ type Plan struct {
 	queues  map[string]*queue // by queue key: "" in load mode, the gateway id in each mode
 	closed  bool
 	noNew   bool // -failfast after a failure: no package starts that has not started
+	open    bool // more packages may come (NewOpenPlan, until Seal)
 	// alive are the load mode's gateways that may still ask for work (started or still
 	// starting): a re-run avoids its gateway while another of them may take it.
 	alive map[string]bool
@@ -147,9 +148,45 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 		keys = gateways
 	}
 	for _, k := range keys {
-		q := &queue{pkgs: map[string]*pkgQueue{}, active: map[string]bool{}}
+		p.queues[k] = &queue{pkgs: map[string]*pkgQueue{}, active: map[string]bool{}}
+	}
+	p.addLocked(pkgs)
+	return p
+}
+
+// NewOpenPlan makes a plan that starts empty: packages join it with Add as their binaries
+// are built and listed, and its workers wait for more until Seal.
+func NewOpenPlan(mode Mode, workers int, gateways []string) *Plan {
+	p := NewPlan(mode, nil, workers, gateways)
+	p.open = true
+	return p
+}
+
+// Add puts packages into the plan (every gateway's queue in each mode). A path already
+// in the plan is ignored.
+func (p *Plan) Add(pkgs ...Package) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.addLocked(pkgs)
+	p.cond.Broadcast()
+}
+
+// Seal says that no more packages come: once the queues are empty and nothing is in
+// flight, Next returns ok=false.
+func (p *Plan) Seal() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.open = false
+	p.cond.Broadcast()
+}
+
+func (p *Plan) addLocked(pkgs []Package) {
+	for _, q := range p.queues {
 		for _, pk := range pkgs {
-			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || mode == LoadPkg, bench: pk.Bench}
+			if q.pkgs[pk.Path] != nil {
+				continue
+			}
+			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || p.mode == LoadPkg, bench: pk.Bench}
 			pq.tests = append([]Test(nil), pk.Tests...)
 			sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
 			for _, t := range pq.tests {
@@ -158,9 +195,7 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 			pq.total = pq.work
 			q.pkgs[pk.Path] = pq
 		}
-		p.queues[k] = q
 	}
-	return p
 }
 
 func (p *Plan) queueOf(gateway string) *queue {
@@ -193,7 +228,7 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 			q.inFlight++
 			return b, true
 		}
-		if q.inFlight == 0 && len(q.retries) == 0 {
+		if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
 			delete(q.active, gateway)
 			delete(p.alive, gateway)
 			p.cond.Broadcast() // a re-run someone else avoided may now be ours to take

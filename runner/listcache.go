@@ -1,0 +1,91 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/godist/godist/gobuild"
+	"github.com/godist/godist/gotest"
+)
+
+// listCache keeps what test binaries list (-test.list .), by the sha256 of the binary, in
+// files under dir: a binary that did not change is not run again just to list it (its
+// TestMain may be costly). A binary lists the same tests whatever the run, so the key is
+// its content alone. Without a dir, nothing is kept.
+type listCache struct {
+	dir string
+}
+
+// listCacheVersion changes when the files' format does.
+const listCacheVersion = 1
+
+type listEntry struct {
+	Version int         `json:"version"`
+	List    gotest.List `json:"list"`
+}
+
+// get returns the list of b, from the cache or by calling list (whose good result is kept).
+func (c listCache) get(ctx context.Context, b gobuild.Binary, list func() (gotest.List, error)) (gotest.List, error) {
+	if c.dir == "" {
+		return list()
+	}
+	sum, err := fileSHA256(b.Path)
+	if err != nil {
+		return list()
+	}
+	file := filepath.Join(c.dir, sum[:2], sum+".json")
+	if data, err := os.ReadFile(file); err == nil {
+		var e listEntry
+		if json.Unmarshal(data, &e) == nil && e.Version == listCacheVersion {
+			return e.List, nil
+		}
+	}
+	l, err := list()
+	if err != nil {
+		return l, err
+	}
+	if data, err := json.Marshal(listEntry{Version: listCacheVersion, List: l}); err == nil {
+		writeFileAtomic(file, data)
+	}
+	return l, nil
+}
+
+func fileSHA256(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// writeFileAtomic writes data to file by a rename, so that a concurrent reader never sees
+// it half written; errors leave no file (the cache is only a cache).
+func writeFileAtomic(file string, data []byte) {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".list-*")
+	if err != nil {
+		return
+	}
+	_, err = tmp.Write(data)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+}
