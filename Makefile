@@ -1,7 +1,7 @@
 # godist's own tasks. `make test` is what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: build test deps vet fuzz bench run
+.PHONY: build test deps vet fuzz bench run crossbuild
 
 build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
@@ -24,32 +24,28 @@ vet:
 test: deps vet
 	$(GO) test -race -count=1 -parallel 4 -timeout 20m ./...
 
+# Every platform builds (darwin, freebsd, linux/arm64, windows), and darwin vets clean.
+crossbuild:
+	GO=$(GO) .ci/crossbuild
+
 # The main job: godist's own tests, distributed over every local CPU.
 run: build
 	./godist ./...
 
-# Every fuzz target, FUZZTIME each (make fuzz FUZZTIME=60s).
+# Every fuzz target of every package, FUZZTIME each (make fuzz FUZZTIME=60s). The targets are
+# found, not listed: `go test -list '^Fuzz'` on each package of `go list ./...`.
 FUZZTIME ?= 20s
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzFrameDecoder$$' -fuzztime=$(FUZZTIME) ./channel
-	$(GO) test -run='^$$' -fuzz='^FuzzSession$$' -fuzztime=$(FUZZTIME) ./channel
-	$(GO) test -run='^$$' -fuzz='^FuzzValueDecoder$$' -fuzztime=$(FUZZTIME) ./channel
-	$(GO) test -run='^$$' -fuzz='^FuzzConverter$$' -fuzztime=$(FUZZTIME) ./gotest
-	$(GO) test -run='^$$' -fuzz='^FuzzGitHubAnnotation$$' -fuzztime=$(FUZZTIME) ./report
-	$(GO) test -run='^$$' -fuzz='^FuzzGitHubOutput$$' -fuzztime=$(FUZZTIME) ./report
-	$(GO) test -run='^$$' -fuzz='^FuzzCheckPath$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeHello$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeManifest$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeNeeds$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodeRecords$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzDelta$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzFilter$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzManifestWalk$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzOpenMsg$$' -fuzztime=$(FUZZTIME) ./rsync
-	$(GO) test -run='^$$' -fuzz='^FuzzParseShard$$' -fuzztime=$(FUZZTIME) ./scheduler
-	$(GO) test -run='^$$' -fuzz='^FuzzParseAuthorizedKeys$$' -fuzztime=$(FUZZTIME) ./serve
-	$(GO) test -run='^$$' -fuzz='^FuzzParseListenAddr$$' -fuzztime=$(FUZZTIME) ./serve
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./xspec
+	@n=0; \
+	for pkg in $$($(GO) list ./...); do \
+		out=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$out"; echo "fuzz: listing $$pkg failed"; exit 1; }; \
+		for target in $$(echo "$$out" | grep '^Fuzz'); do \
+			n=$$((n+1)); \
+			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done; \
+	echo "fuzz: $$n targets, $(FUZZTIME) each, all passed"
 
 bench:
 	bench/local.sh
