@@ -16,6 +16,12 @@ deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# The account whose ssh sessions the chrooted-host tests confine (internal/sshdtest):
+	@# no home directory, a key login only (password field '*', not locked).
+	@if [ "$$(id -u)" = 0 ]; then \
+		id godisttest >/dev/null 2>&1 || { echo "adding the test user godisttest"; useradd -M -d /home/godisttest -s /bin/sh -p '*' godisttest; }; \
+		usermod -p '*' godisttest; \
+	fi
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
@@ -38,14 +44,14 @@ FUZZTIME ?= 20s
 fuzz:
 	@n=0; \
 	for pkg in $$($(GO) list ./...); do \
-		out=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$out"; echo "fuzz: listing $$pkg failed"; exit 1; }; \
+		out=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$out"; echo "== listing the fuzz targets of $$pkg failed"; exit 1; }; \
 		for target in $$(echo "$$out" | grep '^Fuzz'); do \
 			n=$$((n+1)); \
-			echo "fuzz: $$pkg $$target for $(FUZZTIME)"; \
+			echo "== $$pkg $$target, $(FUZZTIME)"; \
 			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 		done; \
 	done; \
-	echo "fuzz: $$n targets, $(FUZZTIME) each, all passed"
+	echo "== $$n fuzz targets, $(FUZZTIME) each: all passed"
 
 bench:
 	bench/local.sh

@@ -5,7 +5,8 @@
 // With Options.Chroot the sessions of a dedicated test user (TestUser) are chrooted into a
 // directory that holds nothing but a static busybox, /tmp, /dev/null and a home directory:
 // the "zero-install" host, with no libc and no Go, that godist promises to work with.
-// Chroot needs root (sshd only chroots when it runs as root) and creates TestUser when absent.
+// Chroot needs root (sshd only chroots when it runs as root) and TestUser, which the tests
+// do not create: `make deps` does (useradd, see the Makefile), as the README says.
 //
 // Every Server is stopped by t.Cleanup: sshd, every process it started (connection children,
 // shells and whatever they ran) and every file it made are gone when the test ends.
@@ -164,6 +165,11 @@ func Start(t testing.TB, opts Options) *Server {
 	if opts.Chroot && os.Geteuid() != 0 {
 		unavailable(t, "a chrooted sshd needs root")
 	}
+	if opts.Chroot {
+		if err := checkTestUser(); err != nil {
+			unavailable(t, err.Error())
+		}
+	}
 	s, err := start(t, opts)
 	if err != nil {
 		t.Fatalf("sshdtest: %v", err)
@@ -214,11 +220,7 @@ func start(t testing.TB, opts Options) (*Server, error) {
 			s.User = TestUser
 		}
 	}
-	if opts.Chroot && s.User == TestUser {
-		if err := ensureTestUser(); err != nil {
-			return nil, err
-		}
-	}
+
 	u, err := user.Lookup(s.User)
 	if err != nil {
 		return nil, err
