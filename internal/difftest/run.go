@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -256,7 +257,8 @@ func (c Config) run(ctx context.Context, dir string, env []string, stdoutFile, o
 	ctx, cancel := context.WithTimeout(ctx, c.RunTimeout)
 	defer cancel()
 	cmd := exec.Command(name, args...)
-	cmd.Dir, cmd.Env = dir, env
+	// As a shell started in dir would: PWD is dir.
+	cmd.Dir, cmd.Env = dir, append(slices.DeleteFunc(slices.Clone(env), func(kv string) bool { return strings.HasPrefix(kv, "PWD=") }), "PWD="+dir)
 	cmd.Stdout, cmd.Stderr = stdout, out
 	start := time.Now()
 	// A process group of its own: a timeout kills go test's test binaries and godist's
