@@ -24,6 +24,7 @@ import (
 	"github.com/godist/godist/channel"
 	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/tail"
+	"github.com/godist/godist/proto"
 	"github.com/godist/godist/xspec"
 )
 
@@ -83,7 +84,7 @@ type Options struct {
 type Gateway struct {
 	ID   string
 	Spec *xspec.Spec
-	Info Info
+	Info proto.Info
 	// Shipped is how many bytes of worker binary the start sent (0 with a warm cache).
 	Shipped int64
 
@@ -196,7 +197,7 @@ func startPopen(ctx context.Context, id string, spec *xspec.Spec, opts Options) 
 	}
 	if spec.HasNice {
 		// Children inherit it: the worker's test processes run at the same niceness.
-		if err := Renice(l.pid, spec.Nice); err != nil {
+		if err := child.Renice(l.pid, spec.Nice); err != nil {
 			l.kill()
 			return nil, fmt.Errorf("nice=%d: %w", spec.Nice, err)
 		}
@@ -422,12 +423,30 @@ func errnoOf(err error) error {
 }
 
 func (g *Gateway) fetchInfo(ctx context.Context) error {
-	ch, err := g.RemoteExec(ctx, InfoFunc)
+	ch, err := g.RemoteExec(ctx, proto.InfoFunc)
 	if err != nil {
 		return err
 	}
 	defer ch.Close()
-	return ch.Receive(ctx, &g.Info)
+	if err := ch.Receive(ctx, &g.Info); err != nil {
+		return err
+	}
+	if g.Info.Proto != proto.Version {
+		return &VersionError{Worker: g.Info.Proto, WorkerRelease: g.Info.Version}
+	}
+	return nil
+}
+
+// VersionError is a worker that speaks another application protocol than this master
+// (a godist serve of another release, say): nothing it would say could be trusted.
+type VersionError struct {
+	Worker        int    // the worker's proto.Version (0: too old to say)
+	WorkerRelease string // its godist release
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("the worker speaks godist protocol %d (godist %s), this godist speaks %d (godist %s): run the same godist release on both sides",
+		e.Worker, e.WorkerRelease, proto.Version, proto.Release)
 }
 
 // explain adds how the link ended and what the far side wrote to stderr, if anything, to

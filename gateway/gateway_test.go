@@ -13,6 +13,8 @@ import (
 	"github.com/godist/godist/channel"
 	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
+	"github.com/godist/godist/proto"
+	"github.com/godist/godist/worker"
 	"github.com/godist/godist/xspec"
 )
 
@@ -21,7 +23,8 @@ const workerEnv = "GATEWAY_TEST_WORKER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		reg := NewRegistry()
+		reg := worker.NewRegistry()
+		reg.Register(proto.SpawnFunc, ServeSpawn)
 		reg.Register("echo", func(ctx context.Context, ch *channel.Channel) error {
 			for {
 				v, err := ch.ReceiveAny(ctx)
@@ -53,8 +56,8 @@ func TestMain(m *testing.M) {
 		reg.Register("panic", func(ctx context.Context, ch *channel.Channel) error {
 			panic("boom over there")
 		})
-		err := Serve(context.Background(), Stdio(), reg)
-		if err != nil && !IsEndOfStream(err) {
+		err := worker.Serve(context.Background(), worker.Stdio(), reg)
+		if err != nil && !worker.IsEndOfStream(err) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

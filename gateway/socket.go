@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/godist/godist/serve"
+	"github.com/godist/godist/proto"
 	"github.com/godist/godist/xspec"
 )
 
@@ -50,7 +50,7 @@ func serveRefusal(spec *xspec.Spec, l *link) string {
 	if !ok {
 		return ""
 	}
-	if r, ok := strings.CutPrefix(why, serve.EnvChdir+": "); ok {
+	if r, ok := strings.CutPrefix(why, proto.EnvServeChdir+": "); ok {
 		return "chdir " + spec.Chdir + ": " + r
 	}
 	return "godist serve: " + why
@@ -70,10 +70,10 @@ func (e *refusedError) Unwrap() error { return e.err }
 func socketEnv(spec *xspec.Spec, env []string) []string {
 	var out []string
 	if spec.Chdir != "" {
-		out = append(out, serve.EnvChdir+"="+spec.Chdir)
+		out = append(out, proto.EnvServeChdir+"="+spec.Chdir)
 	}
 	if spec.HasNice {
-		out = append(out, serve.EnvNice+"="+strconv.Itoa(spec.Nice))
+		out = append(out, proto.EnvServeNice+"="+strconv.Itoa(spec.Nice))
 	}
 	out = append(out, spec.EnvList()...)
 	return append(out, env...)

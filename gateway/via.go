@@ -13,6 +13,7 @@ import (
 
 	"github.com/godist/godist/channel"
 	"github.com/godist/godist/internal/tail"
+	"github.com/godist/godist/proto"
 	"github.com/godist/godist/xspec"
 )
 
@@ -23,21 +24,12 @@ import (
 // frames are relayed without the hop understanding them, under the outer channel's flow
 // control.
 
-// SpawnFunc is the registered name of the hop's side of via=.
-const SpawnFunc = "godist.spawn"
-
-// spawnRequest is the first message on a SpawnFunc channel.
-type spawnRequest struct {
-	Spec string   // the inner gateway's spec, as given
-	Env  []string // for the worker (popen) or the bootstrap (others)
-}
-
 // errKilled is how the master tells the hop to kill the inner transport at once.
 var errKilled = errors.New("gateway: killed by the master")
 
 // startVia starts spec's transport on the hop and connects through it.
 func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, hop *Gateway) (*Gateway, error) {
-	ch, err := hop.RemoteExec(ctx, SpawnFunc)
+	ch, err := hop.RemoteExec(ctx, proto.SpawnFunc)
 	if err != nil {
 		return nil, fmt.Errorf("via=%s: %w", spec.Via, err)
 	}
@@ -45,7 +37,7 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 	if spec.Type == xspec.TypePopen {
 		env = append(append([]string(nil), spec.EnvList()...), opts.Env...)
 	}
-	if err := ch.Send(ctx, spawnRequest{Spec: spec.Raw, Env: env}); err != nil {
+	if err := ch.Send(ctx, proto.SpawnRequest{Spec: spec.Raw, Env: env}); err != nil {
 		ch.Close()
 		return nil, fmt.Errorf("via=%s: %w", spec.Via, err)
 	}
@@ -112,9 +104,11 @@ func (c *channelRWC) Read(p []byte) (int, error)  { return c.r.Read(p) }
 func (c *channelRWC) Write(p []byte) (int, error) { return c.w.Write(p) }
 func (c *channelRWC) Close() error                { return c.ch.Close() }
 
-// serveSpawn is the hop's side: start the transport, relay until either side ends.
-func serveSpawn(ctx context.Context, ch *channel.Channel) error {
-	var req spawnRequest
+// ServeSpawn is the hop's side of via=, the worker function registered under
+// proto.SpawnFunc: it starts the inner gateway's transport from this host and relays its
+// bytes until either side ends.
+func ServeSpawn(ctx context.Context, ch *channel.Channel) error {
+	var req proto.SpawnRequest
 	if err := ch.Receive(ctx, &req); err != nil {
 		return err
 	}

@@ -11,7 +11,7 @@
 //
 // # Use
 //
-// The worker side is Receiver, a gateway.Func registered under ReceiverFunc (cmd/godist's
+// The worker side is Receiver, a worker.Func registered under ReceiverFunc (cmd/godist's
 // worker does it). The master side:
 //
 //	open := func(ctx context.Context) (*channel.Channel, error) { return gw.RemoteExec(ctx, rsync.ReceiverFunc) }

@@ -24,7 +24,7 @@ import (
 	"github.com/godist/godist/internal/child"
 )
 
-// Receiver is the receiving end of Sync and PutBlob: a gateway.Func, registered in
+// Receiver is the receiving end of Sync and PutBlob: a worker.Func, registered in
 // workers as ReceiverFunc. It serves one sync on ch and returns.
 //
 // Whatever the sender says, it writes only below the destination directory (through an

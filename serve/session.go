@@ -16,12 +16,14 @@ import (
 
 	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/tail"
+	"github.com/godist/godist/proto"
 )
 
-// The environment names that set up the worker rather than go into its environment.
+// The environment names that set up the worker rather than go into its environment (the
+// socket= side of them is gateway's; both come from proto).
 const (
-	EnvChdir = "GODIST_SERVE_CHDIR"
-	EnvNice  = "GODIST_SERVE_NICE"
+	EnvChdir = proto.EnvServeChdir
+	EnvNice  = proto.EnvServeNice
 )
 
 // WorkerCommands are the exec commands a session may run; both start a worker.

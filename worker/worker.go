@@ -20,62 +20,27 @@ import (
 	"time"
 
 	"github.com/godist/godist/channel"
-	"github.com/godist/godist/gateway"
 	"github.com/godist/godist/internal/child"
+	"github.com/godist/godist/proto"
 )
 
 // RunFunc is the registered name of the function that runs one test process.
-const RunFunc = "godist.run"
+const RunFunc = proto.RunFunc
 
-// Request asks the worker to run one process. It is the first message on a RunFunc channel.
-type Request struct {
-	Path string   // executable
-	Args []string // arguments, without argv[0]
-	Dir  string   // working directory
-	Env  []string // added to the worker's own environment
-	// KillAfter, if positive, kills the process group that long after the start, as a last
-	// resort behind the test binary's own -test.timeout.
-	KillAfter time.Duration
-}
+// Request asks the worker to run one process (proto.RunRequest).
+type Request = proto.RunRequest
 
-// Control is what the master may send after the Request.
-type Control struct {
-	Kill bool
-}
+// Control is what the master may send after the Request (proto.RunControl).
+type Control = proto.RunControl
 
 // Message is what the worker sends: output chunks in order, then one Exit.
-type Message struct {
-	Out  []byte `cbor:"1,keyasint,omitempty"`
-	Exit *Exit  `cbor:"2,keyasint,omitempty"`
-}
+type Message = proto.RunMessage
 
-// Exit says how the process ended.
-type Exit struct {
-	Code    int    // exit code; -1 when killed by a signal or not started
-	Signal  string // the signal that ended it, if any
-	Killed  string // why the worker killed it ("timeout", "requested", ""), if it did
-	Err     string // the process could not be started
-	Elapsed time.Duration
-}
-
-// Success reports whether the process exited with status 0.
-func (e *Exit) Success() bool { return e.Code == 0 && e.Err == "" }
-
-func (e *Exit) String() string {
-	switch {
-	case e.Err != "":
-		return "could not start: " + e.Err
-	case e.Killed != "":
-		return fmt.Sprintf("killed (%s)", e.Killed)
-	case e.Signal != "":
-		return "signal: " + e.Signal
-	default:
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-}
+// Exit says how the process ended (proto.RunExit).
+type Exit = proto.RunExit
 
 // Register adds the worker's functions to reg.
-func Register(reg *gateway.Registry) {
+func Register(reg *Registry) {
 	reg.Register(RunFunc, serveRun)
 }
 
@@ -217,11 +182,16 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	return ch.Send(ctx, Message{Exit: exit})
 }
 
+// Opener opens channels to a worker's functions: a *gateway.Gateway.
+type Opener interface {
+	RemoteExec(ctx context.Context, name string) (*channel.Channel, error)
+}
+
 // Run runs req on gw and calls out with each chunk of the process's output, in order, from
 // the calling goroutine. Cancelling ctx kills the process (and its process group) on the
 // worker; Run then returns ctx's error. The error is non-nil only when the process's fate
 // is unknown (the gateway was lost, ctx ended); a failing process is reported in Exit.
-func Run(ctx context.Context, gw *gateway.Gateway, req Request, out func([]byte)) (*Exit, error) {
+func Run(ctx context.Context, gw Opener, req Request, out func([]byte)) (*Exit, error) {
 	ch, err := gw.RemoteExec(ctx, RunFunc)
 	if err != nil {
 		return nil, err
@@ -241,7 +211,7 @@ func Run(ctx context.Context, gw *gateway.Gateway, req Request, out func([]byte)
 				return nil, ctx.Err()
 			}
 			if errors.Is(err, io.EOF) {
-				err = fmt.Errorf("worker: %s closed the run channel without an exit status", gw.ID)
+				err = errors.New("worker: the run channel closed without an exit status")
 			}
 			return nil, err
 		}

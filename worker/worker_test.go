@@ -20,10 +20,10 @@ const workerEnv = "WORKER_TEST_WORKER"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(workerEnv) == "1" {
-		reg := gateway.NewRegistry()
+		reg := NewRegistry()
 		Register(reg)
-		err := gateway.Serve(context.Background(), gateway.Stdio(), reg)
-		if err != nil && !gateway.IsEndOfStream(err) {
+		err := Serve(context.Background(), Stdio(), reg)
+		if err != nil && !IsEndOfStream(err) {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}

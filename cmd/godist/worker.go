@@ -8,6 +8,7 @@ import (
 
 	"github.com/godist/godist/gateway"
 	"github.com/godist/godist/internal/child"
+	"github.com/godist/godist/proto"
 	"github.com/godist/godist/rsync"
 	"github.com/godist/godist/worker"
 )
@@ -26,15 +27,18 @@ func newWorkerCommand() *cobra.Command {
 			}
 			if cmd.Flags().Changed("nice") {
 				// Test processes inherit it.
-				if err := gateway.Renice(os.Getpid(), nice); err != nil {
+				if err := child.Renice(os.Getpid(), nice); err != nil {
 					return fmt.Errorf("worker: nice %d: %w", nice, err)
 				}
 			}
-			reg := gateway.NewRegistry()
+			// The worker side: running test processes, the sync receiver, and a hop's side
+			// of via= (which opens the next transport from this host).
+			reg := worker.NewRegistry()
 			worker.Register(reg)
 			reg.Register(rsync.ReceiverFunc, rsync.Receiver)
-			err := gateway.Serve(cmd.Context(), gateway.Stdio(), reg)
-			if err != nil && gateway.IsEndOfStream(err) {
+			reg.Register(proto.SpawnFunc, gateway.ServeSpawn)
+			err := worker.Serve(cmd.Context(), worker.Stdio(), reg)
+			if err != nil && worker.IsEndOfStream(err) {
 				return nil
 			}
 			return err

@@ -1,4 +1,4 @@
-package gateway
+package worker
 
 import (
 	"context"
@@ -7,39 +7,19 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/proto"
 )
-
-// Version is the godist version a worker reports in its Info.
-var Version = "dev"
-
-// InfoFunc is the registered name of the function that answers with the worker's Info.
-const InfoFunc = "godist.rinfo"
-
-// Info is what a worker reports about itself (execnet's rinfo).
-type Info struct {
-	GOOS     string `json:"goos"`
-	GOARCH   string `json:"goarch"`
-	Hostname string `json:"hostname"`
-	PID      int    `json:"pid"`
-	Cwd      string `json:"cwd"`
-	NCPU     int    `json:"ncpu"`
-	Version  string `json:"version"`
-	// CacheDir is the worker's user cache (${XDG_CACHE_HOME:-$HOME/.cache}), "" if none.
-	CacheDir string `json:"cache_dir,omitempty"`
-}
 
 func serveInfo(ctx context.Context, ch *channel.Channel) error {
 	host, _ := os.Hostname()
 	cwd, _ := os.Getwd()
 	cache, _ := os.UserCacheDir()
-	return ch.Send(ctx, Info{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Hostname: host,
-		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: Version, CacheDir: cache})
+	return ch.Send(ctx, proto.Info{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Hostname: host,
+		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: proto.Release, CacheDir: cache, Proto: proto.Version})
 }
 
 // Serve is the worker side of a gateway: it speaks the channel protocol over rwc and runs
@@ -77,7 +57,7 @@ func Serve(ctx context.Context, rwc io.ReadWriteCloser, reg *Registry) error {
 		}
 		fn, ok := reg.lookup(ch.Name())
 		if !ok {
-			ch.CloseWithError(fmt.Errorf("gateway: no function %q on this worker (it has: %v)", ch.Name(), reg.Names()))
+			ch.CloseWithError(fmt.Errorf("worker: no function %q on this worker (it has: %v)", ch.Name(), reg.Names()))
 			continue
 		}
 		wg.Add(1)
@@ -122,32 +102,4 @@ func Stdio() io.ReadWriteCloser {
 func IsEndOfStream(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) || errors.Is(err, os.ErrClosed) ||
 		errors.Is(err, channel.ErrSessionClosed) || errors.Is(err, channel.ErrPeerClosed) || errors.Is(err, context.Canceled)
-}
-
-// Renice sets the niceness of every thread of process pid. Linux keeps a niceness per
-// thread, and a new thread or child process inherits the one of the thread that made it,
-// so setting it on all threads at once sets it for everything the process starts later.
-func Renice(pid, nice int) error {
-	// Twice: a thread made while the first pass ran may have copied an old niceness.
-	if err := renice(pid, nice); err != nil {
-		return err
-	}
-	return renice(pid, nice)
-}
-
-func renice(pid, nice int) error {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return setPriority(pid, nice)
-	}
-	for _, t := range tasks {
-		tid, err := strconv.Atoi(t.Name())
-		if err != nil {
-			continue
-		}
-		if err := setPriority(tid, nice); err != nil && !errors.Is(err, syscall.ESRCH) {
-			return err
-		}
-	}
-	return nil
 }

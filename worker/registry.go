@@ -1,4 +1,4 @@
-package gateway
+package worker
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/godist/godist/channel"
+	"github.com/godist/godist/proto"
 )
 
 // Func is a function a worker runs when the master opens a channel with its name: remote
@@ -23,12 +24,12 @@ type Registry struct {
 	m  map[string]Func
 }
 
-// NewRegistry returns a registry holding the built-in functions every worker has
-// (InfoFunc, and SpawnFunc for gateways that go via this one).
+// NewRegistry returns a registry holding the function every worker has: proto.InfoFunc.
+// The command that serves adds the others (proto.RunFunc with Register, the sync receiver,
+// the hop's side of via=).
 func NewRegistry() *Registry {
 	r := &Registry{m: map[string]Func{}}
-	r.Register(InfoFunc, serveInfo)
-	r.Register(SpawnFunc, serveSpawn)
+	r.Register(proto.InfoFunc, serveInfo)
 	return r
 }
 
@@ -37,7 +38,7 @@ func (r *Registry) Register(name string, fn Func) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.m[name]; dup {
-		panic("gateway: function registered twice: " + name)
+		panic("worker: function registered twice: " + name)
 	}
 	r.m[name] = fn
 }
