@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,6 +23,23 @@ import (
 const workerEnv = "GATEWAY_TEST_WORKER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "old" {
+		// A worker of another release: it answers InfoFunc speaking protocol 0.
+		sess, err := channel.NewSession(context.Background(), worker.Stdio(), false, channel.DefaultConfig())
+		if err != nil {
+			os.Exit(1)
+		}
+		for {
+			ch, err := sess.Accept(context.Background())
+			if err != nil {
+				os.Exit(0)
+			}
+			if ch.Name() == proto.InfoFunc {
+				ch.Send(context.Background(), proto.Info{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Version: "v0.1.0", Proto: 0})
+			}
+			ch.Close()
+		}
+	}
 	if os.Getenv(workerEnv) == "1" {
 		reg := worker.NewRegistry()
 		reg.Register(proto.SpawnFunc, ServeSpawn)
@@ -240,5 +258,27 @@ func TestStartFailureSaysWhy(t *testing.T) {
 	defer cancel()
 	if _, err := Start(ctx, "gw5", s, Options{Executable: "/bin/echo"}); err == nil {
 		t.Fatal("a worker that speaks no protocol started")
+	}
+}
+
+// A worker that speaks another application protocol is refused at connect, with both
+// versions named.
+func TestVersionMismatchRefused(t *testing.T) {
+	s, _ := xspec.Parse("popen")
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	g, err := Start(ctx, "gw0", s, Options{Executable: exe, Env: []string{workerEnv + "=old"}})
+	if err == nil {
+		g.Close()
+		t.Fatal("a worker speaking protocol 0 was accepted")
+	}
+	var ve *VersionError
+	if !errors.As(err, &ve) || ve.Worker != 0 || ve.WorkerRelease != "v0.1.0" {
+		t.Fatalf("error %v (%T), want a *VersionError naming protocol 0 and v0.1.0", err, err)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, "godist protocol 0 (godist v0.1.0)") || !strings.Contains(msg, fmt.Sprintf("speaks %d", proto.Version)) || strings.Contains(msg, "\n") {
+		t.Errorf("error %q does not name both versions in one line", msg)
 	}
 }
