@@ -533,3 +533,31 @@ func (p *pipeRWC) Close() error {
 	p.r.Close()
 	return err
 }
+
+// Connect makes a gateway of a stream that already reaches a worker (an in-process one
+// over net.Pipe, say): the channel handshake and Info, no process and no bootstrap.
+// Closing the gateway closes rwc.
+func Connect(ctx context.Context, id string, spec *xspec.Spec, rwc io.ReadWriteCloser, opts Options) (*Gateway, error) {
+	done := make(chan struct{})
+	var once sync.Once
+	l := &link{
+		rwc:    rwc,
+		stderr: tail.New(1),
+		done:   done,
+		kill: func() {
+			once.Do(func() {
+				rwc.Close()
+				close(done)
+			})
+		},
+	}
+	g, err := connect(ctx, id, spec, opts, l, nil)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		<-g.Done() // the session's end is the link's: nothing else holds it
+		l.kill()
+	}()
+	return g, nil
+}

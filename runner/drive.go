@@ -37,6 +37,12 @@ const maxRestarts = 3
 func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 	group := gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable})
 	defer group.Terminate(5 * time.Second)
+	start := func(ctx context.Context, g xspec.Gateway) (*gateway.Gateway, error) {
+		if r.cfg.Start != nil {
+			return r.cfg.Start(ctx, g, r.workerEnv(g.ID))
+		}
+		return group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
+	}
 	policy := restartPolicy{maxRestarts: maxRestarts}
 	var wg sync.WaitGroup
 	for _, g := range gws {
@@ -44,7 +50,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		go func() {
 			defer wg.Done()
 			r.ledger.WorkerState(g.ID, "starting")
-			gw, err := group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
+			gw, err := start(ctx, g)
 			if err != nil {
 				r.ledger.Note("godist: " + err.Error())
 				r.abandon(ctx, g.ID)
@@ -70,7 +76,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 					r.abandon(ctx, g.ID)
 					return
 				}
-				if gw, err = group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID)); err != nil {
+				if gw, err = start(ctx, g); err != nil {
 					r.ledger.Note("godist: restarting " + g.ID + ": " + err.Error())
 					r.abandon(ctx, g.ID)
 					return

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/deploy"
+	"github.com/godist/godist/gateway"
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/scheduler"
@@ -105,6 +106,9 @@ type Config struct {
 	RsyncDirs, RsyncIgnore []string
 	DurationsFile          string // "" = the user cache
 	Executable             string // the worker binary ("" = this one)
+	// Start, if set, starts the worker of gateway g (with env for its test processes)
+	// instead of gateway.Group: tests run the runner against in-process workers with it.
+	Start func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error)
 }
 
 // Result of a run.
