@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/scheduler"
 )
@@ -76,14 +78,37 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 func listTests(ctx context.Context, b gobuild.Binary, env []string) (gotest.List, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, b.Path, "-test.list", ".")
+	cmd := exec.Command(b.Path, "-test.list", ".")
 	cmd.Dir = b.Package.Dir
-	cmd.Env = append(os.Environ(), env...)
-	out, err := cmd.Output()
+	cmd.Env = append(append(os.Environ(), env...), "PWD="+b.Package.Dir)
+	out, err := output(ctx, cmd, false)
 	if err != nil {
 		return gotest.List{}, err
 	}
 	return gotest.ParseList(out), nil
+}
+
+// output runs cmd in a process group of its own (internal/child) and returns its stdout
+// (and stderr, with both): when it ends, or ctx does, whatever it left running in its
+// group is killed, so that a TestMain's helper process neither outlives the run nor holds
+// the output open.
+func output(ctx context.Context, cmd *exec.Cmd, both bool) ([]byte, error) {
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if both {
+		cmd.Stderr = &out
+	}
+	p, err := child.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { p.Kill() })
+	defer stop()
+	err = p.Wait(func() { p.Kill() })
+	if ctx.Err() != nil {
+		return out.Bytes(), ctx.Err()
+	}
+	return out.Bytes(), err
 }
 
 // deselect drops the top-level names that the -skip pattern skips whole: go test does not
@@ -123,10 +148,10 @@ func (r *runner) listOnly(ctx context.Context, bins []gobuild.Binary) error {
 		start := time.Now()
 		pkg := b.Package.ImportPath
 		r.ledger.Emit(ledger.Scope{}, gotest.Event{Time: &start, Action: gotest.ActionStart, Package: pkg})
-		cmd := exec.CommandContext(ctx, b.Path, "-test.list="+r.cfg.List)
+		cmd := exec.Command(b.Path, "-test.list="+r.cfg.List)
 		cmd.Dir = b.Package.Dir
 		cmd.Env = append(append(os.Environ(), r.testEnv("list")...), "PWD="+b.Package.Dir)
-		out, err := cmd.CombinedOutput()
+		out, err := output(ctx, cmd, true)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
