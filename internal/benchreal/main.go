@@ -20,9 +20,11 @@
 // With -profile K, the K modules whose first godist run is slowest relative to go test are
 // timed phase by phase from outside in one more fresh, warmed copy: go list, go test -c of
 // every package (in groups, as godist builds them), `-test.list .` of every binary, and
-// every binary run whole (as go test runs it), each with as many at once as there are CPUs.
+// every binary run whole (as go test runs it), each with as many at once as there are CPUs;
+// and, apart, go test -c linking as go test links the binaries it runs (no DWARF: -s -w).
 //
-// Every command runs under -timeout in a process group of its own (killed with it). The only
+// Every command runs under -timeout in a process group of its own (internal/child; the group
+// is killed with it). The only
 // network use is `go mod download` and `go mod tidy` of each module through the module
 // proxy; every timed run has GOPROXY=off and GOTOOLCHAIN=local. Exit status: 0 the table was
 // made, 1 a module could not be measured (the others still are), 2 bad usage.
@@ -49,6 +51,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/gobuild"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/difftest"
 )
 
@@ -217,8 +220,8 @@ func mainErr() int {
 	if len(ok) > 0 {
 		fmt.Fprintf(os.Stdout, "\n## Phases of the %d worst first runs\n\n", len(ok))
 		fmt.Fprintf(os.Stdout, "In a fresh copy warmed with one go test -count=1 ./..., %d at once (CPUs) in each phase.\n\n", runtime.NumCPU())
-		fmt.Fprintln(os.Stdout, "| module | go list s | go test -c s | -test.list s | run whole s | sum s | godist 1st s (this copy) | go test s (median) | dominant |")
-		fmt.Fprintln(os.Stdout, "|---|---|---|---|---|---|---|---|---|")
+		fmt.Fprintln(os.Stdout, "| module | go list s | go test -c s | -test.list s | run whole s | sum s | godist 1st s (this copy) | go test s (median) | dominant | go test -c -ldflags='-s -w' s |")
+		fmt.Fprintln(os.Stdout, "|---|---|---|---|---|---|---|---|---|---|")
 	}
 	for i, r := range ok {
 		dir := filepath.Join(root, fmt.Sprintf("profile-%d-%s", i, safeName(r.mod.name)))
@@ -234,9 +237,9 @@ func mainErr() int {
 			continue
 		}
 		g, _, _ := r.medians()
-		fmt.Fprintf(os.Stdout, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s |\n", r.mod.name,
+		fmt.Fprintf(os.Stdout, "| %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %s | %.2f |\n", r.mod.name,
 			p.list.Seconds(), p.build.Seconds(), p.testList.Seconds(), p.run.Seconds(), p.sum().Seconds(),
-			p.godist.Seconds(), g.Seconds(), p.dominant())
+			p.godist.Seconds(), g.Seconds(), p.dominant(), p.buildNoDWARF.Seconds())
 		if len(p.notes) > 0 {
 			defer fmt.Fprintf(os.Stdout, "\n%s: %s\n", r.mod.name, strings.Join(p.notes, "; "))
 		}
@@ -493,6 +496,7 @@ func (b *bench) goList(ctx context.Context, tree string, env []string) ([]listed
 // phase times, from outside, of one module's first godist run.
 type phaseTimes struct {
 	list, build, testList, run, godist time.Duration
+	buildNoDWARF                       time.Duration // go test -c -ldflags='-s -w', as go test links
 	notes                              []string
 }
 
@@ -552,34 +556,47 @@ func (b *bench) phases(ctx context.Context, r *result, dir string) (phaseTimes, 
 		}
 		groups[k] = append(groups[k], q)
 	}
-	bins := filepath.Join(dir, "bin")
-	start = time.Now()
-	var wg sync.WaitGroup
-	builds := make([]run, len(groups))
-	for i, g := range groups {
-		out := filepath.Join(bins, fmt.Sprint(i))
-		if err := os.MkdirAll(out, 0o755); err != nil {
-			return p, err
+	// First without DWARF, as go test links the binaries it runs (-ldflags=-s -w; its
+	// _testmain.go is not in the build cache yet, which counts against this build), then as
+	// godist builds them; each into a directory of its own, so both link every binary.
+	build := func(bins, name string, flags ...string) (time.Duration, error) {
+		start := time.Now()
+		var wg sync.WaitGroup
+		builds := make([]run, len(groups))
+		for i, g := range groups {
+			out := filepath.Join(bins, fmt.Sprint(i))
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return 0, err
+			}
+			args := append([]string{"test", "-c", "-json"}, flags...)
+			args = append(args, "-o", out+string(filepath.Separator))
+			for _, q := range g {
+				args = append(args, q.ImportPath)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				builds[i] = b.run(ctx, tree, env, filepath.Join(dir, fmt.Sprintf("%s-%d.out", name, i)), "go", args...)
+			}()
 		}
-		args := []string{"test", "-c", "-json", "-o", out + string(filepath.Separator)}
-		for _, q := range g {
-			args = append(args, q.ImportPath)
+		wg.Wait()
+		took := time.Since(start)
+		for i, br := range builds {
+			if br.killed {
+				return 0, fmt.Errorf("go test -c: %s", killedMsg(ctx, b.timeout))
+			}
+			if br.exit != 0 {
+				p.notes = append(p.notes, fmt.Sprintf("%s group %d exit %d (some package did not build)", name, i, br.exit))
+			}
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			builds[i] = b.run(ctx, tree, env, filepath.Join(dir, fmt.Sprintf("build-%d.out", i)), "go", args...)
-		}()
+		return took, nil
 	}
-	wg.Wait()
-	p.build = time.Since(start)
-	for i, br := range builds {
-		if br.killed {
-			return p, fmt.Errorf("go test -c: %s", killedMsg(ctx, b.timeout))
-		}
-		if br.exit != 0 {
-			p.notes = append(p.notes, fmt.Sprintf("go test -c group %d exit %d (some package did not build)", i, br.exit))
-		}
+	if p.buildNoDWARF, err = build(filepath.Join(dir, "bin-nodwarf"), "build-nodwarf", "-ldflags=-s -w"); err != nil {
+		return p, err
+	}
+	bins := filepath.Join(dir, "bin")
+	if p.build, err = build(bins, "build"); err != nil {
+		return p, err
 	}
 	type binary struct{ path, dir string }
 	var binaries []binary
@@ -678,12 +695,20 @@ func (b *bench) runTo(ctx context.Context, dir string, env []string, out, stderr
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.Command(name, args...)
 	cmd.Dir, cmd.Env, cmd.Stdout, cmd.Stderr = dir, env, f, ef
-	cmd.WaitDelay = 10 * time.Second
-	ownGroup(cmd)
 	start := time.Now()
-	err = cmd.Run()
+	// A process group of its own (internal/child, the one process helper): a timeout or an
+	// interrupt kills go test's test binaries and godist's workers with it, and so does
+	// whatever the command left behind when it exits.
+	p, err := child.Start(cmd)
+	if err != nil {
+		fmt.Fprintf(b.log, "benchreal: %s: %v\n", name, err)
+		return r
+	}
+	stop := context.AfterFunc(ctx, func() { p.Kill() })
+	err = p.Wait(func() { p.Kill() })
+	stop()
 	r.wall = time.Since(start)
 	var ee *exec.ExitError
 	switch {

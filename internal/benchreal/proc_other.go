@@ -1,8 +1,0 @@
-//go:build !unix
-
-package main
-
-import "os/exec"
-
-// ownGroup does nothing here: cancellation kills the process alone.
-func ownGroup(cmd *exec.Cmd) {}
