@@ -16,8 +16,8 @@ import (
 // same results under godist -n 2 as under go test: test by test, package by package, build
 // failures and exit status. Among them a module path ending in a major version (its root
 // package's binary is named as cmd/go names it), a testify suite (nested testing.RunTests
-// prints failing inner tests in a package that passes), a module without go.mod whose
-// tests fail go vet, and a plain one.
+// prints failing inner tests in a package that passes), a module without go.mod some of
+// whose tests fail in a copy, and a plain one.
 var publicModules = []struct {
 	name     string
 	packages []string

@@ -75,7 +75,7 @@ var Modules = []Module{
 	{Path: "github.com/google/uuid", Version: "v1.6.0",
 		Shape: "one small package"},
 	{Path: "github.com/pkg/errors", Version: "v0.9.1",
-		Shape: "no go.mod (one is written); go vet fails its tests (a build failure)"},
+		Shape: "no go.mod (one is written); its stack-trace tests want the source in a github.com/pkg/errors directory, so they fail in a copy"},
 	{Path: "github.com/spf13/pflag", Version: "v1.0.9",
 		Shape: "one package, many small tests"},
 }
