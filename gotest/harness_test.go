@@ -48,13 +48,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// chunk is one write of a recorded binary. A pause after a chunk that ends inside a line keeps
-// the chunk boundary at the reader on replay: go test -json, like the Converter, shows the
-// name of a benchmark in its own event when the result comes later.
+// chunk is one write of a recorded binary, as the reader of its output got it. Where a
+// chunk ends matters: go test -json, like the Converter, shows the name of a benchmark in its
+// own event when the result comes in a later read. On replay each chunk is one read of go
+// test's (see replay).
 type chunk struct {
-	Data  []byte
-	Pause bool `json:",omitempty"`
+	Data []byte
 }
+
+// maxReplayChunk is the largest chunk that go test reads in one piece: exec.Cmd copies a
+// child's output to a writer with io.Copy, whose buffer is 32 KiB. Recordings for replay are
+// cut to this size (splitChunks), so that go test and the Converter see the same reads.
+const maxReplayChunk = 32 << 10
 
 // recording is the merged stdout and stderr of one run of a test binary, and how it ended.
 type recording struct {
@@ -93,6 +98,11 @@ func (r *recording) exitError(t testing.TB) error {
 }
 
 // replay plays the recording for the working directory and ends like the recorded binary.
+//
+// Each chunk is one write into a pipe that holds it whole, and the next write waits until go
+// test has read everything in the pipe (waitDrained): go test then gets every chunk in one
+// read of its own, whatever the load on the machine, as feed gives it to the Converter in one
+// Write.
 func replay(dir string) int {
 	wd, err := os.Getwd()
 	if err != nil {
@@ -109,17 +119,45 @@ func replay(dir string) int {
 		fmt.Fprintln(os.Stderr, "replay:", err)
 		return 99
 	}
+	if err := ensurePipeBuffer(os.Stdout, maxReplayChunk); err != nil {
+		fmt.Fprintln(os.Stderr, "replay:", err)
+		return 99
+	}
 	for _, c := range r.Chunks {
-		os.Stdout.Write(c.Data)
-		if c.Pause {
-			time.Sleep(50 * time.Millisecond)
+		if len(c.Data) > maxReplayChunk {
+			fmt.Fprintf(os.Stderr, "replay: chunk of %d bytes, more than go test reads at once\n", len(c.Data))
+			return 99
+		}
+		if _, err := os.Stdout.Write(c.Data); err != nil {
+			fmt.Fprintln(os.Stderr, "replay:", err)
+			return 99
+		}
+		if err := waitDrained(os.Stdout, time.Minute); err != nil {
+			fmt.Fprintln(os.Stderr, "replay:", err)
+			return 99
 		}
 	}
 	if r.Signal != 0 {
 		syscall.Kill(os.Getpid(), syscall.Signal(r.Signal))
-		time.Sleep(10 * time.Second)
+		for {
+			time.Sleep(time.Hour) // until the signal ends the process
+		}
 	}
 	return r.Exit
+}
+
+// splitChunks returns the chunks of r cut to at most maxReplayChunk bytes each.
+func (r *recording) splitChunks() []chunk {
+	var out []chunk
+	for _, c := range r.Chunks {
+		d := c.Data
+		for len(d) > maxReplayChunk {
+			out = append(out, chunk{Data: d[:maxReplayChunk]})
+			d = d[maxReplayChunk:]
+		}
+		out = append(out, chunk{Data: d})
+	}
+	return out
 }
 
 func recordingFile(pkgDir string) string {
@@ -259,10 +297,6 @@ func runBinary(t testing.TB, pkg string, timeout string, flags ...string) (*reco
 		} else {
 			r.Exit = ee.ExitCode()
 		}
-	}
-	for i := range r.Chunks {
-		d := r.Chunks[i].Data
-		r.Chunks[i].Pause = len(d) > 0 && d[len(d)-1] != '\n'
 	}
 	return r, events
 }
