@@ -11,6 +11,11 @@ import (
 	"time"
 )
 
+// hangTimeout is how long a test waits for something that must happen before
+// it calls it a hang. It bounds waits only: no test depends on it passing
+// for its result, so it is generous, for loaded machines.
+const hangTimeout = 20 * time.Second
+
 // checkLeaks fails t if goroutines running this package's session code are
 // still alive (after a grace period) when t ends. Tests in this package do
 // not run in parallel, so any such goroutine belongs to the test.
@@ -18,7 +23,7 @@ func checkLeaks(t testing.TB) {
 	t.Helper()
 	t.Cleanup(func() {
 		var stacks string
-		for deadline := time.Now().Add(10 * time.Second); ; {
+		for deadline := time.Now().Add(hangTimeout); ; {
 			stacks = sessionGoroutines()
 			if stacks == "" || time.Now().After(deadline) {
 				break
@@ -32,15 +37,47 @@ func checkLeaks(t testing.TB) {
 }
 
 func sessionGoroutines() string {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
 	var leaked []string
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range goroutines() {
 		if strings.Contains(g, "channel.(*Session)") || strings.Contains(g, "channel.ReceiveQueue") {
 			leaked = append(leaked, g)
 		}
 	}
 	return strings.Join(leaked, "\n\n")
+}
+
+// goroutines returns the stack of every goroutine, each starting with its
+// "goroutine N [state]:" line.
+func goroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Split(string(buf[:n]), "\n\n")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// parkedIn returns how many goroutines with fn in their stack are parked,
+// waiting for something (a channel, a select, a condition, the network
+// poller), rather than running, ready to run, or waiting for a lock.
+func parkedIn(fn string) int {
+	n := 0
+	for _, g := range goroutines() {
+		if !strings.Contains(g, fn) {
+			continue
+		}
+		_, state, _ := strings.Cut(g, "[")
+		state, _, _ = strings.Cut(state, "]")
+		state, _, _ = strings.Cut(state, ",") // "select, 2 minutes"
+		switch state {
+		case "running", "runnable", "syscall", "preempted", "sync.Mutex.Lock", "sync.RWMutex.Lock", "sync.RWMutex.RLock", "semacquire":
+		default:
+			n++
+		}
+	}
+	return n
 }
 
 // transport makes a connected pair of streams.
@@ -140,7 +177,7 @@ func sessionPair(t testing.TB, tr transport, ccfg, scfg *Config) (client, server
 }
 
 func testCtx(t testing.TB) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), hangTimeout)
 	t.Cleanup(cancel)
 	return ctx
 }

@@ -73,14 +73,14 @@ func u32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 // send writes b, tolerating the session hanging up on us.
 func (p *rawPeer) send(b []byte) {
-	p.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	p.conn.SetWriteDeadline(time.Now().Add(hangTimeout))
 	p.conn.Write(b)
 }
 
 // readGoAway reads frames until a GOAWAY and returns its code and text.
 func (p *rawPeer) readGoAway() (uint32, string) {
 	p.t.Helper()
-	p.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	p.conn.SetReadDeadline(time.Now().Add(hangTimeout))
 	for {
 		var hb [frameHeaderLen]byte
 		if _, err := io.ReadFull(p.conn, hb[:]); err != nil {
@@ -216,8 +216,12 @@ func TestRawValidEdgeCases(t *testing.T) {
 	ch.Close()
 	// Drain what the session writes so its writer never blocks.
 	go io.Copy(io.Discard, p.conn)
-	go p.send(frame(frameCredit, 0, 1, u32(10)))
-	time.Sleep(50 * time.Millisecond)
+	// Frames are handled in order: once the channel opened after the
+	// credit is accepted, the credit has been handled.
+	go p.send(append(frame(frameCredit, 0, 1, u32(10)), frame(frameOpen, 0, 3, []byte("b"))...))
+	if _, err := s.Accept(ctx); err != nil {
+		t.Fatalf("credit for a closed channel: %v", err)
+	}
 	if err := s.Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +237,11 @@ func TestHandshakeErrors(t *testing.T) {
 			io.Copy(io.Discard, a)
 		}()
 		cfg := DefaultConfig()
-		cfg.HandshakeTimeout = 500 * time.Millisecond
+		if peerBytes == nil {
+			cfg.HandshakeTimeout = 500 * time.Millisecond // to be waited out
+		} else {
+			cfg.HandshakeTimeout = hangTimeout // the error comes before it
+		}
 		s, err := NewSession(context.Background(), b, true, cfg)
 		if err == nil {
 			s.Close()
@@ -265,11 +273,15 @@ func TestHandshakeErrors(t *testing.T) {
 	if _, err := NewSession(context.Background(), b, true, nil); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("hangup: %v", err)
 	}
-	// ctx cancels the handshake.
+	// ctx cancels the handshake, once it is under way: our hello is out
+	// and the peer never sends its own.
 	a, b = net.Pipe()
 	defer a.Close()
 	ctx, cancel := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel)
+	go func() {
+		io.ReadFull(a, make([]byte, helloFixedLen+helloBodyLen))
+		cancel()
+	}()
 	if _, err := NewSession(ctx, b, true, nil); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancel: %v", err)
 	}

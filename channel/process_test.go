@@ -190,7 +190,7 @@ func startPeerProcess(t testing.TB, role string) io.ReadWriteCloser {
 		go func() { done <- cmd.Wait() }()
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(hangTimeout):
 			cmd.Process.Kill()
 			<-done
 			t.Errorf("peer process did not exit")

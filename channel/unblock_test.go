@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,16 +13,15 @@ import (
 // Each blocking call is shown to return on ctx cancellation and on
 // Session.Close, over every transport.
 
-// blocked runs f, checks that it is still blocked after a moment, then
-// runs release and checks that f returns an error matching want.
+// blocked runs f, waits until f is blocked (its goroutine parked, and still
+// so a moment later), then runs release and checks that f returns an error
+// matching want.
 func blocked(t *testing.T, f func() error, release func(), want error) {
 	t.Helper()
 	errc := make(chan error, 1)
-	go func() { errc <- f() }()
-	select {
-	case err := <-errc:
+	go blockedCall(f, errc)
+	if err, returned := waitParked(t, 1, errc); returned {
 		t.Fatalf("returned early: %v", err)
-	case <-time.After(50 * time.Millisecond):
 	}
 	release()
 	select {
@@ -29,8 +29,43 @@ func blocked(t *testing.T, f func() error, release func(), want error) {
 		if !errors.Is(err, want) {
 			t.Fatalf("got %v, want %v", err, want)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(hangTimeout):
 		t.Fatal("still blocked after release")
+	}
+}
+
+// blockedCall runs f for blocked and TestPeerDeathReleasesAll; its name
+// marks f's goroutine for waitParked.
+func blockedCall(f func() error, errc chan<- error) { errc <- f() }
+
+// waitParked waits until n goroutines running blockedCall are parked, and
+// still are a moment later, or until one of them sends to errc (returned).
+// The moment only gives a call that should not have blocked a chance to
+// return: that it blocks at all is what waitParked waits for.
+func waitParked(t *testing.T, n int, errc <-chan error) (err error, returned bool) {
+	t.Helper()
+	const moment = 20 * time.Millisecond
+	deadline := time.Now().Add(hangTimeout)
+	for {
+		if parkedIn("channel.blockedCall(") >= n {
+			select {
+			case err := <-errc:
+				return err, true
+			case <-time.After(moment):
+			}
+			if parkedIn("channel.blockedCall(") >= n {
+				return nil, false
+			}
+		}
+		select {
+		case err := <-errc:
+			return err, true
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d calls did not block within %v:\n%s", n, hangTimeout, strings.Join(goroutines(), "\n\n"))
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -266,9 +301,11 @@ func TestPeerDeathReleasesAll(t *testing.T) {
 		}
 		results := make(chan error, len(waiters))
 		for _, w := range waiters {
-			go func() { results <- w() }()
+			go blockedCall(w, results)
 		}
-		time.Sleep(50 * time.Millisecond)
+		if err, returned := waitParked(t, len(waiters), results); returned {
+			t.Fatalf("a waiter returned before the peer died: %v", err)
+		}
 		b.Close() // the peer's end vanishes without a goodbye
 		var first error
 		for range waiters {
@@ -282,7 +319,7 @@ func TestPeerDeathReleasesAll(t *testing.T) {
 				} else if err != first {
 					t.Errorf("different causes: %v and %v", first, err)
 				}
-			case <-time.After(5 * time.Second):
+			case <-time.After(hangTimeout):
 				t.Fatal("a waiter is still blocked")
 			}
 		}
