@@ -39,18 +39,20 @@ run: build
 	./godist ./...
 
 # Every fuzz target of every package, FUZZTIME each (make fuzz FUZZTIME=60s). The targets are
-# found, not listed: `go test -list '^Fuzz'` on each package of `go list ./...`.
+# found, not listed: `go test -list '^Fuzz'` on each package of `go list ./...`. A failing
+# target does not stop the others; make fuzz fails at the end, naming them.
 FUZZTIME ?= 20s
 fuzz:
-	@n=0; \
+	@n=0; failed=""; \
 	for pkg in $$($(GO) list ./...); do \
-		out=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$out"; echo "== listing the fuzz targets of $$pkg failed"; exit 1; }; \
+		out=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$out"; failed="$$failed $$pkg(listing)"; continue; }; \
 		for target in $$(echo "$$out" | grep '^Fuzz'); do \
 			n=$$((n+1)); \
 			echo "== $$pkg $$target, $(FUZZTIME)"; \
-			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+			$(GO) test -run='^$$' -fuzz="^$$target\$$" -fuzztime=$(FUZZTIME) $$pkg || failed="$$failed $$pkg.$$target"; \
 		done; \
 	done; \
+	if [ -n "$$failed" ]; then echo "== $$n fuzz targets, $(FUZZTIME) each; failed:$$failed"; exit 1; fi; \
 	echo "== $$n fuzz targets, $(FUZZTIME) each: all passed"
 
 bench:
