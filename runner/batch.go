@@ -130,6 +130,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}
 	conv.Exited(exitError(exit), elapsed)
 	r.ledger.Process(s, elapsed, noTests)
+	r.noteUnlisted(b.Package, states)
 
 	rerun := b.Attempt < r.cfg.RerunFails && r.stopReason(ctx) == ""
 	v := judge(b, processEnd{ExitOK: exit.Success(), Completed: completed}, states, rerun, gw.ID)
@@ -169,6 +170,25 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}
 	r.countFailures(v.FinalFails)
 	return batchOutcome{retry: v.Retry, reruns: v.Reruns}
+}
+
+// noteUnlisted remembers a package that ran top-level tests its binary does not list: a
+// test that runs testing.RunTests itself (testify's suite tests do). Split, its batches
+// would get a -test.run that the nested RunTests also applies, and those tests would
+// vanish; so it stays in one process from now on (scheduler.Durations.Together).
+func (r *runner) noteUnlisted(pkg string, states map[string]*testState) {
+	r.listMu.Lock()
+	names := r.listedNames[pkg]
+	r.listMu.Unlock()
+	if names == nil {
+		return
+	}
+	for name := range states {
+		if !strings.Contains(name, "/") && !names[name] {
+			r.durations.KeepTogether(pkg)
+			return
+		}
+	}
 }
 
 // endTest writes the end of a test the process left running, after a line saying why.

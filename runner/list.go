@@ -42,7 +42,7 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 	l, err := r.lists.get(ctx, b, func() (gotest.List, error) { return listTests(ctx, b, r.workerEnv("list")) })
 	p := scheduler.Package{Path: b.Package.ImportPath}
 	// A package that never ran is not split on guesses; nor one that asks not to be.
-	p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path)
+	p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path) || r.durations.MustKeepTogether(p.Path)
 	var sel []string
 	if err == nil {
 		sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
@@ -68,8 +68,16 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 	r.listMu.Lock()
 	if r.listed == nil {
 		r.listed = map[string]int{}
+		r.listedNames = map[string]map[string]bool{}
 	}
 	r.listed[p.Path] = len(p.Tests)
+	if err == nil {
+		names := map[string]bool{}
+		for _, n := range l.Runnable() {
+			names[n] = true
+		}
+		r.listedNames[p.Path] = names
+	}
 	r.listMu.Unlock()
 	return p
 }

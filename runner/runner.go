@@ -146,13 +146,14 @@ type runner struct {
 	hostLocks   map[string]*sync.RWMutex // by host: test processes share it, benchmarks own it
 	gorootBin   string                   // $GOROOT/bin of the go command, first in a local test's PATH
 
-	lists      listCache
-	binsMu     sync.Mutex // guards bins while the pipeline fills it
-	totalMu    sync.Mutex // guards total
-	total      int        // test units planned so far
-	listMu     sync.Mutex
-	listed     map[string]int  // package -> top-level tests selected from its list
-	deselected map[string]bool // packages whose list -run and -skip select nothing from
+	lists       listCache
+	binsMu      sync.Mutex // guards bins while the pipeline fills it
+	totalMu     sync.Mutex // guards total
+	total       int        // test units planned so far
+	listMu      sync.Mutex
+	listed      map[string]int             // package -> top-level tests selected from its list
+	listedNames map[string]map[string]bool // package -> what its binary lists
+	deselected  map[string]bool            // packages whose list -run and -skip select nothing from
 }
 
 func (r *runner) deselect(pkg string) {

@@ -30,10 +30,14 @@ type Durations struct {
 	Version int                           `json:"version"`
 	Tests   map[string]map[string]float64 `json:"tests"`
 	Startup map[string]float64            `json:"startup,omitempty"`
+	// Together lists packages that must not be split: they ran top-level tests their
+	// binary does not list (a nested testing.RunTests, which a -test.run would filter).
+	Together map[string]bool `json:"together,omitempty"`
 
 	// What this run recorded (for SaveShard).
-	fresh        map[string]map[string]bool
-	freshStartup map[string]bool
+	fresh         map[string]map[string]bool
+	freshStartup  map[string]bool
+	freshTogether map[string]bool
 }
 
 // NewDurations returns an empty store.
@@ -110,6 +114,27 @@ func (d *Durations) Record(pkg, test string, elapsed time.Duration) {
 		d.fresh[pkg] = map[string]bool{}
 	}
 	d.fresh[pkg][test] = true
+}
+
+// KeepTogether remembers that pkg must run in one process (see Together).
+func (d *Durations) KeepTogether(pkg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.Together == nil {
+		d.Together = map[string]bool{}
+	}
+	d.Together[pkg] = true
+	if d.freshTogether == nil {
+		d.freshTogether = map[string]bool{}
+	}
+	d.freshTogether[pkg] = true
+}
+
+// MustKeepTogether reports whether pkg must run in one process.
+func (d *Durations) MustKeepTogether(pkg string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.Together[pkg]
 }
 
 // Known reports whether anything of pkg's tests was recorded: a package that never ran is
@@ -201,6 +226,12 @@ func (d *Durations) SaveShard(path string, i, n int, digest string) error {
 	for pkg := range d.freshStartup {
 		side.Startup[pkg] = d.Startup[pkg]
 	}
+	for pkg := range d.freshTogether {
+		if side.Together == nil {
+			side.Together = map[string]bool{}
+		}
+		side.Together[pkg] = true
+	}
 	d.mu.Unlock()
 	prefix := path + ".shard-" + digest + "-"
 	if err := side.Save(fmt.Sprintf("%s%dof%d", prefix, i, n)); err != nil {
@@ -232,6 +263,12 @@ func (d *Durations) SaveShard(path string, i, n int, digest string) error {
 		}
 		for pkg, s := range p.Startup {
 			main.Startup[pkg] = s
+		}
+		for pkg := range p.Together {
+			if main.Together == nil {
+				main.Together = map[string]bool{}
+			}
+			main.Together[pkg] = true
 		}
 	}
 	if err := main.Save(path); err != nil {

@@ -469,3 +469,36 @@ func TestAfter(t *testing.T)  {}
 		}
 	}
 }
+
+// A package whose test runs testing.RunTests itself is not split once it has durations
+// enough to be: split, its batches' -test.run would filter the nested tests away.
+func TestEndToEndNestedRunTestsNeverSplit(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeTestFile(t, root, "go.mod", "module nest.example\n\ngo 1.21\n")
+	writeTestFile(t, root, "n_test.go", `package nest
+
+import (
+	"regexp"
+	"testing"
+	"time"
+)
+
+func TestNested(t *testing.T) {
+	testing.RunTests(func(pat, s string) (bool, error) { return regexp.MatchString(pat, s) },
+		[]testing.InternalTest{{Name: "TestInner", F: func(t *testing.T) {}}})
+}
+func TestSlow1(t *testing.T) { time.Sleep(400 * time.Millisecond) }
+func TestSlow2(t *testing.T) { time.Sleep(400 * time.Millisecond) }
+`)
+	want := goTestJSON(t, root, "./...")
+	d := filepath.Join(t.TempDir(), "d.json")
+	for run := range 3 {
+		jf := filepath.Join(t.TempDir(), "run.json")
+		stdout, _, code := runCmd(t, root, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./...")
+		if code != 0 {
+			t.Fatalf("run %d: exit %d\n%s", run, code, stdout)
+		}
+		compareOutcomes(t, want, parseStream(t, mustRead(t, jf), false), nil)
+	}
+}
