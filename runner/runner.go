@@ -178,6 +178,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// Resolve.
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
+	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
+	go func() { goroot <- gobuild.GOROOT(ctx, bopts) }()
 	pkgs, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
 	if err != nil {
 		var pe *gobuild.PatternError
@@ -220,7 +222,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if dir, err := os.UserCacheDir(); err == nil {
 		r.lists = listCache{dir: filepath.Join(dir, "godist", "lists")}
 	}
-	if root := gobuild.GOROOT(ctx, bopts); root != "" {
+	if root := <-goroot; root != "" {
 		r.gorootBin = filepath.Join(root, "bin")
 	}
 
