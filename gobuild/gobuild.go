@@ -532,3 +532,20 @@ func watchLinks(dir string, g []Package, linked func(name string)) (stop func())
 		<-ended
 	}
 }
+
+// BinaryPaths says where Build(…, pkgs, outDir, …) puts the test binary of each package
+// with tests: in outDir/K/NAME.test, K counting the earlier packages whose binary has the
+// same NAME (go test -c -o DIR/ writes one binary per name).
+func BinaryPaths(pkgs []Package, outDir string) map[string]string {
+	out := map[string]string{}
+	seen := map[string]int{}
+	for _, p := range pkgs {
+		if !p.HasTests {
+			continue
+		}
+		name := ExecName(p.ImportPath)
+		out[p.ImportPath] = filepath.Join(outDir, fmt.Sprint(seen[name]), name+".test")
+		seen[name]++
+	}
+	return out
+}

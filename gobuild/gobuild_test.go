@@ -76,9 +76,16 @@ func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	var events []gotest.Event
-	res, err := Build(ctx, opts, pkgs, t.TempDir(), func(e gotest.Event) { events = append(events, e) })
+	outDir := t.TempDir()
+	res, err := Build(ctx, opts, pkgs, outDir, func(e gotest.Event) { events = append(events, e) })
 	if err != nil {
 		t.Fatal(err)
+	}
+	paths := BinaryPaths(pkgs, outDir)
+	for _, b := range res.Binaries {
+		if paths[b.Package.ImportPath] != b.Path {
+			t.Errorf("%s: built at %s, BinaryPaths says %s", b.Package.ImportPath, b.Path, paths[b.Package.ImportPath])
+		}
 	}
 	built := map[string]string{}
 	for _, b := range res.Binaries {
@@ -167,6 +174,20 @@ func TestNoSplitDirective(t *testing.T) {
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("%s: NoSplit %v, want %v", k, got[k], v)
+		}
+	}
+}
+
+func TestBinaryPathsAsBuildPutsThem(t *testing.T) {
+	pkgs := []Package{{ImportPath: "a/util", HasTests: true}, {ImportPath: "b/util", HasTests: true}, {ImportPath: "m/v2", HasTests: true}, {ImportPath: "x", HasTests: false}}
+	got := BinaryPaths(pkgs, "/d")
+	want := map[string]string{"a/util": "/d/0/util.test", "b/util": "/d/1/util.test", "m/v2": "/d/0/m.test"}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: %s, want %s", k, got[k], v)
 		}
 	}
 }

@@ -204,3 +204,38 @@ func TestRerunWaitsForAWorkerStillStarting(t *testing.T) {
 	}
 	p.Finish("gw0", r, nil)
 }
+
+// Reset replaces a package's work: batches of the old work still come back but leave
+// nothing behind, and the package is done once the new work is; Drop takes it out.
+func TestResetAndDrop(t *testing.T) {
+	ctx := context.Background()
+	p := NewOpenPlan(Load, 1, []string{"gw0"})
+	p.Add(Package{Path: "p", Tests: tests(2, time.Millisecond)}, Package{Path: "q", Tests: tests(1, time.Millisecond)})
+	old, _ := p.Next(ctx, "gw0")
+	if old.Package != "p" {
+		old, _ = p.Next(ctx, "gw0")
+	}
+	p.Reset(Package{Path: "p", Tests: []Test{{Name: "TestNew", Est: time.Millisecond}}})
+	if p.Finish("gw0", old, old.Tests) { // its retry is dropped: the old work is gone
+		t.Fatal("the package was done after only its old batch came back")
+	}
+	p.Drop("q")
+	p.Seal()
+	var got []Batch
+	for {
+		b, ok := p.Next(ctx, "gw0")
+		if !ok {
+			break
+		}
+		got = append(got, b)
+		done := p.Finish("gw0", b, nil)
+		if b.Package == "p" && !done {
+			t.Errorf("p not done after its new work ran")
+		}
+	}
+	for _, b := range got {
+		if b.Package == "q" || (b.Package == "p" && (len(b.Tests) != 1 || b.Tests[0] != "TestNew")) {
+			t.Errorf("handed out %+v", b)
+		}
+	}
+}

@@ -60,6 +60,8 @@ type Batch struct {
 	Avoid   string
 	// Bench marks the batch that runs the package's benchmarks (no tests).
 	Bench bool
+	// Gen is the generation of the package's work the batch belongs to (see Reset).
+	Gen int
 }
 
 // Mode of distribution.
@@ -106,11 +108,13 @@ type pkgQueue struct {
 	running int  // batches of the package in flight
 	ended   bool // Finish reported it complete
 	started bool // a batch of it was handed out
+	gen     int  // Reset makes a new generation; older batches no longer count
+	dropped bool // Drop: nothing of it runs, and it is never done
 }
 
 // complete reports whether nothing of the package is left to hand out or in flight.
 func (q *queue) complete(pq *pkgQueue) bool {
-	if pq.running > 0 || hasRetry(q, pq.path) {
+	if pq.running > 0 || hasRetry(q, pq.path) || pq.dropped {
 		return false
 	}
 	return pq.stopped || (len(pq.tests) == 0 && !pq.whole && !pq.bench)
@@ -183,19 +187,22 @@ func (p *Plan) Seal() {
 func (p *Plan) addLocked(pkgs []Package) {
 	for _, q := range p.queues {
 		for _, pk := range pkgs {
-			if q.pkgs[pk.Path] != nil {
-				continue
+			if q.pkgs[pk.Path] == nil {
+				p.addQueue(q, pk)
 			}
-			pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || p.mode == LoadPkg, bench: pk.Bench}
-			pq.tests = append([]Test(nil), pk.Tests...)
-			sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
-			for _, t := range pq.tests {
-				pq.work += t.Est
-			}
-			pq.total = pq.work
-			q.pkgs[pk.Path] = pq
 		}
 	}
+}
+
+func (p *Plan) addQueue(q *queue, pk Package) {
+	pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || p.mode == LoadPkg, bench: pk.Bench}
+	pq.tests = append([]Test(nil), pk.Tests...)
+	sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
+	for _, t := range pq.tests {
+		pq.work += t.Est
+	}
+	pq.total = pq.work
+	q.pkgs[pk.Path] = pq
 }
 
 func (p *Plan) queueOf(gateway string) *queue {
@@ -248,23 +255,24 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
 		if pq := q.pkgs[b.Package]; pq != nil {
 			pq.running++
+			b.Gen = pq.gen
 		}
 		return b, true
 	}
 	// A package's benchmarks run once all of its tests have ended, as in go test.
 	for _, pq := range sortedPkgs(q.pkgs) {
-		if pq.bench && !pq.stopped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
+		if pq.bench && !pq.stopped && !pq.dropped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
 			pq.bench = false
 			pq.running++
 			pq.started = true
-			return Batch{Package: pq.path, Bench: true}, true
+			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
 	// The package with the most work left goes first (longest processing time first).
 	var best *pkgQueue
 	var total time.Duration
 	for _, pq := range q.pkgs {
-		if pq.stopped || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
+		if pq.stopped || pq.dropped || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
 			continue
 		}
 		total += pq.work
@@ -279,7 +287,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	best.started = true
 	if best.whole {
 		best.whole = false
-		return Batch{Package: best.path, Whole: true, Est: best.work}, true
+		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
 	}
 	n := len(best.tests)
 	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
@@ -292,7 +300,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			n++
 		}
 	}
-	b := Batch{Package: best.path}
+	b := Batch{Package: best.path, Gen: best.gen}
 	for _, t := range best.tests[:n] {
 		b.Tests = append(b.Tests, t.Name)
 		b.Est += t.Est
@@ -315,12 +323,23 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 		return false
 	}
 	q.inFlight--
+	pq := q.pkgs[b.Package]
+	p.cond.Broadcast()
+	if pq != nil && b.Gen != pq.gen {
+		pq.running-- // a batch of work that Reset replaced: what it leaves does not count
+		if pq.ended || !q.complete(pq) {
+			return false
+		}
+		pq.ended = true
+		return true
+	}
 	if len(retry) > 0 {
-		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true})
+		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true, Gen: b.Gen})
+	}
+	for i := range reruns {
+		reruns[i].Gen = b.Gen
 	}
 	q.retries = append(q.retries, reruns...)
-	p.cond.Broadcast()
-	pq := q.pkgs[b.Package]
 	if pq == nil {
 		return false
 	}
@@ -350,6 +369,53 @@ func hasRetry(q *queue, pkg string) bool {
 	return false
 }
 
+// Reset replaces what is left of a package's work with pkg's (its binary was built anew
+// and lists other tests): batches of the old work that are in flight still come back, but
+// what they leave to do is dropped. The package is done once the new work is.
+func (p *Plan) Reset(pkg Package) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.queues {
+		old := q.pkgs[pkg.Path]
+		if old == nil {
+			continue
+		}
+		delete(q.pkgs, pkg.Path)
+		kept := q.retries[:0]
+		for _, r := range q.retries {
+			if r.Package != pkg.Path {
+				kept = append(kept, r)
+			}
+		}
+		q.retries = kept
+		p.addQueue(q, pkg)
+		pq := q.pkgs[pkg.Path]
+		pq.gen, pq.running, pq.started = old.gen+1, old.running, old.started
+	}
+	p.cond.Broadcast()
+}
+
+// Drop takes a package out of the plan: nothing more of it is handed out, and it is never
+// done (its binary did not build after all; the build reports it).
+func (p *Plan) Drop(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.queues {
+		if pq := q.pkgs[path]; pq != nil {
+			pq.dropped = true
+			pq.gen++
+		}
+		kept := q.retries[:0]
+		for _, r := range q.retries {
+			if r.Package != path {
+				kept = append(kept, r)
+			}
+		}
+		q.retries = kept
+	}
+	p.cond.Broadcast()
+}
+
 // NoNewPackages stops packages that have not started from starting (-failfast after the
 // first failure, as go test starts no new test binary then); those that started go on.
 func (p *Plan) NoNewPackages() {
@@ -372,6 +438,10 @@ func (p *Plan) Return(gateway string, b Batch) {
 	pq := q.pkgs[b.Package]
 	if pq != nil {
 		pq.running--
+		if b.Gen != pq.gen {
+			p.cond.Broadcast()
+			return // replaced by Reset
+		}
 	}
 	switch {
 	case b.Bench && pq != nil:
