@@ -77,6 +77,9 @@ type Options struct {
 	SSH *sshPoolConfig
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries
+	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=): the shell's answer to
+	// each line, each piece of the worker binary it takes (0 = DefaultBootstrapTimeout).
+	BootstrapTimeout time.Duration
 }
 
 // Gateway is one started worker, seen from the master. Its methods are safe for concurrent
@@ -251,9 +254,9 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 	rwc := l.rwc
 	if boot != nil {
 		var err error
-		boot.spec, boot.env = spec, opts.Env
+		boot.spec, boot.env, boot.timeout = spec, opts.Env, opts.BootstrapTimeout
 		if rwc, g.Shipped, err = bootstrap(ctx, l.rwc, boot); err != nil {
-			err = g.explain(err)
+			err = g.explainBoot(err)
 			l.kill()
 			return nil, err
 		}
@@ -267,11 +270,23 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 	sess, err := channel.NewSession(ctx, rwc, true, cfg)
 	stop()
 	if err != nil {
+		err = g.explain(err) // before the kill, which would only add "signal: killed"
 		l.kill()
-		return nil, g.explain(err)
+		return nil, err
 	}
 	g.sess = sess
-	if err := g.fetchInfo(ctx); err != nil {
+	// The Info is the end of the handshake: bounded by the same timeout.
+	ictx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+	err = g.fetchInfo(ictx)
+	timedOut := err != nil && ctx.Err() == nil && errors.Is(ictx.Err(), context.DeadlineExceeded)
+	cancel()
+	if timedOut {
+		err = g.explain(fmt.Errorf("%w: the worker said hello but sent no Info within %v", channel.ErrHandshake, cfg.HandshakeTimeout))
+		sess.Close()
+		l.kill()
+		return nil, err
+	}
+	if err != nil {
 		g.Close()
 		return nil, g.explain(err)
 	}
