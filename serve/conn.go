@@ -67,26 +67,24 @@ func (c *conn) refused(format string, args ...any) {
 	}
 }
 
-// serveConn runs the handshake of nc, holding a token of s.unauth until it is over, then
-// serves the connection's sessions until it ends and their workers are gone.
-func (s *Server) serveConn(nc net.Conn) {
+// serveConn runs the handshake of nc, holding its pre-authentication slot sl until it is
+// over, then serves the connection's sessions until it ends and their workers are gone.
+func (s *Server) serveConn(nc net.Conn, sl *slot) {
 	c := &conn{s: s, nc: nc, prefix: fmt.Sprintf("#%d %s", s.nextConn.Add(1), nc.RemoteAddr())}
 	defer c.recoverPanic()
 	start := time.Now()
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			<-s.unauth
-		}
-	}
-	defer release()
+	defer s.slots.release(sl)
 
 	nc.SetDeadline(start.Add(s.cfg.HandshakeTimeout))
 	sconn, chans, reqs, err := ssh.NewServerConn(nc, c.serverConfig())
-	release()
+	s.slots.release(sl)
 	if err != nil {
 		nc.Close()
+		if s.slots.wasEvicted(sl) {
+			c.logf("closed during the handshake after %v: its slot went to a connection from a source with fewer (%d in their handshake at most)",
+				time.Since(start).Round(time.Millisecond), s.cfg.MaxUnauthenticated)
+			return
+		}
 		c.logf("%s", c.handshakeFailure(err, time.Since(start)))
 		return
 	}

@@ -24,9 +24,14 @@
 // group is killed. The worker's exit status goes back as "exit-status" (or "exit-signal").
 //
 // Robustness: the SSH handshake, authentication included, must finish within
-// Config.HandshakeTimeout; at most Config.MaxUnauthenticated connections may be in that
-// phase at once (others are closed at once); accepted connections use TCP keepalives and
-// the server's own keepalive@openssh.com requests, so a vanished client's workers go.
+// Config.HandshakeTimeout. At most Config.MaxUnauthenticated connections may be in that
+// phase at once, and at most Config.MaxUnauthenticatedPerSource of them from one source
+// (an IPv4 address, an IPv6 /64); a connection over the per-source limit is closed at
+// once. When all the slots are taken, a connection from a source that holds fewer takes
+// the oldest slot of the source that holds most, so that idle connections from one
+// address do not lock out clients from others (see limits.go). Accepted connections use
+// TCP keepalives and the server's own keepalive@openssh.com requests, so a vanished
+// client's workers go.
 package serve
 
 import (
@@ -62,6 +67,9 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// MaxUnauthenticated is how many connections may be in their handshake at once.
 	MaxUnauthenticated int
+	// MaxUnauthenticatedPerSource is how many of those may come from one source: one
+	// IPv4 address, or one IPv6 /64.
+	MaxUnauthenticatedPerSource int
 	// MaxSessionsPerConn is how many sessions (workers) one connection may hold; more are
 	// refused as "administratively prohibited", and clients open another connection.
 	MaxSessionsPerConn int
@@ -85,13 +93,14 @@ type Config struct {
 // for the caller.
 func DefaultConfig() *Config {
 	return &Config{
-		HandshakeTimeout:   10 * time.Second,
-		MaxUnauthenticated: 64,
-		MaxSessionsPerConn: 32,
-		KillAfter:          5 * time.Second,
-		KeepaliveInterval:  15 * time.Second,
-		KeepaliveCountMax:  3,
-		TCPKeepalive:       15 * time.Second,
+		HandshakeTimeout:            10 * time.Second,
+		MaxUnauthenticated:          64,
+		MaxUnauthenticatedPerSource: 8,
+		MaxSessionsPerConn:          32,
+		KillAfter:                   5 * time.Second,
+		KeepaliveInterval:           15 * time.Second,
+		KeepaliveCountMax:           3,
+		TCPKeepalive:                15 * time.Second,
 	}
 }
 
@@ -103,8 +112,8 @@ func (c *Config) validate() error {
 		return errors.New("serve: no authorized keys file")
 	case c.HandshakeTimeout <= 0, c.KillAfter <= 0, c.KeepaliveInterval <= 0, c.TCPKeepalive <= 0:
 		return errors.New("serve: HandshakeTimeout, KillAfter, KeepaliveInterval and TCPKeepalive must be positive")
-	case c.MaxUnauthenticated < 1, c.MaxSessionsPerConn < 1, c.KeepaliveCountMax < 1:
-		return errors.New("serve: MaxUnauthenticated, MaxSessionsPerConn and KeepaliveCountMax must be at least 1")
+	case c.MaxUnauthenticated < 1, c.MaxUnauthenticatedPerSource < 1, c.MaxSessionsPerConn < 1, c.KeepaliveCountMax < 1:
+		return errors.New("serve: MaxUnauthenticated, MaxUnauthenticatedPerSource, MaxSessionsPerConn and KeepaliveCountMax must be at least 1")
 	}
 	return nil
 }
@@ -120,7 +129,7 @@ type Server struct {
 	env    []string
 	logf   func(string, ...any)
 
-	unauth chan struct{} // a token per connection in its handshake
+	slots *limiter // of the connections in their handshake
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -131,7 +140,7 @@ type Server struct {
 	lastWarnings string // of the authorized keys file, as last logged (guarded by mu)
 
 	nextConn atomic.Uint64
-	dropped  atomic.Int64 // connections refused since the last log line about it
+	dropped  atomic.Int64 // connections refused or evicted since the last log line about it
 	lastDrop atomic.Int64 // unix nanoseconds of that line
 }
 
@@ -144,6 +153,9 @@ func New(cfg *Config) (*Server, error) {
 	}
 	if c.MaxUnauthenticated == 0 {
 		c.MaxUnauthenticated = d.MaxUnauthenticated
+	}
+	if c.MaxUnauthenticatedPerSource == 0 {
+		c.MaxUnauthenticatedPerSource = d.MaxUnauthenticatedPerSource
 	}
 	if c.MaxSessionsPerConn == 0 {
 		c.MaxSessionsPerConn = d.MaxSessionsPerConn
@@ -164,7 +176,7 @@ func New(cfg *Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: c, logf: c.Logf, conns: map[net.Conn]struct{}{}, shutdown: make(chan struct{}),
-		unauth: make(chan struct{}, c.MaxUnauthenticated)}
+		slots: newLimiter(c.MaxUnauthenticated, c.MaxUnauthenticatedPerSource)}
 	if s.logf == nil {
 		s.logf = func(string, ...any) {}
 	}
@@ -232,19 +244,22 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 			c.Close()
 			continue
 		}
-		select {
-		case s.unauth <- struct{}{}:
-		default:
+		sl, victim, why := s.slots.admit(c)
+		if victim != nil {
+			// Its goroutine sees the connection closed, and says so.
+			victim.nc.Close()
+		}
+		if why != admitted {
 			s.untrack(c)
 			c.Close()
-			s.noteDropped(c)
+			s.noteDropped(c, why)
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.untrack(c)
-			s.serveConn(c)
+			s.serveConn(c, sl)
 		}()
 	}
 	s.Shutdown()
@@ -307,8 +322,9 @@ func (s *Server) untrack(c net.Conn) {
 	s.mu.Unlock()
 }
 
-// noteDropped logs connections refused for MaxUnauthenticated, at most once a second.
-func (s *Server) noteDropped(c net.Conn) {
+// noteDropped logs connections refused for the pre-authentication limits, at most once a
+// second.
+func (s *Server) noteDropped(c net.Conn, why refusal) {
 	s.dropped.Add(1)
 	now := time.Now().UnixNano()
 	last := s.lastDrop.Load()
@@ -316,6 +332,11 @@ func (s *Server) noteDropped(c net.Conn) {
 		return
 	}
 	n := s.dropped.Swap(0)
-	s.logf("%s: refused: %d connections already in their handshake (%d refused since the last note)",
+	if why == perSource {
+		s.logf("%s: refused: %d connections from %s already in their handshake (%d refused since the last note)",
+			c.RemoteAddr(), s.cfg.MaxUnauthenticatedPerSource, sourceOf(c.RemoteAddr()), n)
+		return
+	}
+	s.logf("%s: refused: %d connections already in their handshake, none from a source holding more than this one's (%d refused since the last note)",
 		c.RemoteAddr(), s.cfg.MaxUnauthenticated, n)
 }
