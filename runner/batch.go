@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -23,6 +24,8 @@ type batchOutcome struct {
 	reruns []scheduler.Batch // failed tests to run again (--rerun-fails)
 	lost   error             // the gateway was lost
 	unrun  bool              // nothing of the batch ran: it goes back to the plan as it was
+	// discard: it ran with a binary that go then replaced; what it did does not count.
+	discard bool
 }
 
 // runBatch runs one batch in one test process: it streams the process's events through
@@ -38,7 +41,19 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		r.ledger.Fail(s)
 		return batchOutcome{}
 	}
-	r.ledger.Start(s, gw.ID)
+	// A binary an earlier run left, which go has not yet said is up to date: the process
+	// runs now, its output is held back until go has.
+	// Its batches of the first generation run with it; once go links it anew, the plan's
+	// work is reset (a later generation) and runs with the new binary.
+	sp := r.speculationOf(b.Package)
+	if sp != nil && b.Gen == 0 {
+		bin = sp.path
+	} else {
+		sp = nil
+	}
+	if sp == nil {
+		r.ledger.Start(s, gw.ID)
+	}
 
 	states := map[string]*testState{}
 	completed, noTests := false, false
@@ -102,9 +117,26 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	// runs benchmarks one at a time.
 	unlock := r.lockHost(gw, b.Bench)
 	start := time.Now()
-	exit, err := worker.Run(r.runCtx, gw, req, func(p []byte) { conv.Write(p) })
+	var held bytes.Buffer
+	out := func(p []byte) { conv.Write(p) }
+	if sp != nil {
+		out = func(p []byte) { held.Write(p) }
+	}
+	exit, err := worker.Run(r.runCtx, gw, req, out)
 	elapsed := time.Since(start)
 	unlock()
+	if sp != nil {
+		select {
+		case <-sp.done:
+		case <-ctx.Done():
+		}
+		if done, ok := sp.resolved(); !done || !ok {
+			// Linked anew, or it no longer builds: this run of it does not count.
+			return batchOutcome{discard: true}
+		}
+		r.ledger.Start(s, gw.ID)
+		conv.Write(held.Bytes())
+	}
 	if err != nil {
 		r.ledger.Process(s, elapsed, false)
 		if why := r.stopReason(ctx); why != "" {

@@ -43,6 +43,10 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		}
 		return group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
 	}
+	// In load modes, once a worker finds the plan done, nothing is left for a gateway
+	// still starting: its start (and sync) is cancelled rather than waited for.
+	startCtx, cancelStarts := context.WithCancel(ctx)
+	defer cancelStarts()
 	policy := restartPolicy{maxRestarts: maxRestarts}
 	var wg sync.WaitGroup
 	for _, g := range gws {
@@ -50,7 +54,13 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		go func() {
 			defer wg.Done()
 			r.ledger.WorkerState(g.ID, "starting")
-			gw, err := start(ctx, g)
+			gw, err := start(startCtx, g)
+			if err != nil && ctx.Err() == nil && startCtx.Err() != nil {
+				r.ledger.Note("godist: " + g.ID + " (" + g.Spec.Raw + ") was not up when every test had run elsewhere; its start was cancelled")
+				r.plan.Leave(g.ID)
+				r.ledger.WorkerState(g.ID, "done")
+				return
+			}
 			if err != nil {
 				r.ledger.Note("godist: " + err.Error())
 				r.abandon(ctx, g.ID)
@@ -70,6 +80,9 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				lost := r.workLoop(ctx, gw, platformOf(g.Spec))
 				gw.Close()
 				if !lost {
+					if r.cfg.Mode != scheduler.Each {
+						cancelStarts()
+					}
 					return
 				}
 				if !policy.restart(g.Spec, restarts, ctx.Err() != nil || r.stopReason(ctx) != "") {
@@ -128,6 +141,11 @@ func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform str
 		}
 		r.ledger.WorkerState(gw.ID, "busy")
 		out := r.runBatch(ctx, gw, platform, b)
+		if out.discard {
+			r.plan.Return(gw.ID, b) // of replaced (or dropped) work: it leaves nothing
+			r.ledger.WorkerState(gw.ID, "ready")
+			continue
+		}
 		if out.lost != nil {
 			// The gateway is gone: the batch's unsettled tests go back to the others.
 			if out.unrun {

@@ -2,6 +2,8 @@ package runner
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -40,23 +42,49 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	}
 	var listing sync.WaitGroup
 	sem := make(chan struct{}, runtime.NumCPU())
+	keep := r.binDir(tmp, pl, bopts)
+	own := r.ownBinDir(tmp, keep)
+	defer r.cleanRuns(keep)
+	var spec map[string]*speculation
+	if r.canSpeculate() && own != keep {
+		// What an earlier run left runs now, while go checks it (held back until it has).
+		spec = r.speculate(ctx, pkgs, keep, own+".spec", pl, ids, &listing, sem)
+	}
 	opts.Ready = func(b gobuild.Binary) {
-		r.setBin(pl, b.Package.ImportPath, b.Path)
+		pkg := b.Package.ImportPath
+		if sp := spec[pkg]; sp != nil {
+			if id, ok := idOf(b.Path); ok && id == sp.id {
+				sp.resolve(true) // up to date: what ran with it stands
+				return
+			}
+			r.plan.Hold(pkg)  // nothing more of the old work starts
+			sp.resolve(false) // linked anew: it runs again, from the new binary's list
+		}
+		r.setBin(pl, pkg, b.Path)
 		listing.Add(1)
 		go func() {
 			defer listing.Done()
 			sem <- struct{}{}
 			u := r.listOne(ctx, b)
 			<-sem
+			if spec[pkg] != nil {
+				r.replanUnit(u)
+				return
+			}
 			r.addUnit(u, ids)
 		}()
 	}
-	keep := r.binDir(tmp, pl, bopts)
-	_, err := r.buildLocked(ctx, opts, r.buildOrder(pkgs), keep, r.ownBinDir(tmp, keep), func(e gotest.Event) {
+	_, err := r.buildLocked(ctx, opts, r.buildOrder(pkgs), keep, own, func(e gotest.Event) {
 		r.emitBuildEvent(e)
 	})
-	defer r.cleanRuns(keep)
 	listing.Wait()
+	for _, sp := range spec {
+		if done, _ := sp.resolved(); !done {
+			// go did not build it (it fails now, and the build said so): out of the run.
+			sp.resolve(false)
+			r.dropUnit(sp.pkg, ids)
+		}
+	}
 	if err != nil {
 		// Nothing more can build: stop what runs, and say why.
 		r.plan.Close()
@@ -138,4 +166,147 @@ func (r *runner) isDeselected(pkg string) bool {
 	r.listMu.Lock()
 	defer r.listMu.Unlock()
 	return r.deselected[pkg]
+}
+
+// speculation is a package run with the binary an earlier run left, before go says
+// whether it is still up to date: its processes' output is held back until it does. If go
+// links it anew, what ran is thrown away and the package runs again from the new binary's
+// list; if go cannot build it any more, the package leaves the plan (the build says why).
+type speculation struct {
+	pkg  string
+	path string // the run's own link of the earlier binary
+	id   fileID // of the earlier binary, before the build
+	done chan struct{}
+	ok   bool // set before done is closed: the binary was up to date
+	once sync.Once
+}
+
+func (sp *speculation) resolve(ok bool) {
+	sp.once.Do(func() {
+		sp.ok = ok
+		close(sp.done)
+	})
+}
+
+// resolved reports whether go has said, and what.
+func (sp *speculation) resolved() (done, ok bool) {
+	select {
+	case <-sp.done:
+		return true, sp.ok
+	default:
+		return false, false
+	}
+}
+
+// fileID tells a file from the one that replaces it (go renames a new binary into place).
+type fileID struct {
+	ino  uint64
+	size int64
+	mod  int64
+}
+
+func idOf(path string) (fileID, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, false
+	}
+	return fileID{ino: inodeOf(fi), size: fi.Size(), mod: fi.ModTime().UnixNano()}, true
+}
+
+// canSpeculate says whether packages may run with their earlier binaries: not with
+// -cover (the counters of processes thrown away would count), and only on gateways that
+// share this machine's files (nothing is shipped that may be thrown away).
+func (r *runner) canSpeculate() bool {
+	if r.coverRoot != "" {
+		return false
+	}
+	for _, remote := range r.remoteGW {
+		if remote {
+			return false
+		}
+	}
+	return true
+}
+
+// speculate puts into the plan, at once, every package of pkgs whose binary an earlier
+// run left in keep, linked into this run's own directory spec, while go checks them.
+func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, specDir, pl string, ids []string, listing *sync.WaitGroup, sem chan struct{}) map[string]*speculation {
+	out := map[string]*speculation{}
+	var bins []gobuild.Binary
+	paths := gobuild.BinaryPaths(pkgs, keep)
+	for _, p := range pkgs {
+		kept, ok := paths[p.ImportPath]
+		if !ok {
+			continue
+		}
+		id, ok := idOf(kept)
+		if !ok {
+			continue
+		}
+		rel, err := filepath.Rel(keep, kept)
+		if err != nil {
+			continue
+		}
+		own := filepath.Join(specDir, rel)
+		if os.MkdirAll(filepath.Dir(own), 0o755) != nil || linkOrCopy(kept, own) != nil {
+			continue
+		}
+		if oid, ok := idOf(own); !ok || (oid.ino != id.ino && oid.size != id.size) {
+			continue // it changed meanwhile: no speculation on it
+		}
+		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, id: id, done: make(chan struct{})}
+		bins = append(bins, gobuild.Binary{Package: p, Path: own})
+	}
+	// Known as speculative before any of its batches can run.
+	r.specMu.Lock()
+	r.spec = out
+	r.specMu.Unlock()
+	for _, b := range bins {
+		r.setBin(pl, b.Package.ImportPath, b.Path)
+		listing.Add(1)
+		go func() {
+			defer listing.Done()
+			sem <- struct{}{}
+			u := r.listOne(ctx, b)
+			<-sem
+			r.addUnit(u, ids)
+		}()
+	}
+	return out
+}
+
+// speculationOf is the speculation of pkg, if it was run with an earlier binary.
+func (r *runner) speculationOf(pkg string) *speculation {
+	r.specMu.Lock()
+	defer r.specMu.Unlock()
+	return r.spec[pkg]
+}
+
+// adjustTotal changes the planned test units by delta.
+func (r *runner) adjustTotal(delta int) {
+	r.totalMu.Lock()
+	r.total += delta
+	total := r.total
+	r.totalMu.Unlock()
+	r.ledger.SetTotal(total)
+}
+
+// replanUnit replaces a speculated package's work with what its new binary lists.
+func (r *runner) replanUnit(u scheduler.Package) {
+	r.plan.Reset(u)
+}
+
+// dropUnit takes a speculated package out of the run: it did not build after all.
+func (r *runner) dropUnit(pkg string, ids []string) {
+	r.plan.Drop(pkg)
+	scopes := []ledger.Scope{{Package: pkg}}
+	if r.cfg.Mode == scheduler.Each {
+		scopes = scopes[:0]
+		for _, w := range ids {
+			scopes = append(scopes, ledger.Scope{Package: pkg, Worker: w})
+		}
+	}
+	for _, s := range scopes {
+		r.ledger.Drop(s)
+	}
 }

@@ -147,9 +147,11 @@ type runner struct {
 	gorootBin   string                   // $GOROOT/bin of the go command, first in a local test's PATH
 
 	lists       listCache
-	binsMu      sync.Mutex // guards bins while the pipeline fills it
-	totalMu     sync.Mutex // guards total
-	total       int        // test units planned so far
+	specMu      sync.Mutex
+	spec        map[string]*speculation // packages running with an earlier run's binary
+	binsMu      sync.Mutex              // guards bins while the pipeline fills it
+	totalMu     sync.Mutex              // guards total
+	total       int                     // test units planned so far
 	listMu      sync.Mutex
 	listed      map[string]int             // package -> top-level tests selected from its list
 	listedNames map[string]map[string]bool // package -> what its binary lists

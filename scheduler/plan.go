@@ -110,11 +110,12 @@ type pkgQueue struct {
 	started bool // a batch of it was handed out
 	gen     int  // Reset makes a new generation; older batches no longer count
 	dropped bool // Drop: nothing of it runs, and it is never done
+	held    bool // Hold: its work is being replaced; nothing of it is handed out
 }
 
 // complete reports whether nothing of the package is left to hand out or in flight.
 func (q *queue) complete(pq *pkgQueue) bool {
-	if pq.running > 0 || hasRetry(q, pq.path) || pq.dropped {
+	if pq.running > 0 || hasRetry(q, pq.path) || pq.dropped || pq.held {
 		return false
 	}
 	return pq.stopped || (len(pq.tests) == 0 && !pq.whole && !pq.bench)
@@ -261,7 +262,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	}
 	// A package's benchmarks run once all of its tests have ended, as in go test.
 	for _, pq := range sortedPkgs(q.pkgs) {
-		if pq.bench && !pq.stopped && !pq.dropped && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
+		if pq.bench && !pq.stopped && !pq.dropped && !pq.held && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
 			pq.bench = false
 			pq.running++
 			pq.started = true
@@ -272,7 +273,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	var best *pkgQueue
 	var total time.Duration
 	for _, pq := range q.pkgs {
-		if pq.stopped || pq.dropped || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
+		if pq.stopped || pq.dropped || pq.held || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
 			continue
 		}
 		total += pq.work
@@ -378,6 +379,9 @@ func (p *Plan) Reset(pkg Package) {
 	for _, q := range p.queues {
 		old := q.pkgs[pkg.Path]
 		if old == nil {
+			// Not added yet: it comes as pkg, and a later Add of the old work is ignored.
+			p.addQueue(q, pkg)
+			q.pkgs[pkg.Path].gen = 1
 			continue
 		}
 		delete(q.pkgs, pkg.Path)
@@ -391,6 +395,30 @@ func (p *Plan) Reset(pkg Package) {
 		p.addQueue(q, pkg)
 		pq := q.pkgs[pkg.Path]
 		pq.gen, pq.running, pq.started = old.gen+1, old.running, old.started
+	}
+	p.cond.Broadcast()
+}
+
+// Hold stops handing out a package's work until Reset replaces it (its binary was built
+// anew; what it lists is not known yet). Batches of the held work that come back leave
+// nothing, and the package is not done while held.
+func (p *Plan) Hold(path string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, q := range p.queues {
+		if pq := q.pkgs[path]; pq != nil {
+			pq.held = true
+			pq.gen++
+		} else {
+			q.pkgs[path] = &pkgQueue{path: path, held: true, gen: 1, noSplit: p.mode == LoadPkg}
+		}
+		kept := q.retries[:0]
+		for _, r := range q.retries {
+			if r.Package != path {
+				kept = append(kept, r)
+			}
+		}
+		q.retries = kept
 	}
 	p.cond.Broadcast()
 }
