@@ -502,3 +502,41 @@ func TestSlow2(t *testing.T) { time.Sleep(400 * time.Millisecond) }
 		compareOutcomes(t, want, parseStream(t, mustRead(t, jf), false), nil)
 	}
 }
+
+// A warm run starts with the binaries of the run before while go checks them: when go
+// links a package anew, nothing of the old binary's run is reported, only the new one's.
+func TestEndToEndSpeculationNeverReportsAStaleBinary(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeTestFile(t, root, "go.mod", "module spec.example\n\ngo 1.21\n")
+	writeTestFile(t, root, "a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestOld(t *testing.T) {}\n")
+	writeTestFile(t, root, "b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestSame(t *testing.T) {}\n")
+	d := filepath.Join(t.TempDir(), "d.json")
+	if _, _, code := runCmd(t, root, godistBin, "-n", "2", "--durations", d, "./..."); code != 0 {
+		t.Fatalf("first run: exit %d", code)
+	}
+	// a changes: its test is renamed and now fails; b does not.
+	writeTestFile(t, root, "a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestNew(t *testing.T) { t.Fatal(\"new\") }\n")
+	want := goTestJSON(t, root, "./...")
+	jf := filepath.Join(t.TempDir(), "run.json")
+	_, _, code := runCmd(t, root, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./...")
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (TestNew fails)", code)
+	}
+	got := parseStream(t, mustRead(t, jf), false)
+	compareOutcomes(t, want, got, nil)
+	if _, ok := got.tests["spec.example/a TestOld"]; ok {
+		t.Error("TestOld, of the old binary, was reported")
+	}
+	// And a package that no longer builds reports its build failure, not the old run.
+	writeTestFile(t, root, "b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestSame(t *testing.T) { undefined() }\n")
+	jf = filepath.Join(t.TempDir(), "run.json")
+	runCmd(t, root, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./...")
+	got = parseStream(t, mustRead(t, jf), false)
+	if a := got.tests["spec.example/b TestSame"]; len(a) != 0 {
+		t.Errorf("TestSame of the old binary reported %v; the package no longer builds", a)
+	}
+	if a := got.pkgs["spec.example/b"]; len(a) != 1 || a[0] != "fail" {
+		t.Errorf("package b: %v, want one fail (build failed)", a)
+	}
+}
