@@ -395,7 +395,7 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, link
 	if opts.Vet != "" {
 		args = append(args, "-vet="+opts.Vet)
 	}
-	args = append(args, opts.Flags...)
+	args = append(args, linkFlags(opts.Flags)...)
 	// In the caller's order: go starts the packages named first first.
 	for _, p := range g {
 		args = append(args, p.ImportPath)
@@ -548,4 +548,23 @@ func BinaryPaths(pkgs []Package, outDir string) map[string]string {
 		seen[name]++
 	}
 	return out
+}
+
+// linkFlags are flags with what go test gives the link of a binary it runs: no symbol
+// table and no DWARF (-ldflags=-s -w, on top of the user's -ldflags, as cmd/go's
+// OmitDebug does); go test -c keeps them, and linking them costs a quarter of a build.
+func linkFlags(flags []string) []string {
+	out := make([]string, 0, len(flags)+1)
+	ld := ""
+	for _, f := range flags {
+		if v, ok := strings.CutPrefix(f, "-ldflags="); ok {
+			ld = v // the last -ldflags wins, as with go
+			continue
+		}
+		out = append(out, f)
+	}
+	if ld != "" {
+		ld += " "
+	}
+	return append(out, "-ldflags="+ld+"-s -w")
 }

@@ -191,3 +191,19 @@ func TestBinaryPathsAsBuildPutsThem(t *testing.T) {
 		}
 	}
 }
+
+func TestLinkFlagsOmitDebugAsGoTest(t *testing.T) {
+	for _, c := range []struct {
+		in   []string
+		want string
+	}{
+		{nil, "-ldflags=-s -w"},
+		{[]string{"-trimpath"}, "-trimpath -ldflags=-s -w"},
+		{[]string{"-ldflags=-X main.v=1"}, "-ldflags=-X main.v=1 -s -w"},
+		{[]string{"-ldflags=-a", "-ldflags=-b"}, "-ldflags=-b -s -w"},
+	} {
+		if got := strings.Join(linkFlags(c.in), " "); got != c.want {
+			t.Errorf("linkFlags(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
@@ -34,7 +35,7 @@ func (c listCache) get(ctx context.Context, b gobuild.Binary, list func() (gotes
 	if c.dir == "" {
 		return list()
 	}
-	sum, err := fileSHA256(b.Path)
+	sum, err := binarySum(b.Path)
 	if err != nil {
 		return list()
 	}
@@ -88,4 +89,20 @@ func writeFileAtomic(file string, data []byte) {
 	if err != nil {
 		os.Remove(tmp.Name())
 	}
+}
+
+// sums remembers the sha256 of binaries by path, so that nothing is hashed twice in a run
+// (a path's content does not change under it: each run links its own).
+var sums sync.Map // path -> string
+
+// binarySum is the sha256 of the run's binary at path, hashed once.
+func binarySum(path string) (string, error) {
+	if v, ok := sums.Load(path); ok {
+		return v.(string), nil
+	}
+	sum, err := fileSHA256(path)
+	if err == nil {
+		sums.Store(path, sum)
+	}
+	return sum, err
 }

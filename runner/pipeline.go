@@ -53,7 +53,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	opts.Ready = func(b gobuild.Binary) {
 		pkg := b.Package.ImportPath
 		if sp := spec[pkg]; sp != nil {
-			if id, ok := idOf(b.Path); ok && id == sp.id {
+			if sp.sameAs(b.Path) {
 				sp.resolve(true) // up to date: what ran with it stands
 				return
 			}
@@ -173,12 +173,13 @@ func (r *runner) isDeselected(pkg string) bool {
 // links it anew, what ran is thrown away and the package runs again from the new binary's
 // list; if go cannot build it any more, the package leaves the plan (the build says why).
 type speculation struct {
-	pkg  string
-	path string // the run's own link of the earlier binary
-	id   fileID // of the earlier binary, before the build
-	done chan struct{}
-	ok   bool // set before done is closed: the binary was up to date
-	once sync.Once
+	pkg    string
+	path   string // the run's own link of the earlier binary
+	id     fileID // of the earlier binary, before the build
+	done   chan struct{}
+	ok     bool // set before done is closed: the binary was up to date
+	once   sync.Once
+	broken bool // its sum could not be taken: it never counts as up to date
 }
 
 func (sp *speculation) resolve(ok bool) {
@@ -186,6 +187,20 @@ func (sp *speculation) resolve(ok bool) {
 		sp.ok = ok
 		close(sp.done)
 	})
+}
+
+// sameAs reports whether path, the binary go left, is the one the speculation runs: go
+// renames a binary it links anew into place (another inode), and one it finds up to date
+// it only touches; where it copied into the file instead, only the content tells, so a
+// file with the same inode is compared by sha256 with the speculation's own copy.
+func (sp *speculation) sameAs(path string) bool {
+	id, ok := idOf(path)
+	if !ok || sp.broken || id.ino != sp.id.ino || id.size != sp.id.size {
+		return false
+	}
+	a, err1 := fileSHA256(path)
+	b, err2 := binarySum(sp.path)
+	return err1 == nil && err2 == nil && a == b
 }
 
 // resolved reports whether go has said, and what.
@@ -251,12 +266,26 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 		if os.MkdirAll(filepath.Dir(own), 0o755) != nil || linkOrCopy(kept, own) != nil {
 			continue
 		}
-		if oid, ok := idOf(own); !ok || (oid.ino != id.ino && oid.size != id.size) {
-			continue // it changed meanwhile: no speculation on it
+		if oid, ok := idOf(own); !ok || oid.ino != id.ino {
+			continue // it changed meanwhile, or is a copy: no speculation on it
 		}
 		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, id: id, done: make(chan struct{})}
 		bins = append(bins, gobuild.Binary{Package: p, Path: own})
 	}
+	// Each binary's sum, before go may touch the files (sameAs compares with it).
+	var hashing sync.WaitGroup
+	for _, b := range bins {
+		hashing.Add(1)
+		go func() {
+			defer hashing.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if _, err := binarySum(b.Path); err != nil {
+				out[b.Package.ImportPath].broken = true
+			}
+		}()
+	}
+	hashing.Wait()
 	// Known as speculative before any of its batches can run.
 	r.specMu.Lock()
 	r.spec = out
