@@ -44,8 +44,9 @@ type pattern struct {
 // maxPatternLen bounds one pattern.
 const maxPatternLen = 4096
 
-// NewFilter compiles patterns (one gitignore line each). Blank and comment lines are
-// skipped. It fails on a pattern with a NUL byte or over 4096 bytes.
+// NewFilter compiles patterns (one gitignore line each, without its end of line: the '\r'
+// of a CRLF line too, which GitIgnorePatterns strips as git does). Blank and comment lines
+// are skipped. It fails on a pattern with a NUL byte or over 4096 bytes.
 func NewFilter(patterns []string) (*Filter, error) {
 	f := &Filter{}
 	for _, line := range patterns {
@@ -72,6 +73,32 @@ func (f *Filter) Patterns() []string {
 	return out
 }
 
+// patternLine trims the trailing spaces of a pattern line that are not escaped (git's
+// trim_trailing_spaces: `a\ ` keeps its space, `a\\ ` does not) and reports whether
+// what remains is a pattern, not a blank line or a comment. Nothing else is trimmed: a
+// line is given without its end of line, and the '\r' of a CRLF one is the reader's to
+// strip (readPatternFile's, as git strips it when it reads .gitignore), so "\r" here is
+// a pattern naming a carriage return, as it is in git.
+func patternLine(line string) (string, bool) {
+	spaces := -1 // where the run of trailing unescaped spaces starts
+	for i := 0; i < len(line); i++ {
+		switch line[i] {
+		case ' ':
+			if spaces < 0 {
+				spaces = i
+			}
+			continue
+		case '\\':
+			i++ // the escaped byte stays, a space too
+		}
+		spaces = -1
+	}
+	if spaces >= 0 {
+		line = line[:spaces]
+	}
+	return line, line != "" && line[0] != '#'
+}
+
 func compilePattern(line string) (pattern, bool, error) {
 	raw := line
 	if len(line) > maxPatternLen {
@@ -80,12 +107,8 @@ func compilePattern(line string) (pattern, bool, error) {
 	if strings.IndexByte(line, 0) >= 0 {
 		return pattern{}, false, fmt.Errorf("rsync: exclude pattern %q: NUL byte", line)
 	}
-	line = strings.TrimSuffix(line, "\r")
-	// Trailing spaces go unless escaped.
-	for strings.HasSuffix(line, " ") && !strings.HasSuffix(line, "\\ ") {
-		line = line[:len(line)-1]
-	}
-	if line == "" || line[0] == '#' {
+	line, ok := patternLine(line)
+	if !ok {
 		return pattern{}, false, nil
 	}
 	p := pattern{raw: raw}
@@ -95,7 +118,7 @@ func compilePattern(line string) (pattern, bool, error) {
 	} else if strings.HasPrefix(line, `\!`) || strings.HasPrefix(line, `\#`) {
 		line = line[1:]
 	}
-	if strings.HasSuffix(line, "/") && !strings.HasSuffix(line, `\/`) {
+	if strings.HasSuffix(line, "/") { // escaped too, as in git: `a\/` is `a\`, which matches nothing
 		p.dirOnly = true
 		line = strings.TrimRight(line, "/")
 	}
@@ -195,7 +218,8 @@ func (pt *pattern) match(comps []string) bool {
 }
 
 // globMatch matches one path component against a glob: '*', '?', character classes and
-// '\' escapes. Malformed classes (no closing ']') match '[' literally.
+// '\' escapes. Malformed classes (no closing ']') match '[' literally; a glob ending in an
+// unescaped '\' matches nothing (git's wildmatch).
 func globMatch(pat, name string) bool {
 	pi, ni := 0, 0
 	starPi, starNi := -1, 0
@@ -231,11 +255,7 @@ func globMatch(pat, name string) bool {
 						ni++
 						continue
 					}
-				} else if name[ni] == '\\' {
-					pi++
-					ni++
-					continue
-				}
+				} // a trailing '\' matches nothing, as in git
 			default:
 				if c == name[ni] {
 					pi++
@@ -361,14 +381,22 @@ func rebasePattern(p, dir string) string {
 	if dir == "" {
 		return p
 	}
-	if t := strings.TrimSpace(p); t == "" || t[0] == '#' {
+	// Blank, comment and match-nothing lines are told apart as compilePattern does: only
+	// trailing unescaped spaces are trimmed ("\t", "\r" and " #x" are patterns), and a line
+	// of slashes ("/", "!") is left alone: rebased it would be "/dir/**/", every directory
+	// in dir.
+	line, ok := patternLine(p)
+	if !ok {
 		return p
 	}
 	t, neg := p, ""
-	if t[0] == '!' {
-		neg, t = "!", t[1:]
+	if line[0] == '!' {
+		neg, t, line = "!", t[1:], line[1:]
 	}
-	body := strings.TrimRight(strings.TrimRight(t, " "), "/")
+	body := strings.TrimRight(line, "/")
+	if body == "" {
+		return p
+	}
 	if strings.Contains(body, "/") {
 		return neg + "/" + dir + "/" + strings.TrimLeft(t, "/")
 	}

@@ -57,6 +57,26 @@ func TestFilterMatch(t *testing.T) {
 		{[]string{""}, "x", false, false},
 		{[]string{"/"}, "x", false, false},
 		{[]string{".git/"}, ".git", true, true},
+		// A pattern is a line without its end of line: a '\r' in it is a name's, as in
+		// git (whose reader strips only the CR of CRLF; FuzzFilter found "\r" matching
+		// nothing when compilePattern stripped one more).
+		{[]string{"\r"}, "\r", false, true},
+		{[]string{"\r"}, "d/\r", false, true},
+		{[]string{"\r"}, "0", true, false},
+		{[]string{"x\r"}, "x", false, false},
+		{[]string{"x\r"}, "x\r", false, true},
+		{[]string{"x\r "}, "x\r", false, true},
+		{[]string{"\t"}, "\t", false, true},
+		// Trailing spaces as git's trim_trailing_spaces: a "\\" pair escapes no space.
+		{[]string{`a\\ `}, `a\`, false, true},
+		{[]string{`a\\ `}, `a\ `, false, false},
+		{[]string{`a\  `}, "a ", false, true},
+		{[]string{`b\\\  `}, `b\ `, false, true},
+		// A trailing '\' matches nothing (git's wildmatch), "\/" at the end included.
+		{[]string{`\`}, `\`, false, false},
+		{[]string{`x\`}, `x\`, false, false},
+		{[]string{`*\`}, `x\`, false, false},
+		{[]string{`foo\/`}, `foo\`, true, false},
 	}
 	for _, c := range cases {
 		f, err := NewFilter(c.pats)
@@ -118,5 +138,56 @@ func TestGitIgnorePatterns(t *testing.T) {
 	}
 	if _, err := GitIgnorePatterns(filepath.Join(root, "missing")); !os.IsNotExist(err) {
 		t.Errorf("missing root: %v", err)
+	}
+}
+
+// TestGitIgnoreLines: what git check-ignore (2.39) says of these .gitignore files. The CR
+// of a CRLF line (or of a last line without '\n') goes, once; nothing else but trailing
+// unescaped spaces does, in a nested file too.
+func TestGitIgnoreLines(t *testing.T) {
+	paths := []string{"\r", "sub/\r", "x", "x\r", "\t", "sub/\t", " #x", "sub/ #x", "sub/d", "sub/d/f", "sub/f"}
+	for _, c := range []struct {
+		root, sub string
+		want      []string
+	}{
+		{"\r", "", nil},
+		{"\r\n", "", nil},
+		{"\r\r\n", "", []string{"\r", "sub/\r"}},
+		{"\r\r", "", []string{"\r", "sub/\r"}},
+		{"x\r\n", "", []string{"x"}},
+		{"x\r\r\n", "", []string{"x\r"}},
+		{"x\r \n", "", []string{"x\r"}},
+		{"", "\r\r\n", []string{"sub/\r"}},
+		{"", "\t\n", []string{"sub/\t"}},
+		{"", " #x\n", []string{"sub/ #x"}},
+		{"", "/\n", nil},
+		{"", "!\n", nil},
+		{"", "d\n!\n", []string{"sub/d", "sub/d/f"}},
+		{"", "d\r\n!/\r\n", []string{"sub/d", "sub/d/f"}},
+	} {
+		root := t.TempDir()
+		if c.root != "" {
+			writeFile(t, filepath.Join(root, ".gitignore"), []byte(c.root), 0o644)
+		}
+		if c.sub != "" {
+			writeFile(t, filepath.Join(root, "sub", ".gitignore"), []byte(c.sub), 0o644)
+		}
+		pats, err := GitIgnorePatterns(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := NewFilter(pats)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, p := range paths {
+			if f.Excluded(p, p == "sub/d") {
+				got = append(got, p)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("root %q, sub %q: patterns %q exclude %q, want %q", c.root, c.sub, pats, got, c.want)
+		}
 	}
 }
