@@ -117,25 +117,21 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	// runs benchmarks one at a time.
 	unlock := r.lockHost(gw, b.Bench)
 	start := time.Now()
-	var held bytes.Buffer
+	runCtx := r.runCtx
 	out := func(p []byte) { conv.Write(p) }
+	var stopHolding func() (live bool)
 	if sp != nil {
-		out = func(p []byte) { held.Write(p) }
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithCancel(r.runCtx)
+		defer cancel()
+		out, stopHolding = r.hold(s, gw.ID, sp, conv, cancel)
 	}
-	exit, err := worker.Run(r.runCtx, gw, req, out)
+	exit, err := worker.Run(runCtx, gw, req, out)
 	elapsed := time.Since(start)
 	unlock()
-	if sp != nil {
-		select {
-		case <-sp.done:
-		case <-ctx.Done():
-		}
-		if done, ok := sp.resolved(); !done || !ok {
-			// Linked anew, or it no longer builds: this run of it does not count.
-			return batchOutcome{discard: true}
-		}
-		r.ledger.Start(s, gw.ID)
-		conv.Write(held.Bytes())
+	if sp != nil && !stopHolding() {
+		// Linked anew, or it no longer builds: this run of it does not count.
+		return batchOutcome{discard: true}
 	}
 	if err != nil {
 		r.ledger.Process(s, elapsed, false)
@@ -202,6 +198,54 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}
 	r.countFailures(v.FinalFails)
 	return batchOutcome{retry: v.Retry, reruns: v.Reruns}
+}
+
+// hold is the output function of a process that runs a speculative binary: its output is
+// held back until go says whether the binary is up to date; then it is written, and what
+// follows is written as it comes (up to date), or the process is killed (kill) and its
+// output dropped (linked anew, or no longer building). stop, once the process has ended,
+// waits for go's answer if need be and reports whether the run counts.
+func (r *runner) hold(s ledger.Scope, worker string, sp *speculation, conv *gotest.Converter, kill func()) (out func([]byte), stop func() (live bool)) {
+	var mu sync.Mutex
+	var held bytes.Buffer
+	live, dead := false, false
+	ended := make(chan struct{})
+	decided := make(chan struct{})
+	go func() {
+		defer close(decided)
+		select {
+		case <-sp.done:
+		case <-ended:
+			<-sp.done // the process ended first: go's answer still decides
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if _, ok := sp.resolved(); !ok {
+			dead = true
+			kill()
+			return
+		}
+		r.ledger.Start(s, worker)
+		conv.Write(held.Bytes())
+		held.Reset()
+		live = true
+	}()
+	out = func(p []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case live:
+			conv.Write(p)
+		case !dead:
+			held.Write(p)
+		}
+	}
+	stop = func() bool {
+		close(ended)
+		<-decided
+		return live
+	}
+	return out, stop
 }
 
 // noteUnlisted remembers a package that ran top-level tests its binary does not list: a
