@@ -157,11 +157,14 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 			kill("timeout")
 			timer = nil
 		case <-ctx.Done():
+			// Wait only for what has not come yet (each arrives once), and do not wait
+			// on the output of a process that escaped its group: the read end goes.
 			kill("requested")
 			if !gotExit {
 				<-exited
 			}
 			if !gotOut {
+				r.Close()
 				<-outDone
 			}
 			return ctx.Err()
