@@ -1,7 +1,7 @@
 # godist's own tasks. `make test` is what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: build test deps vet fuzz bench run crossbuild
+.PHONY: lint build test deps vet fuzz bench run crossbuild
 
 build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
@@ -22,6 +22,13 @@ deps:
 		id godisttest >/dev/null 2>&1 || { echo "adding the test user godisttest"; useradd -M -d /home/godisttest -s /bin/sh -p '*' godisttest; }; \
 		usermod -p '*' godisttest; \
 	fi
+
+# staticcheck on linux and darwin (installed, pinned, through the module proxy).
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) install $(STATICCHECK)
+	"$$($(GO) env GOPATH)/bin/staticcheck" ./...
+	GOOS=darwin "$$($(GO) env GOPATH)/bin/staticcheck" ./...
 
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -23,7 +23,7 @@ import (
 // startExecT starts spec (an exec= gateway) with a fresh cache and this test binary as the
 // worker, and returns what Start said and how long it took. within bounds the start from
 // outside: a start that needs it has hung.
-func startExecT(t *testing.T, spec string, opts Options, within time.Duration) (*Gateway, error, time.Duration) {
+func startExecT(t *testing.T, spec string, opts Options, within time.Duration) (*Gateway, time.Duration, error) {
 	t.Helper()
 	s, err := xspec.Parse(spec)
 	if err != nil {
@@ -45,7 +45,7 @@ func startExecT(t *testing.T, spec string, opts Options, within time.Duration) (
 	if ctx.Err() != nil {
 		t.Fatalf("%s: Start still there after %v (hung): %v", spec, within, err)
 	}
-	return g, err, took
+	return g, took, err
 }
 
 // script writes an executable sh script into a temporary directory and returns its path.
@@ -87,7 +87,7 @@ func TestBootstrapBannerWithoutNewline(t *testing.T) {
 		"escapes, CR, CR?": "exec=" + escapes,
 	} {
 		t.Run(name, func(t *testing.T) {
-			g, err, _ := startExecT(t, spec, Options{}, 20*time.Second)
+			g, _, err := startExecT(t, spec, Options{}, 20*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func TestBootstrapTimeout(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err, took := startExecT(t, c.spec, opts, 20*time.Second)
+			_, took, err := startExecT(t, c.spec, opts, 20*time.Second)
 			oneLine(t, err, c.want...)
 			if !errors.Is(err, ErrBootstrapTimeout) {
 				t.Errorf("error %q is not ErrBootstrapTimeout", err)
@@ -189,7 +189,7 @@ func TestBootstrapBannerBounded(t *testing.T) {
 		})
 	}
 	// And end to end, with a real shell behind 5 MB of banner.
-	_, err, took := startExecT(t, "exec="+script(t, `head -c 5000000 /dev/zero | tr '\000' x; exec sh`), Options{}, 20*time.Second)
+	_, took, err := startExecT(t, "exec="+script(t, `head -c 5000000 /dev/zero | tr '\000' x; exec sh`), Options{}, 20*time.Second)
 	oneLine(t, err, `bootstrap: the shell printed more than 64 KiB without answering (it printed: "xxxxxxxx`)
 	if took > 10*time.Second {
 		t.Errorf("failed after %v", took)
@@ -242,7 +242,7 @@ func TestHandshakeAfterBootstrapBounded(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := channel.DefaultConfig()
 			cfg.HandshakeTimeout = 300 * time.Millisecond
-			_, err, took := startExecT(t, "exec="+script(t, c.body), Options{Config: cfg, BootstrapTimeout: 5 * time.Second}, 20*time.Second)
+			_, took, err := startExecT(t, "exec="+script(t, c.body), Options{Config: cfg, BootstrapTimeout: 5 * time.Second}, 20*time.Second)
 			oneLine(t, err, append([]string{"gateway gw0 (exec="}, c.want...)...)
 			if took > 5*time.Second {
 				t.Errorf("failed after %v; the handshake timeout is 300ms", took)

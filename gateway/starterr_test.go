@@ -298,10 +298,10 @@ func brokenSource(t *testing.T) string {
 // A cross-build of the worker that fails says what the compiler said, not the
 // "# package" header go build prints first.
 func TestStartWorkerCrossBuildFailure(t *testing.T) {
-	if _, err := os.Stat(filepath.Join(runtime.GOROOT(), "bin", "go")); err != nil {
+	if _, err := os.Stat(filepath.Join(goroot(t), "bin", "go")); err != nil {
 		t.Skip("no Go toolchain")
 	}
-	t.Setenv("PATH", filepath.Join(runtime.GOROOT(), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("PATH", filepath.Join(goroot(t), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
 	goarch := "386" // a platform this machine could run: only the build fails
 	if runtime.GOARCH == "386" {
 		goarch = "amd64"

@@ -381,7 +381,7 @@ var fixturePackages = []string{"pass", "fail", "skip", "skip/all", "subtests", "
 type goTestCounts struct{ Tests, Failures, Errors, Skipped int }
 
 func countGoTest(events []gotest.Event) map[string]goTestCounts {
-	type st struct{ ran, result string }
+	type st struct{ result string }
 	tests := map[string]map[string]*st{}
 	pkgFailed := map[string]bool{}
 	build := map[string]bool{}

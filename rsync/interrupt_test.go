@@ -304,8 +304,7 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 		}
 	}()
 	ctx := context.Background()
-	st, err := Sync(ctx, src, []Dest{dest(p, dst)}, Options{Compress: true})
-	if err != nil {
+	if _, err := Sync(ctx, src, []Dest{dest(p, dst)}, Options{Compress: true}); err != nil {
 		t.Fatal(err)
 	}
 	sameFile(t, path, filepath.Join(dst, "big"))
@@ -317,7 +316,7 @@ func TestLargeFileBoundedMemory(t *testing.T) {
 	}
 	f.Close()
 	os.Chtimes(path, time.Time{}, time.Now().Add(time.Hour))
-	st, err = Sync(ctx, src, []Dest{dest(p, dst)}, Options{Compress: true})
+	st, err := Sync(ctx, src, []Dest{dest(p, dst)}, Options{Compress: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -311,14 +311,6 @@ func (r *runner) speculationOf(pkg string) *speculation {
 	return r.spec[pkg]
 }
 
-// adjustTotal changes the planned test units by delta.
-func (r *runner) adjustTotal(delta int) {
-	r.totalMu.Lock()
-	r.total += delta
-	total := r.total
-	r.totalMu.Unlock()
-	r.ledger.SetTotal(total)
-}
 
 // replanUnit replaces a speculated package's work with what its new binary lists.
 func (r *runner) replanUnit(u scheduler.Package) {

@@ -412,8 +412,6 @@ func withHops(all []xspec.Gateway, n int) []xspec.Gateway {
 	return out
 }
 
-func scopeKey(pkg, worker string) string { return pkg + "\x00" + worker }
-
 func newUID() string {
 	var b [8]byte
 	rand.Read(b[:])

@@ -184,7 +184,6 @@ func TestShardKeepsOrderAndFields(t *testing.T) {
 		big,
 		{Path: "a", Whole: true, Startup: 10 * time.Second},
 	}
-	var all []Package
 	for i := 1; i <= 3; i++ {
 		part := Shard(pkgs, i, 3)
 		for k := 1; k < len(part); k++ {
@@ -202,7 +201,6 @@ func TestShardKeepsOrderAndFields(t *testing.T) {
 				}
 			}
 		}
-		all = append(all, part...)
 	}
 	// The whole package (10s, more than all the rest) has a part to itself.
 	for i := 1; i <= 3; i++ {
