@@ -12,8 +12,8 @@ const mod = "github.com/godist/godist/"
 // layer or below (and never one of the same layer it is not listed as allowed to).
 var layer = map[string]int{
 	"internal/child": 0, "internal/tail": 0, "internal/proc": 0, "proto": 0, "gotest": 0, "xspec": 0, "channel": 0,
-	"rsync":   1, // sync
-	"gateway": 2, // transports
+	"rsync":   1,             // sync
+	"gateway": 2,             // transports
 	"worker":  3, "serve": 3, // the worker side
 	"gobuild": 4, "scheduler": 4, "ledger": 4, "report": 4, "deploy": 5, "runner": 6, // the master side
 	"cmd/godist": 7,
