@@ -311,7 +311,6 @@ func (r *runner) speculationOf(pkg string) *speculation {
 	return r.spec[pkg]
 }
 
-
 // replanUnit replaces a speculated package's work with what its new binary lists.
 func (r *runner) replanUnit(u scheduler.Package) {
 	r.plan.Reset(u)
