@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/gateway"
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/proc"
 	"github.com/godist/godist/xspec"
 )
@@ -187,5 +188,43 @@ func TestWorkerGoneKillsTestProcesses(t *testing.T) {
 		if proc.Alive(p) {
 			t.Errorf("test process %d outlived its worker", p)
 		}
+	}
+}
+
+// Cancel after the test process has exited, while a process that left its group still
+// holds the output pipe: the worker returns at once. (It once waited for the exit it had
+// already taken, for ever: the master then killed it 5 s later, and on an ssh or serve
+// host nothing would.)
+func TestCancelAfterExitUnblock(t *testing.T) {
+	g := start(t)
+	dir := t.TempDir()
+	shPid, holderPid := filepath.Join(dir, "sh"), filepath.Join(dir, "holder")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		// setsid: a new session, out of reach of the group kill; it keeps stdout open and
+		// says its own pid (setsid may fork).
+		_, err := Run(ctx, g, sh(`setsid sh -c 'echo $$ > `+holderPid+`; exec sleep 300' & while [ ! -s `+holderPid+` ]; do :; done; echo $$ $(cat `+holderPid+`) > `+shPid), func([]byte) {})
+		done <- err
+	}()
+	pids := pidsFrom(t, shPid)
+	shell, holder := pids[0], pids[1]
+	t.Cleanup(func() { child.KillPid(holder) })
+	// The shell has exited (the worker took its exit) while the escaped sleep runs on.
+	deadline := time.Now().Add(20 * time.Second)
+	for proc.Alive(shell) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling for the condition, not timing it
+	}
+	if proc.Alive(shell) || !proc.Alive(holder) {
+		t.Fatalf("shell alive %v, holder alive %v: want the shell gone and the holder there", proc.Alive(shell), proc.Alive(holder))
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("Run returned no error after cancel")
+		}
+	case <-time.After(10 * time.Second): // a guard: the bug made this wait for ever
+		t.Fatal("cancel did not unblock the worker after its process had exited")
 	}
 }
