@@ -224,7 +224,12 @@ func TestCancelAfterExitUnblock(t *testing.T) {
 		if err == nil {
 			t.Fatal("Run returned no error after cancel")
 		}
-	case <-time.After(10 * time.Second): // a guard: the bug made this wait for ever
-		t.Fatal("cancel did not unblock the worker after its process had exited")
+	case <-time.After(10 * time.Second):
+		t.Fatal("cancel did not unblock Run")
+	}
+	// The worker's side must be done too: ended, the session lets the worker exit by
+	// itself (Terminate kills it, and says so, only if it has not within the bound).
+	if err := g.Terminate(30 * time.Second); err != nil {
+		t.Fatalf("the worker did not exit by itself after the cancel: %v", err)
 	}
 }
