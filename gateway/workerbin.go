@@ -3,14 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"debug/buildinfo"
 	"debug/elf"
 	"debug/macho"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"github.com/godist/godist/internal/filesum"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,7 +104,7 @@ func (b *Binaries) find(ctx context.Context, goos, goarch string) (*Binary, erro
 	if goos == runtime.GOOS && goarch == runtime.GOARCH && isStatic(b.self) {
 		return describe(b.self, goos, goarch)
 	}
-	self, err := hashFile(b.self)
+	self, err := filesum.SHA256(b.self)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: hashing %s: %w", b.self, err)
 	}
@@ -187,24 +185,11 @@ func describe(path, goos, goarch string) (*Binary, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: worker binary: %w", err)
 	}
-	h, err := hashFile(path)
+	h, err := filesum.SHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: worker binary: %w", err)
 	}
 	return &Binary{GOOS: goos, GOARCH: goarch, Path: path, Hash: h, Size: st.Size()}, nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // isStatic reports whether an executable runs on any host of its platform: an ELF one

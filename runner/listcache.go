@@ -2,10 +2,8 @@ package runner
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
-	"io"
+	"github.com/godist/godist/internal/filesum"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,19 +54,6 @@ func (c listCache) get(ctx context.Context, b gobuild.Binary, list func() (gotes
 	return l, nil
 }
 
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // writeFileAtomic writes data to file by a rename, so that a concurrent reader never sees
 // it half written; errors leave no file (the cache is only a cache).
 func writeFileAtomic(file string, data []byte) {
@@ -100,7 +85,7 @@ func binarySum(path string) (string, error) {
 	if v, ok := sums.Load(path); ok {
 		return v.(string), nil
 	}
-	sum, err := fileSHA256(path)
+	sum, err := filesum.SHA256(path)
 	if err == nil {
 		sums.Store(path, sum)
 	}

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"github.com/godist/godist/internal/filesum"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -198,7 +199,7 @@ func (sp *speculation) sameAs(path string) bool {
 	if !ok || sp.broken || id.ino != sp.id.ino || id.size != sp.id.size {
 		return false
 	}
-	a, err1 := fileSHA256(path)
+	a, err1 := filesum.SHA256(path)
 	b, err2 := binarySum(sp.path)
 	return err1 == nil && err2 == nil && a == b
 }
@@ -217,7 +218,6 @@ func (sp *speculation) resolved() (done, ok bool) {
 type fileID struct {
 	ino  uint64
 	size int64
-	mod  int64
 }
 
 func idOf(path string) (fileID, bool) {
@@ -225,7 +225,7 @@ func idOf(path string) (fileID, bool) {
 	if err != nil {
 		return fileID{}, false
 	}
-	return fileID{ino: inodeOf(fi), size: fi.Size(), mod: fi.ModTime().UnixNano()}, true
+	return fileID{ino: inodeOf(fi), size: fi.Size()}, true
 }
 
 // canSpeculate says whether packages may run with their earlier binaries: not with

@@ -132,6 +132,7 @@ type Plan struct {
 	closed  bool
 	noNew   bool // -failfast after a failure: no package starts that has not started
 	open    bool // more packages may come (NewOpenPlan, until Seal)
+	benches bool // some package has a benchmark batch
 	// alive are the load mode's gateways that may still ask for work (started or still
 	// starting): a re-run avoids its gateway while another of them may take it.
 	alive map[string]bool
@@ -204,6 +205,7 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	}
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	p.benches = p.benches || pk.Bench
 }
 
 func (p *Plan) queueOf(gateway string) *queue {
@@ -260,8 +262,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		}
 		return b, true
 	}
-	// A package's benchmarks run once all of its tests have ended, as in go test.
-	for _, pq := range sortedPkgs(q.pkgs) {
+	// A package's benchmarks run once all of its tests have ended, as in go test. (Only
+	// with -bench: otherwise no batch pays for looking.)
+	for _, pq := range p.benchPkgs(q) {
 		if pq.bench && !pq.stopped && !pq.dropped && !pq.held && !pq.whole && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) && (pq.started || !p.noNew) {
 			pq.bench = false
 			pq.running++
@@ -361,6 +364,32 @@ func sortedPkgs(m map[string]*pkgQueue) []*pkgQueue {
 	return out
 }
 
+// benchPkgs lists, sorted, the packages of q whose benchmark batch is still to come.
+func (p *Plan) benchPkgs(q *queue) []*pkgQueue {
+	if !p.benches {
+		return nil
+	}
+	var out []*pkgQueue
+	for _, pq := range q.pkgs {
+		if pq.bench {
+			out = append(out, pq)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
+	return out
+}
+
+// dropRetries takes pkg's batches out of q's re-runs.
+func dropRetries(q *queue, pkg string) {
+	kept := q.retries[:0]
+	for _, r := range q.retries {
+		if r.Package != pkg {
+			kept = append(kept, r)
+		}
+	}
+	q.retries = kept
+}
+
 func hasRetry(q *queue, pkg string) bool {
 	for _, r := range q.retries {
 		if r.Package == pkg {
@@ -385,13 +414,7 @@ func (p *Plan) Reset(pkg Package) {
 			continue
 		}
 		delete(q.pkgs, pkg.Path)
-		kept := q.retries[:0]
-		for _, r := range q.retries {
-			if r.Package != pkg.Path {
-				kept = append(kept, r)
-			}
-		}
-		q.retries = kept
+		dropRetries(q, pkg.Path)
 		p.addQueue(q, pkg)
 		pq := q.pkgs[pkg.Path]
 		pq.gen, pq.running, pq.started = old.gen+1, old.running, old.started
@@ -412,13 +435,7 @@ func (p *Plan) Hold(path string) {
 		} else {
 			q.pkgs[path] = &pkgQueue{path: path, held: true, gen: 1, noSplit: p.mode == LoadPkg}
 		}
-		kept := q.retries[:0]
-		for _, r := range q.retries {
-			if r.Package != path {
-				kept = append(kept, r)
-			}
-		}
-		q.retries = kept
+		dropRetries(q, path)
 	}
 	p.cond.Broadcast()
 }
@@ -433,13 +450,7 @@ func (p *Plan) Drop(path string) {
 			pq.dropped = true
 			pq.gen++
 		}
-		kept := q.retries[:0]
-		for _, r := range q.retries {
-			if r.Package != path {
-				kept = append(kept, r)
-			}
-		}
-		q.retries = kept
+		dropRetries(q, path)
 	}
 	p.cond.Broadcast()
 }
@@ -506,13 +517,7 @@ func (p *Plan) Stop(gateway, pkg string) int {
 			n += len(r.Tests)
 		}
 	}
-	kept := q.retries[:0]
-	for _, r := range q.retries {
-		if r.Package != pkg {
-			kept = append(kept, r)
-		}
-	}
-	q.retries = kept
+	dropRetries(q, pkg)
 	p.cond.Broadcast()
 	return n
 }
