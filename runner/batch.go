@@ -35,6 +35,8 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	if !r.ledger.Has(s) {
 		return batchOutcome{} // the build settled it for this gateway
 	}
+	tracef("batch %s on %s: %d test(s)", b.Package, gw.ID, len(b.Tests))
+	defer tracef("batch %s on %s done", b.Package, gw.ID)
 	bin := r.binFor(platform, b.Package)
 	if bin == "" {
 		r.ledger.Output(s, gw.ID, fmt.Sprintf("godist: %s: no %s test binary for this package\n", gw.ID, platform))

@@ -54,7 +54,9 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		go func() {
 			defer wg.Done()
 			r.ledger.WorkerState(g.ID, "starting")
+			tracef("start %s", g.ID)
 			gw, err := start(startCtx, g)
+			tracef("started %s", g.ID)
 			if err != nil && ctx.Err() == nil && startCtx.Err() != nil {
 				r.ledger.Note("godist: " + g.ID + " (" + g.Spec.Raw + ") was not up when every test had run elsewhere; its start was cancelled")
 				r.plan.Leave(g.ID)

@@ -53,6 +53,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	}
 	opts.Ready = func(b gobuild.Binary) {
 		pkg := b.Package.ImportPath
+		tracef("linked %s", pkg)
 		if sp := spec[pkg]; sp != nil {
 			if sp.sameAs(b.Path) {
 				sp.resolve(true) // up to date: what ran with it stands
@@ -68,6 +69,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 			sem <- struct{}{}
 			u := r.listOne(ctx, b)
 			<-sem
+			tracef("listed %s", pkg)
 			if spec[pkg] != nil {
 				r.replanUnit(u)
 				return
@@ -75,9 +77,11 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 			r.addUnit(u, ids)
 		}()
 	}
+	tracef("build")
 	_, err := r.buildLocked(ctx, opts, r.buildOrder(pkgs), keep, own, func(e gotest.Event) {
 		r.emitBuildEvent(e)
 	})
+	tracef("built")
 	listing.Wait()
 	for _, sp := range spec {
 		if done, _ := sp.resolved(); !done {

@@ -182,7 +182,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
 	go func() { goroot <- gobuild.GOROOT(ctx, bopts) }()
+	tracef("resolve")
 	pkgs, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
+	tracef("resolved %d packages", len(pkgs))
 	if err != nil {
 		var pe *gobuild.PatternError
 		if errors.As(err, &pe) || errors.Is(err, gobuild.ErrNoPackages) {
@@ -298,6 +300,7 @@ func (r *runner) conclude(ctx context.Context) (*Result, error) {
 	if err := save(); err != nil {
 		r.ledger.Note("godist: could not save test durations: " + err.Error())
 	}
+	tracef("end")
 	return r.result(ctx, coverErr)
 }
 
