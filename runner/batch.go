@@ -58,6 +58,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	}
 
 	states := map[string]*testState{}
+	runningTop := 0 // top-level tests running, not paused
 	completed, noTests := false, false
 	conv := gotest.NewConverter(b.Package, func(e gotest.Event) {
 		e.Worker = gw.ID
@@ -79,6 +80,22 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		if st == nil {
 			st = &testState{order: len(states)}
 			states[e.Test] = st
+		}
+		if top := !strings.Contains(e.Test, "/"); top {
+			// A top-level test that starts while another runs (not paused) was started by
+			// it: that one calls testing.RunTests itself. Split, a -test.run would make its
+			// tests vanish; the package stays in one process from now on.
+			was := st.state == gotest.ActionRun || st.state == gotest.ActionCont
+			if e.Action == gotest.ActionRun && runningTop > 0 {
+				r.durations.KeepTogether(b.Package)
+			}
+			now := e.Action == gotest.ActionRun || e.Action == gotest.ActionCont
+			switch {
+			case now && !was:
+				runningTop++
+			case was && !now && e.Action != gotest.ActionOutput:
+				runningTop--
+			}
 		}
 		switch e.Action {
 		case gotest.ActionRun:
@@ -143,6 +160,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			return batchOutcome{}
 		}
 		// Fate unknown: every unsettled test of the batch runs again elsewhere.
+		r.listLate(ctx, &b)
 		var retry []string
 		for _, t := range b.Tests {
 			if st := states[t]; st == nil || !gotest.IsTerminal(st.state) {
@@ -162,6 +180,12 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	r.ledger.Process(s, elapsed, noTests)
 	r.noteUnlisted(b.Package, states)
 
+	if !completed && !exit.Success() {
+		r.listLate(ctx, &b) // died: what it did not get to runs again, by name
+	}
+	if b.Whole {
+		r.countUnlisted(b.Package, states)
+	}
 	rerun := b.Attempt < r.cfg.RerunFails && r.stopReason(ctx) == ""
 	v := judge(b, processEnd{ExitOK: exit.Success(), Completed: completed}, states, rerun, gw.ID)
 	for _, name := range v.Passed {
@@ -175,7 +199,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		r.ledger.Note(fmt.Sprintf("godist: %s: the test process of %s ended (%s); running %d test(s) again in a new process", gw.ID, b.Package, exit, len(v.Retry)))
 	}
 	// A test process's start-up cost: its time less its top-level tests' time.
-	if exit.Success() && len(b.Tests) > 0 {
+	if exit.Success() && (len(b.Tests) > 0 || b.Whole) {
 		var testTime time.Duration
 		for name, st := range states {
 			if !strings.Contains(name, "/") {
@@ -267,6 +291,23 @@ func (r *runner) noteUnlisted(pkg string, states map[string]*testState) {
 			return
 		}
 	}
+}
+
+// countUnlisted adds to the reporters' total the top-level tests that a package run
+// unlisted showed beyond the one unit it was planned as.
+func (r *runner) countUnlisted(pkg string, states map[string]*testState) {
+	r.listMu.Lock()
+	_, ok := r.unlisted[pkg]
+	r.listMu.Unlock()
+	n := len(topLevelIn(states, gotest.ActionPass)) + len(topLevelIn(states, gotest.ActionFail)) + len(topLevelIn(states, gotest.ActionSkip))
+	if !ok || n <= 1 {
+		return
+	}
+	r.totalMu.Lock()
+	r.total += n - 1
+	total := r.total
+	r.totalMu.Unlock()
+	r.ledger.SetTotal(total)
 }
 
 // endTest writes the end of a test the process left running, after a line saying why.

@@ -82,6 +82,49 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 	return p
 }
 
+// runsUnlisted says whether pkg runs whole, as go test runs it, before anything is
+// listed: it will not be split (it never ran, asks not to be, or must stay together), and
+// no -run, -skip or -bench needs its names. Its list is made only if its process dies,
+// for the tests it did not get to.
+func (r *runner) runsUnlisted(p gobuild.Package) bool {
+	c := r.cfg
+	if c.Run != "" || c.Skip != "" || c.Bench != "" || c.List != "" || c.ShardN > 0 {
+		return false
+	}
+	return p.NoSplit || !r.durations.Known(p.ImportPath) || r.durations.MustKeepTogether(p.ImportPath)
+}
+
+// unlistedUnit is the work of a package that runs unlisted: one whole process.
+func (r *runner) unlistedUnit(b gobuild.Binary) scheduler.Package {
+	r.listMu.Lock()
+	if r.unlisted == nil {
+		r.unlisted = map[string]gobuild.Binary{}
+	}
+	r.unlisted[b.Package.ImportPath] = b
+	r.listMu.Unlock()
+	p := scheduler.Package{Path: b.Package.ImportPath, Whole: true, NoSplit: true}
+	_, p.Startup = r.durations.Estimates(p.Path, nil)
+	return p
+}
+
+// listLate gives a batch of a package that ran unlisted, whose process died, the names of
+// the package's tests, so that those it did not get to run again in a new process. It
+// reports whether it could list them.
+func (r *runner) listLate(ctx context.Context, b *scheduler.Batch) bool {
+	r.listMu.Lock()
+	bin, ok := r.unlisted[b.Package]
+	r.listMu.Unlock()
+	if !ok || !b.Whole {
+		return false
+	}
+	l, err := r.lists.get(ctx, bin, func() (gotest.List, error) { return listTests(ctx, bin, r.workerEnv("list")) })
+	if err != nil || len(l.Runnable()) == 0 {
+		return false
+	}
+	b.Whole, b.Tests = false, l.Runnable()
+	return true
+}
+
 // listTests runs `bin -test.list .` in the package directory.
 func listTests(ctx context.Context, b gobuild.Binary, env []string) (gotest.List, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

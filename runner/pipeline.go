@@ -66,6 +66,12 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		listing.Add(1)
 		go func() {
 			defer listing.Done()
+			if spec[pkg] == nil && r.runsUnlisted(b.Package) {
+				// One process, as go test runs it: no list before it (a TestMain's set-up
+				// would run twice); listed only if its process dies.
+				r.addUnit(r.unlistedUnit(b), ids)
+				return
+			}
 			sem <- struct{}{}
 			u := r.listOne(ctx, b)
 			<-sem

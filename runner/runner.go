@@ -156,6 +156,7 @@ type runner struct {
 	listed      map[string]int             // package -> top-level tests selected from its list
 	listedNames map[string]map[string]bool // package -> what its binary lists
 	deselected  map[string]bool            // packages whose list -run and -skip select nothing from
+	unlisted    map[string]gobuild.Binary  // packages run whole before (or without) a list
 }
 
 func (r *runner) deselect(pkg string) {

@@ -10,13 +10,39 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strconv"
 	"syscall"
 
 	"github.com/godist/godist/runner"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(profiled(func() int { return run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }))
+}
+
+// profiled runs f, writing a CPU profile of it to $GODIST_CPUPROFILE when that is set (the
+// master and each worker: a worker appends its pid to the name), for bench/REALWORLD.md.
+func profiled(f func() int) int {
+	name := os.Getenv("GODIST_CPUPROFILE")
+	if name == "" {
+		return f()
+	}
+	if len(os.Args) > 1 && os.Args[1] == "worker" {
+		name += "." + strconv.Itoa(os.Getpid())
+	}
+	out, err := os.Create(name)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "godist: GODIST_CPUPROFILE:", err)
+		return f()
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintln(os.Stderr, "godist: GODIST_CPUPROFILE:", err)
+		return f()
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
 
 // run is the whole program with its arguments and streams; it returns the exit status.
