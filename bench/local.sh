@@ -40,6 +40,8 @@ timeit() {
 }
 
 cd "$work/m"
+export GODIST_CACHE_DIR=off # every figure is of a run, as go test -count=1
+
 go test -count=1 ./... >/dev/null 2>&1 || true # warm the build cache
 "$work/godist" -n 8 --durations "$work/d.json" ./... >/dev/null 2>&1 || true # warm durations
 

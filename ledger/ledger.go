@@ -58,6 +58,20 @@ type Options struct {
 	// Coverage, if set, is asked at a scope's end for go test's "coverage: N% of
 	// statements" text ("" for none). It is called without the ledger's lock held.
 	Coverage func(ctx context.Context, s Scope) string
+	// Ended, if set, is told of every scope's end, after it is written, with what was
+	// written of it (the result cache keeps the scopes that passed). It is called without
+	// the ledger's lock held.
+	Ended func(s Scope, r Record)
+}
+
+// Record is what a scope's stream held, from after its start event to before its end
+// (the "PASS", coverage and "ok"/"FAIL" lines and the package's terminal event).
+type Record struct {
+	Events  []gotest.Event
+	Passed  bool
+	Cover   string  // go test's coverage text, "" for none
+	Elapsed float64 // seconds
+	Cached  bool    // it was replayed (Replay), not run
 }
 
 // Ledger is the one owner of a run's result state.
@@ -79,6 +93,8 @@ type entry struct {
 	noTests  bool            // a process of it said "no tests to run"
 	ranTests bool            // a test of it ran
 	tests    map[string]bool // tests running now (a run without its end yet)
+	rec      []gotest.Event  // what was written of it, when Options.Ended is set
+	cached   bool            // replayed from the result cache
 }
 
 // New returns a ledger that tells obs.
@@ -136,7 +152,7 @@ func (l *Ledger) Emit(s Scope, e gotest.Event) {
 		if e.Action == gotest.ActionStart || gotest.IsTerminal(e.Action) {
 			return
 		}
-		l.event(e)
+		l.scopeEvent(en, e)
 		return
 	}
 	switch {
@@ -150,7 +166,52 @@ func (l *Ledger) Emit(s Scope, e gotest.Event) {
 		delete(en.tests, e.Test)
 	}
 	l.startLocked(s, en, e.Worker)
+	l.scopeEvent(en, e)
+}
+
+// scopeEvent writes an event of an expected scope, recording it for Options.Ended.
+func (l *Ledger) scopeEvent(en *entry, e gotest.Event) {
+	if l.opts.Ended != nil {
+		en.rec = append(en.rec, e)
+	}
 	l.event(e)
+}
+
+// Replay writes a scope's stream as recorded before (a result from the cache: its events
+// with the times of now), and its end as go test writes a cached result's:
+// "ok  \tpkg\t(cached)". It reports false if the scope had started already.
+func (l *Ledger) Replay(s Scope, worker string, r Record) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	en := l.scopes[s]
+	if en == nil || en.started || en.ending {
+		return false
+	}
+	l.startLocked(s, en, worker)
+	for _, e := range r.Events {
+		t := l.opts.Now()
+		e.Time = &t
+		e.Package = s.Package
+		if e.Test != "" && e.Action == gotest.ActionRun {
+			en.ranTests = true
+		}
+		l.scopeEvent(en, e)
+	}
+	en.ending, en.cached = true, true
+	now := l.opts.Now()
+	out := func(text string) {
+		l.event(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: s.Package, Output: text, Worker: worker})
+	}
+	out("PASS\n")
+	line := fmt.Sprintf("ok  \t%s\t(cached)", s.Package)
+	if r.Cover != "" {
+		out(r.Cover + "\n")
+		line += "\t" + r.Cover
+	}
+	out(line + "\n")
+	zero := 0.0
+	l.event(gotest.Event{Time: &now, Action: gotest.ActionPass, Package: s.Package, Elapsed: &zero, Worker: worker})
+	return true
 }
 
 // Running lists the tests of s that ran and have not ended, innermost first.
@@ -205,7 +266,7 @@ func (l *Ledger) Output(s Scope, worker, text string) {
 	}
 	l.startLocked(s, en, worker)
 	t := l.opts.Now()
-	l.event(gotest.Event{Time: &t, Action: gotest.ActionOutput, Package: s.Package, Output: text, Worker: worker})
+	l.scopeEvent(en, gotest.Event{Time: &t, Action: gotest.ActionOutput, Package: s.Package, Output: text, Worker: worker})
 }
 
 // Fail marks the scope failed: its end will be FAIL.
@@ -293,6 +354,13 @@ func (l *Ledger) End(ctx context.Context, s Scope, worker string) {
 	}
 	out(line + "\n")
 	l.event(gotest.Event{Time: &now, Action: action, Package: s.Package, Elapsed: &el, Worker: worker})
+	if ended := l.opts.Ended; ended != nil {
+		rec := Record{Events: en.rec, Passed: action == gotest.ActionPass, Cover: cover, Elapsed: el}
+		en.rec = nil
+		l.mu.Unlock()
+		ended(s, rec)
+		l.mu.Lock()
+	}
 }
 
 // Started reports whether anything of the scope was written.
@@ -311,6 +379,17 @@ func (l *Ledger) Drop(s Scope) {
 	if en := l.scopes[s]; en != nil && !en.started {
 		en.ending = true
 	}
+}
+
+// Scopes lists every expected scope.
+func (l *Ledger) Scopes() []Scope {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]Scope, 0, len(l.scopes))
+	for s := range l.scopes {
+		out = append(out, s)
+	}
+	return out
 }
 
 // Open lists the expected scopes that have not ended, sorted.

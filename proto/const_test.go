@@ -10,11 +10,11 @@ import (
 // are these. Changing one is an incompatible change: bump Version and PROTOCOL.md.
 func TestMessageKeysPinned(t *testing.T) {
 	want := map[string]string{
-		"Info":         "GOOS=1 GOARCH=2 Hostname=3 PID=4 Cwd=5 NCPU=6 Version=7 CacheDir=8 Proto=9",
-		"RunRequest":   "Path=1 Args=2 Dir=3 Env=4 KillAfter=5",
+		"Info":         "GOOS=1 GOARCH=2 Hostname=3 PID=4 Cwd=5 NCPU=6 Version=7 CacheDir=8 Proto=9 EnvSums=10",
+		"RunRequest":   "Path=1 Args=2 Dir=3 Env=4 KillAfter=5 TestLog=6",
 		"RunControl":   "Kill=1",
 		"RunMessage":   "Out=1 Exit=2",
-		"RunExit":      "Code=1 Signal=2 Killed=3 Err=4 Elapsed=5",
+		"RunExit":      "Code=1 Signal=2 Killed=3 Err=4 Elapsed=5 TestLog=6",
 		"SpawnRequest": "Spec=1 Env=2",
 	}
 	for _, v := range []any{Info{}, RunRequest{}, RunControl{}, RunMessage{}, RunExit{}, SpawnRequest{}} {

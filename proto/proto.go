@@ -56,6 +56,10 @@ type Info struct {
 	// Proto is the application protocol the worker speaks (Version). A worker too old
 	// to send it sends 0.
 	Proto int `cbor:"9,keyasint" json:"proto"`
+	// EnvSums are the sha256 (hex) of the value of every variable of the worker's
+	// environment, by name: what a test process there reads, for the master's result cache
+	// to tell whether it changed. A worker too old to send it sends none.
+	EnvSums map[string]string `cbor:"10,keyasint,omitempty" json:"-"`
 }
 
 // RunRequest asks the worker to run one process; it is the first message on a RunFunc
@@ -68,6 +72,9 @@ type RunRequest struct {
 	// KillAfter, if positive, kills the process group that long after the start, as a
 	// last resort behind the test binary's own -test.timeout.
 	KillAfter time.Duration `cbor:"5,keyasint,omitempty"`
+	// TestLog asks the worker to run the process with -test.testlogfile (a file of its
+	// own) and to send the log back in the Exit: the files and variables the tests read.
+	TestLog bool `cbor:"6,keyasint,omitempty"`
 }
 
 // RunControl is what the master may send on a RunFunc channel after the RunRequest.
@@ -89,7 +96,13 @@ type RunExit struct {
 	Killed  string        `cbor:"3,keyasint,omitempty"` // why the worker killed it ("timeout", "requested")
 	Err     string        `cbor:"4,keyasint,omitempty"` // the process could not be started
 	Elapsed time.Duration `cbor:"5,keyasint,omitempty"`
+	// TestLog is the process's test log, when the request asked for it and the log was
+	// at most MaxTestLog bytes (else empty).
+	TestLog []byte `cbor:"6,keyasint,omitempty"`
 }
+
+// MaxTestLog is the largest test log a worker sends back.
+const MaxTestLog = 8 << 20
 
 // SpawnRequest is the first message on a SpawnFunc channel.
 type SpawnRequest struct {

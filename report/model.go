@@ -65,6 +65,7 @@ type pkgLog struct {
 	noTestsRun bool              // "testing: warning: no tests to run" was seen
 	coverage   map[string]string // "coverage: N% of statements" by worker
 	stopped    map[string]string // why the run's stop cut it short, by worker
+	cached     map[string]bool   // its result came from the result cache, by worker
 }
 
 type chunk struct{ worker, text string }
@@ -77,6 +78,7 @@ type pkgResult struct {
 	noTests             bool   // passed, ran no test, and said so
 	coverage            string // "coverage: N% of statements", if reported
 	stopped             string // why the run's stop cut it short, if it did
+	cached              bool   // from the result cache: "(cached)" for its time
 }
 
 type buildLog struct {
@@ -229,10 +231,15 @@ func (m *runModel) packageEvent(p *pkgLog, e gotest.Event) *pkgResult {
 			p.stopped[e.Worker] = stopReason(e.Output)
 		case strings.HasPrefix(e.Output, "coverage: ") && strings.HasSuffix(e.Output, " of statements\n"):
 			p.coverage[e.Worker] = strings.TrimSuffix(e.Output, "\n")
+		case strings.HasPrefix(e.Output, "ok  \t"+p.name+"\t(cached)"):
+			if p.cached == nil {
+				p.cached = map[string]bool{}
+			}
+			p.cached[e.Worker] = true
 		}
 	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
 		res := &pkgResult{pkg: p.name, worker: e.Worker, action: e.Action, elapsed: elapsedOf(e), failedBuild: e.FailedBuild,
-			coverage: p.coverage[e.Worker]}
+			coverage: p.coverage[e.Worker], cached: p.cached[e.Worker]}
 		res.noTests = e.Action == gotest.ActionPass && p.tests == 0 && p.noTestsRun
 		if e.Action == gotest.ActionFail {
 			res.stopped = p.stopped[e.Worker]

@@ -67,6 +67,12 @@ func (r *Reporter) packageLine(res pkgResult) string {
 	if r.opts.Each && res.worker != "" {
 		suffix += " [" + res.worker + "]"
 	}
+	if res.cached && res.action == gotest.ActionPass {
+		if !r.opts.TTY {
+			return "ok  \t" + res.pkg + "\t(cached)" + suffix
+		}
+		return r.sty.pass.render("ok  ") + " " + res.pkg + " " + r.sty.faint.render("(cached)") + r.sty.faint.render(suffix)
+	}
 	if !r.opts.TTY {
 		switch {
 		case res.failedBuild != "":

@@ -67,6 +67,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 				completed = true // the testing package finished its run: no crash
 				return           // the package's end is the ledger's to write, once
 			}
+			if e.Action == gotest.ActionOutput && (strings.HasPrefix(e.Output, "ok  \t"+b.Package+"\t") || strings.HasPrefix(e.Output, "FAIL\t"+b.Package+"\t")) {
+				return // one process's result line: the package's is the ledger's to write
+			}
 			if e.Action == gotest.ActionOutput && e.Output == "testing: warning: no tests to run\n" {
 				noTests = true
 			}
@@ -114,10 +117,12 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		r.ledger.Emit(s, e)
 	}, time.Now)
 
-	req := worker.Request{Path: bin, Args: r.testArgs(b), Dir: r.pkgInfo[b.Package].Dir, Env: r.testEnv(gw.ID)}
+	req := worker.Request{Path: bin, Args: r.testArgs(b), Dir: r.pkgInfo[b.Package].Dir, Env: r.testEnv(gw.ID), TestLog: r.results != nil}
+	var base string // where its host has the tree, if remote
 	if r.remoteGW[gw.ID] {
 		// Its host has the tree (shipped at start); the binary goes now, once per host.
-		base, err := r.deploy.Tree(ctx, gw)
+		var err error
+		base, err = r.deploy.Tree(ctx, gw)
 		if err == nil {
 			req.Path, err = r.deploy.Binary(ctx, gw, "test binary of "+b.Package, bin)
 		}
@@ -153,6 +158,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		return batchOutcome{discard: true}
 	}
 	if err != nil {
+		r.markUncacheable(s)
 		r.ledger.Process(s, elapsed, false)
 		if why := r.stopReason(ctx); why != "" {
 			// Stopped (-x, --maxfail, interrupted): what it was running did not run to the end.
@@ -175,6 +181,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			r.ledger.Fail(s)
 		}
 		return batchOutcome{retry: retry, lost: err}
+	}
+	if req.TestLog {
+		r.addTestLog(s, gw.ID, exit.TestLog, req.Dir, base)
 	}
 	conv.Exited(exitError(exit), elapsed)
 	r.ledger.Process(s, elapsed, noTests)
@@ -390,16 +399,16 @@ func (r *runner) testArgs(b scheduler.Batch) []string {
 		// The package's benchmarks, after its tests (which ran in processes of their own).
 		args = append(args, "-test.run=^$", "-test.bench="+r.cfg.Bench)
 	case b.Whole:
-		if r.cfg.Run != "" {
-			args = append(args, "-test.run="+r.cfg.Run)
+		if run := r.runFor(b.Package); run != "" {
+			args = append(args, "-test.run="+run)
 		}
 	case b.Run != "":
 		args = append(args, "-test.run="+b.Run)
-	case r.cfg.Run == "" && all && !b.Retry:
+	case r.runFor(b.Package) == "" && all && !b.Retry:
 		// The whole package in one process, as go test runs it: no -test.run, which a test
 		// that calls testing.RunTests itself (testify's suite tests) would also see.
 	default:
-		args = append(args, "-test.run="+gotest.RunPattern(r.cfg.Run, b.Tests))
+		args = append(args, "-test.run="+gotest.RunPattern(r.runFor(b.Package), b.Tests))
 	}
 	if r.cfg.Skip != "" {
 		args = append(args, "-test.skip="+r.cfg.Skip)

@@ -55,8 +55,12 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 			defer wg.Done()
 			r.ledger.WorkerState(g.ID, "starting")
 			tracef("start %s", g.ID)
+			defer r.gatewayUp(g.ID, nil) // if it never comes up
 			gw, err := start(startCtx, g)
 			tracef("started %s", g.ID)
+			if err == nil {
+				r.gatewayUp(g.ID, &gw.Info)
+			}
 			if err != nil && ctx.Err() == nil && startCtx.Err() != nil {
 				r.ledger.Note("godist: " + g.ID + " (" + g.Spec.Raw + ") was not up when every test had run elsewhere; its start was cancelled")
 				r.plan.Leave(g.ID)

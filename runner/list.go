@@ -41,11 +41,14 @@ func (r *runner) list(ctx context.Context, bins []gobuild.Binary) ([]scheduler.P
 func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Package {
 	l, err := r.lists.get(ctx, b, func() (gotest.List, error) { return listTests(ctx, b, r.workerEnv("list")) })
 	p := scheduler.Package{Path: b.Package.ImportPath}
+	if len(r.durations.FailedTests(p.Path)) > 0 {
+		p.First = 2
+	}
 	// A package that never ran is not split on guesses; nor one that asks not to be.
 	p.NoSplit = b.Package.NoSplit || !r.durations.Known(p.Path) || r.durations.MustKeepTogether(p.Path)
 	var sel []string
 	if err == nil {
-		sel = deselect(r.cfg.Skip, selectTop(r.cfg.Run, l.Runnable()))
+		sel = deselect(r.cfg.Skip, selectTop(r.runFor(p.Path), l.Runnable()))
 		p.Bench = r.cfg.Bench != "" && len(selectTop(r.cfg.Bench, l.Benchmarks)) > 0
 	} else if r.cfg.Bench != "" {
 		p.Bench = true // the binary could not list: let it look for benchmarks itself
@@ -60,8 +63,9 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 		_, p.Startup = r.durations.Estimates(p.Path, nil)
 	} else {
 		est, startup := r.durations.Estimates(p.Path, sel)
+		failed := r.durations.FailedTests(p.Path)
 		for j, n := range sel {
-			p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j]})
+			p.Tests = append(p.Tests, scheduler.Test{Name: n, Est: est[j], First: r.firstOf(p.Path, n, failed)})
 		}
 		p.Startup = startup
 	}
@@ -88,7 +92,7 @@ func (r *runner) listOne(ctx context.Context, b gobuild.Binary) scheduler.Packag
 // for the tests it did not get to.
 func (r *runner) runsUnlisted(p gobuild.Package) bool {
 	c := r.cfg
-	if c.Run != "" || c.Skip != "" || c.Bench != "" || c.List != "" || c.ShardN > 0 {
+	if c.Run != "" || c.Skip != "" || c.Bench != "" || c.List != "" || c.ShardN > 0 || c.LastFailed {
 		return false
 	}
 	return p.NoSplit || !r.durations.Known(p.ImportPath) || r.durations.MustKeepTogether(p.ImportPath)
@@ -103,6 +107,9 @@ func (r *runner) unlistedUnit(b gobuild.Binary) scheduler.Package {
 	r.unlisted[b.Package.ImportPath] = b
 	r.listMu.Unlock()
 	p := scheduler.Package{Path: b.Package.ImportPath, Whole: true, NoSplit: true}
+	if len(r.durations.FailedTests(p.Path)) > 0 {
+		p.First = 2
+	}
 	_, p.Startup = r.durations.Estimates(p.Path, nil)
 	return p
 }

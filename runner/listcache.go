@@ -76,18 +76,36 @@ func writeFileAtomic(file string, data []byte) {
 	}
 }
 
-// sums remembers the sha256 of binaries by path, so that nothing is hashed twice in a run
-// (a path's content does not change under it: each run links its own).
-var sums sync.Map // path -> string
+// sums remembers the sha256 of binaries by path, and by file (inode, size and time: the
+// hard links of one binary in the kept, speculative and own directories are one file), so
+// that nothing is hashed twice in a run.
+var sums sync.Map // path, or fileKey -> string
+
+type fileKey struct {
+	ino, size, mtime int64
+}
 
 // binarySum is the sha256 of the run's binary at path, hashed once.
 func binarySum(path string) (string, error) {
 	if v, ok := sums.Load(path); ok {
 		return v.(string), nil
 	}
+	var fk fileKey
+	if fi, err := os.Stat(path); err == nil {
+		if ino := inodeOf(fi); ino != 0 {
+			fk = fileKey{int64(ino), fi.Size(), fi.ModTime().UnixNano()}
+			if v, ok := sums.Load(fk); ok {
+				sums.Store(path, v)
+				return v.(string), nil
+			}
+		}
+	}
 	sum, err := filesum.SHA256(path)
 	if err == nil {
 		sums.Store(path, sum)
+		if fk != (fileKey{}) {
+			sums.Store(fk, sum)
+		}
 	}
 	return sum, err
 }

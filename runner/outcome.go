@@ -138,17 +138,26 @@ func topLevelIn(states map[string]*testState, action string) []string {
 }
 
 // rerunPattern is the -test.run pattern that selects exactly the failed leaves of top-level
-// test t: each level quoted and anchored, so names with spaces or regexp characters are
-// addressed precisely.
+// test t.
 func rerunPattern(t string, states map[string]*testState, final func(string) string) string {
-	var leaves []string
+	failed := map[string]bool{}
 	for name := range states {
-		if final(name) != gotest.ActionFail || (name != t && !strings.HasPrefix(name, t+"/")) {
-			continue
+		if final(name) == gotest.ActionFail && (name == t || strings.HasPrefix(name, t+"/")) {
+			failed[name] = true
 		}
+	}
+	return leavesPattern(failed)
+}
+
+// leavesPattern is the -test.run pattern that selects exactly the leaves of names (those
+// with no other name below them): each level quoted and anchored, so names with spaces or
+// regexp characters are addressed precisely.
+func leavesPattern(names map[string]bool) string {
+	var leaves []string
+	for name := range names {
 		leaf := true
-		for other := range states {
-			if final(other) == gotest.ActionFail && strings.HasPrefix(other, name+"/") {
+		for other := range names {
+			if strings.HasPrefix(other, name+"/") {
 				leaf = false
 				break
 			}

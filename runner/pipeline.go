@@ -66,6 +66,9 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		listing.Add(1)
 		go func() {
 			defer listing.Done()
+			if spec[pkg] == nil && r.replayCached(ctx, b, ids) {
+				return // passed before, and nothing it read has changed
+			}
 			if spec[pkg] == nil && r.runsUnlisted(b.Package) {
 				// One process, as go test runs it: no list before it (a TestMain's set-up
 				// would run twice); listed only if its process dies.
@@ -116,7 +119,16 @@ func (r *runner) buildOrder(pkgs []gobuild.Package) []gobuild.Package {
 	for _, p := range out {
 		est[p.ImportPath] = int64(r.durations.PackageEstimate(p.ImportPath))
 	}
-	sort.SliceStable(out, func(i, j int) bool { return est[out[i].ImportPath] > est[out[j].ImportPath] })
+	failed := map[string]bool{}
+	for _, p := range r.durations.FailedPackages() {
+		failed[p] = true
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if a, b := failed[out[i].ImportPath], failed[out[j].ImportPath]; a != b {
+			return a // what failed last time builds (and runs) first
+		}
+		return est[out[i].ImportPath] > est[out[j].ImportPath]
+	})
 	return out
 }
 
@@ -296,6 +308,18 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 		}()
 	}
 	hashing.Wait()
+	if r.results != nil {
+		// One that the result cache has: no run of it at all, once go says it is up to date.
+		kept := bins[:0]
+		for _, b := range bins {
+			if r.cachedValid(b) {
+				delete(out, b.Package.ImportPath)
+				continue
+			}
+			kept = append(kept, b)
+		}
+		bins = kept
+	}
 	// Known as speculative before any of its batches can run.
 	r.specMu.Lock()
 	r.spec = out

@@ -105,7 +105,14 @@ type Config struct {
 	// gitignore-style patterns left out of every tree shipped.
 	RsyncDirs, RsyncIgnore []string
 	DurationsFile          string // "" = the user cache
-	Executable             string // the worker binary ("" = this one)
+	// ResultCache is the result cache's directory ("" = none: nothing is reused or
+	// recorded); CacheMax the size it is trimmed to after the run (0: resultcache's
+	// default, negative: no trim).
+	ResultCache string
+	CacheMax    int64
+	// LastFailed (--lf) runs only the tests that failed in the previous run.
+	LastFailed bool
+	Executable string // the worker binary ("" = this one)
 	// Start, if set, starts the worker of gateway g (with env for its test processes)
 	// instead of gateway.Group: tests run the runner against in-process workers with it.
 	Start func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error)
@@ -157,6 +164,8 @@ type runner struct {
 	listedNames map[string]map[string]bool // package -> what its binary lists
 	deselected  map[string]bool            // packages whose list -run and -skip select nothing from
 	unlisted    map[string]gobuild.Binary  // packages run whole before (or without) a list
+	results     *results                   // the result cache, nil when off
+	lastFailed  map[string]string          // --lf: package -> its -run pattern
 }
 
 func (r *runner) deselect(pkg string) {
@@ -177,7 +186,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r := &runner{cfg: cfg, uid: newUID(), pkgInfo: map[string]gobuild.Package{}, bins: map[string]map[string]string{}, remoteGW: map[string]bool{}}
 	r.runCtx, r.stop = context.WithCancel(ctx)
 	defer r.stop()
-	r.ledger = ledger.New(ledger.Options{Coverage: r.coverage}, cfg.Observers...)
+	obs := append([]ledger.Observer{&failures{r: r, stopped: map[string]bool{}, failed: map[string]bool{}}}, cfg.Observers...)
+	r.ledger = ledger.New(ledger.Options{Coverage: r.coverage, Ended: r.scopeEnded}, obs...)
 
 	// Resolve.
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
@@ -212,6 +222,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := r.loadDurations(); err != nil {
 		return nil, err
 	}
+	if cfg.LastFailed {
+		pkgs = r.onlyLastFailed(pkgs)
+	}
 	tmp, err := os.MkdirTemp("", "godist-")
 	if err != nil {
 		return nil, err
@@ -227,6 +240,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if dir, err := os.UserCacheDir(); err == nil {
 		r.lists = listCache{dir: filepath.Join(dir, "godist", "lists")}
 	}
+	r.openResults()
 	if root := <-goroot; root != "" {
 		r.gorootBin = filepath.Join(root, "bin")
 	}
@@ -301,6 +315,7 @@ func (r *runner) conclude(ctx context.Context) (*Result, error) {
 	if err := save(); err != nil {
 		r.ledger.Note("godist: could not save test durations: " + err.Error())
 	}
+	r.noteResults()
 	tracef("end")
 	return r.result(ctx, coverErr)
 }

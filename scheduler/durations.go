@@ -33,6 +33,10 @@ type Durations struct {
 	// Together lists packages that must not be split: they ran top-level tests their
 	// binary does not list (a nested testing.RunTests, which a -test.run would filter).
 	Together map[string]bool `json:"together,omitempty"`
+	// Failed lists, by package, the tests (subtests by their full names) whose last run
+	// failed; "" stands for the package itself (it did not build, or failed outside its
+	// tests). They go first in the next run, and --lf runs only them.
+	Failed map[string]map[string]bool `json:"failed,omitempty"`
 
 	// What this run recorded (for SaveShard).
 	fresh         map[string]map[string]bool
@@ -114,6 +118,59 @@ func (d *Durations) Record(pkg, test string, elapsed time.Duration) {
 		d.fresh[pkg] = map[string]bool{}
 	}
 	d.fresh[pkg][test] = true
+}
+
+// SetFailed records how a test (or, test "", the package itself) ended last.
+func (d *Durations) SetFailed(pkg, test string, failed bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !failed {
+		if m := d.Failed[pkg]; m != nil {
+			delete(m, test)
+			if len(m) == 0 {
+				delete(d.Failed, pkg)
+			}
+		}
+		return
+	}
+	if d.Failed == nil {
+		d.Failed = map[string]map[string]bool{}
+	}
+	if d.Failed[pkg] == nil {
+		d.Failed[pkg] = map[string]bool{}
+	}
+	d.Failed[pkg][test] = true
+}
+
+// FailedTests returns the tests of pkg that failed last (a copy; "" for the package).
+func (d *Durations) FailedTests(pkg string) map[string]bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]bool{}
+	for t := range d.Failed[pkg] {
+		out[t] = true
+	}
+	return out
+}
+
+// FailedPackages lists the packages with a failure recorded.
+func (d *Durations) FailedPackages() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]string, 0, len(d.Failed))
+	for p := range d.Failed {
+		out = append(out, p)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// HasTest reports whether a duration of pkg's top-level test was recorded.
+func (d *Durations) HasTest(pkg, test string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.Tests[pkg][test]
+	return ok
 }
 
 // KeepTogether remembers that pkg must run in one process (see Together).

@@ -26,6 +26,9 @@ import (
 type Test struct {
 	Name string
 	Est  time.Duration // estimated duration
+	// First puts the test ahead of longer ones: 2 for a test that failed in the previous
+	// run, 1 for a test new to a package that ran before, 0 for the rest.
+	First int
 }
 
 // Package is a package's work.
@@ -40,6 +43,9 @@ type Package struct {
 	// NoSplit keeps every test of the package in one process: nothing is known of its
 	// durations yet, it asks for it (//godist:nosplit), or the mode is LoadPkg.
 	NoSplit bool
+	// First is Test.First for the package as a whole: 2 if something of it failed in the
+	// previous run (it goes ahead of the others even when it is not split).
+	First int
 	// Bench asks for one more process after all of the package's tests have ended: the
 	// one that runs its benchmarks. The runner runs it alone on its host.
 	Bench bool
@@ -111,6 +117,16 @@ type pkgQueue struct {
 	gen     int  // Reset makes a new generation; older batches no longer count
 	dropped bool // Drop: nothing of it runs, and it is never done
 	held    bool // Hold: its work is being replaced; nothing of it is handed out
+	first   int  // Package.First: of a whole package, whose tests are not listed
+}
+
+// firstLeft is how far ahead the package's next work goes (Test.First).
+func (pq *pkgQueue) firstLeft() int {
+	f := pq.first
+	if !pq.whole && len(pq.tests) > 0 {
+		f = max(f, pq.tests[0].First)
+	}
+	return f
 }
 
 // complete reports whether nothing of the package is left to hand out or in flight.
@@ -199,10 +215,16 @@ func (p *Plan) addLocked(pkgs []Package) {
 func (p *Plan) addQueue(q *queue, pk Package) {
 	pq := &pkgQueue{path: pk.Path, whole: pk.Whole, startup: pk.Startup, noSplit: pk.NoSplit || p.mode == LoadPkg, bench: pk.Bench}
 	pq.tests = append([]Test(nil), pk.Tests...)
-	sort.SliceStable(pq.tests, func(i, j int) bool { return pq.tests[i].Est > pq.tests[j].Est })
+	sort.SliceStable(pq.tests, func(i, j int) bool {
+		if a, b := pq.tests[i].First, pq.tests[j].First; a != b {
+			return a > b
+		}
+		return pq.tests[i].Est > pq.tests[j].Est
+	})
 	for _, t := range pq.tests {
 		pq.work += t.Est
 	}
+	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
 	p.benches = p.benches || pk.Bench
@@ -280,7 +302,12 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			continue
 		}
 		total += pq.work
-		if best == nil || pq.work > best.work || (pq.work == best.work && pq.path < best.path) {
+		// Failed last time first, then new tests, then longest processing time first.
+		f, bf := pq.firstLeft(), 0
+		if best != nil {
+			bf = best.firstLeft()
+		}
+		if best == nil || f > bf || (f == bf && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
 			best = pq
 		}
 	}
@@ -294,7 +321,15 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
+	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit && best.tests[0].First > 0 {
+		// What failed last time (or is new) runs in a batch of its own, at once: with -x,
+		// a failure still there stops the run after a handful of tests.
+		f := best.tests[0].First
+		n = 0
+		for n < len(best.tests) && best.tests[n].First == f {
+			n++
+		}
+	} else if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
 		target := total / time.Duration(2*p.workers)
 		target = max(target, MinBatch, best.startup)
 		var sum time.Duration

@@ -76,7 +76,7 @@ func TestLoadTinyTestsStayInOneBatch(t *testing.T) {
 func TestLoadLongestFirstAndPackagesWithMostWorkFirst(t *testing.T) {
 	p := NewPlan(Load, []Package{
 		{Path: "small", Tests: tests(2, time.Second)},
-		{Path: "big", Tests: []Test{{"TestShort", time.Millisecond}, {"TestLong", 10 * time.Second}}},
+		{Path: "big", Tests: []Test{{Name: "TestShort", Est: time.Millisecond}, {Name: "TestLong", Est: 10 * time.Second}}},
 	}, 4, nil)
 	b, _ := p.Next(context.Background(), "gw0")
 	if b.Package != "big" || b.Tests[0] != "TestLong" {

@@ -2,11 +2,14 @@ package worker
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,7 +22,22 @@ func serveInfo(ctx context.Context, ch *channel.Channel) error {
 	cwd, _ := os.Getwd()
 	cache, _ := os.UserCacheDir()
 	return ch.Send(ctx, proto.Info{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, Hostname: host,
-		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: proto.Release, CacheDir: cache, Proto: proto.Version})
+		PID: os.Getpid(), Cwd: cwd, NCPU: runtime.NumCPU(), Version: proto.Release, CacheDir: cache, Proto: proto.Version,
+		EnvSums: envSums()})
+}
+
+// envSums hashes the value of every variable of the worker's environment.
+func envSums() map[string]string {
+	out := map[string]string{}
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			continue
+		}
+		sum := sha256.Sum256([]byte(v))
+		out[k] = hex.EncodeToString(sum[:])
+	}
+	return out
 }
 
 // Serve is the worker side of a gateway: it speaks the channel protocol over rwc and runs

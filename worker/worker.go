@@ -56,7 +56,18 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(req.Path, req.Args...)
+	args := req.Args
+	var testLog string
+	if req.TestLog {
+		f, err := os.CreateTemp("", "godist-testlog-*")
+		if err == nil {
+			testLog = f.Name()
+			f.Close()
+			defer os.Remove(testLog)
+			args = append(append([]string(nil), args...), "-test.testlogfile="+testLog)
+		}
+	}
+	cmd := exec.Command(req.Path, args...)
 	cmd.Dir = req.Dir
 	cmd.Env = append(os.Environ(), req.Env...)
 	if filepath.IsAbs(req.Dir) {
@@ -178,6 +189,11 @@ func serveRun(ctx context.Context, ch *channel.Channel) error {
 	exit.Killed = killed
 	killMu.Unlock()
 	_ = waitErr
+	if testLog != "" {
+		if fi, err := os.Stat(testLog); err == nil && fi.Size() <= proto.MaxTestLog {
+			exit.TestLog, _ = os.ReadFile(testLog)
+		}
+	}
 	ctlCancel()
 	if outErr != nil {
 		return outErr

@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building godist -race: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	// The tests run their packages: the result cache is off unless a test turns it on
+	// (--cache-dir), so that no test finds what another recorded.
+	os.Setenv("GODIST_CACHE_DIR", "off")
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

@@ -47,6 +47,8 @@ type rootOptions struct {
 	maxfail, rerunFails, slowest int
 	junitfile, shard             string
 	rsyncDirs, rsyncIgnore       []string
+	cacheDir, cacheMax           string
+	lastFailed                   bool
 }
 
 const rootLong = `godist runs the tests of a Go module distributed over gateways: local worker
@@ -95,7 +97,7 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	}
 	cmd.SetFlagErrorFunc(wrapFlagError)
 	addRootFlags(cmd.Flags(), &o)
-	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr), newRsyncCommand(stdout))
+	cmd.AddCommand(newWorkerCommand(), newPingCommand(stdout), newServeCommand(stderr), newRsyncCommand(stdout), newCacheCommand(stdout))
 	return cmd
 }
 
@@ -136,6 +138,9 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache; off: -count=1)")
+	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
+	f.BoolVar(&o.lastFailed, "lf", false, "run only the tests that failed in the previous run (all of them when none did)")
 	f.SetInterspersed(true)
 }
 
@@ -244,6 +249,21 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		return cfg, usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
 	}
 	cfg.RerunFails = o.rerunFails
+	cfg.LastFailed = o.lastFailed
+	cfg.ResultCache = o.cacheDir
+	if cfg.ResultCache == "" {
+		cfg.ResultCache = defaultCacheDir()
+	}
+	if o.cacheMax != "" {
+		n, err := parseSize(o.cacheMax)
+		if err != nil {
+			return cfg, usagef("--cache-max %s: %v", printable(o.cacheMax), err)
+		}
+		cfg.CacheMax = n
+		if n == 0 {
+			cfg.CacheMax = -1
+		}
+	}
 	if o.shard != "" {
 		var err error
 		if cfg.ShardI, cfg.ShardN, err = scheduler.ParseShard(o.shard); err != nil {

@@ -220,7 +220,9 @@ func runEnv(ctx context.Context, workDir string) ([]string, error) {
 	if err := os.MkdirAll(cache, 0o755); err != nil {
 		return nil, fmt.Errorf("difftest: %w", err)
 	}
-	return append(env, "NO_COLOR=1", "GOCACHE="+gocache, "XDG_CACHE_HOME="+cache), nil
+	// GODIST_CACHE_DIR=off: godist runs its tests, as go test -count=1 does (the result
+	// cache would replay the second run).
+	return append(env, "NO_COLOR=1", "GOCACHE="+gocache, "XDG_CACHE_HOME="+cache, "GODIST_CACHE_DIR=off"), nil
 }
 
 func goEnv(ctx context.Context, name string) (string, error) {
