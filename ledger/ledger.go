@@ -171,7 +171,7 @@ func (l *Ledger) Emit(s Scope, e gotest.Event) {
 
 // scopeEvent writes an event of an expected scope, recording it for Options.Ended.
 func (l *Ledger) scopeEvent(en *entry, e gotest.Event) {
-	if l.opts.Ended != nil {
+	if l.opts.Ended != nil && !en.cached {
 		en.rec = append(en.rec, e)
 	}
 	l.event(e)
@@ -188,6 +188,7 @@ func (l *Ledger) Replay(s Scope, worker string, r Record) bool {
 		return false
 	}
 	l.startLocked(s, en, worker)
+	en.cached = true // nothing of it is recorded again
 	for _, e := range r.Events {
 		t := l.opts.Now()
 		e.Time = &t
@@ -197,7 +198,7 @@ func (l *Ledger) Replay(s Scope, worker string, r Record) bool {
 		}
 		l.scopeEvent(en, e)
 	}
-	en.ending, en.cached = true, true
+	en.ending = true
 	now := l.opts.Now()
 	out := func(text string) {
 		l.event(gotest.Event{Time: &now, Action: gotest.ActionOutput, Package: s.Package, Output: text, Worker: worker})

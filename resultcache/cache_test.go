@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/godist/godist/gotest"
 )
 
@@ -27,6 +29,11 @@ func TestPutGetTrimClear(t *testing.T) {
 		os.Chtimes(c.file(k), old, old)
 	}
 	got, ok := c.Get(keys[2])
+	if ok {
+		if err := got.LoadEvents(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if !ok || got.Package != "p" || len(got.Events) != 2 || *got.Events[1].Elapsed != 0.5 {
 		t.Fatalf("Get: %+v, %v", got, ok)
 	}
@@ -157,12 +164,16 @@ func FuzzParseTestLog(f *testing.F) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(encoder.EncodeAll([]byte(`{"version":1,"package":"p","events":[{"Action":"run"}]}`), nil))
+	raw, _ := cbor.Marshal(&Entry{Version: Version, Package: "p", Events: []gotest.Event{{Action: "run", Test: "T"}}})
+	f.Add(encoder.EncodeAll(raw, nil))
 	f.Add([]byte("not zstd"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e, err := Decode(data)
 		if err == nil && e.Version != Version {
 			t.Fatalf("decoded an entry of version %d", e.Version)
+		}
+		if err == nil {
+			e.LoadEvents() // an error, never a panic
 		}
 	})
 }

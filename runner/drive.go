@@ -53,9 +53,14 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer r.gatewayUp(g.ID, nil) // if it never comes up
+			if r.results != nil && !r.remoteGW[g.ID] && !r.plan.AwaitWork(startCtx) {
+				// Everything came from the result cache: a local worker is not worth starting.
+				r.plan.Leave(g.ID)
+				return
+			}
 			r.ledger.WorkerState(g.ID, "starting")
 			tracef("start %s", g.ID)
-			defer r.gatewayUp(g.ID, nil) // if it never comes up
 			gw, err := start(startCtx, g)
 			tracef("started %s", g.ID)
 			if err == nil {

@@ -85,7 +85,8 @@ type fileKey struct {
 	ino, size, mtime int64
 }
 
-// binarySum is the sha256 of the run's binary at path, hashed once.
+// binarySum names the content of the run's binary at path (its Go build ID, else its
+// sha256), once.
 func binarySum(path string) (string, error) {
 	if v, ok := sums.Load(path); ok {
 		return v.(string), nil
@@ -100,7 +101,13 @@ func binarySum(path string) (string, error) {
 			}
 		}
 	}
-	sum, err := filesum.SHA256(path)
+	// A Go executable names its content in its build ID (a page to read, not megabytes).
+	sum, err := "", error(nil)
+	if id, ok := filesum.GoBuildID(path); ok {
+		sum = "go-build-id:" + id
+	} else {
+		sum, err = filesum.SHA256(path)
+	}
 	if err == nil {
 		sums.Store(path, sum)
 		if fk != (fileKey{}) {

@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"github.com/godist/godist/internal/filesum"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -54,7 +53,15 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	opts.Ready = func(b gobuild.Binary) {
 		pkg := b.Package.ImportPath
 		tracef("linked %s", pkg)
-		if sp := spec[pkg]; sp != nil {
+		sp := spec[pkg]
+		if sp != nil {
+			<-sp.checked
+			if sp.cached {
+				sp.resolve(true)
+				sp = nil // never planned: this binary's result is looked up as any other
+			}
+		}
+		if sp != nil {
 			if sp.sameAs(b.Path) {
 				sp.resolve(true) // up to date: what ran with it stands
 				return
@@ -66,10 +73,10 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		listing.Add(1)
 		go func() {
 			defer listing.Done()
-			if spec[pkg] == nil && r.replayCached(ctx, b, ids) {
+			if sp == nil && r.replayCached(ctx, b, ids) {
 				return // passed before, and nothing it read has changed
 			}
-			if spec[pkg] == nil && r.runsUnlisted(b.Package) {
+			if sp == nil && r.runsUnlisted(b.Package) {
 				// One process, as go test runs it: no list before it (a TestMain's set-up
 				// would run twice); listed only if its process dies.
 				r.addUnit(r.unlistedUnit(b), ids)
@@ -79,7 +86,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 			u := r.listOne(ctx, b)
 			<-sem
 			tracef("listed %s", pkg)
-			if spec[pkg] != nil {
+			if sp != nil {
 				r.replanUnit(u)
 				return
 			}
@@ -92,8 +99,9 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	})
 	tracef("built")
 	listing.Wait()
+	tracef("listed all")
 	for _, sp := range spec {
-		if done, _ := sp.resolved(); !done {
+		if done, _ := sp.resolved(); !done && !sp.cached {
 			// go did not build it (it fails now, and the build said so): out of the run.
 			sp.resolve(false)
 			r.dropUnit(sp.pkg, ids)
@@ -203,6 +211,10 @@ type speculation struct {
 	ok     bool // set before done is closed: the binary was up to date
 	once   sync.Once
 	broken bool // its sum could not be taken: it never counts as up to date
+	// checked is closed once it is known whether the result cache has the earlier
+	// binary's result (cached): such a package does not run at all, speculatively or not.
+	checked chan struct{}
+	cached  bool
 }
 
 func (sp *speculation) resolve(ok bool) {
@@ -215,13 +227,13 @@ func (sp *speculation) resolve(ok bool) {
 // sameAs reports whether path, the binary go left, is the one the speculation runs: go
 // renames a binary it links anew into place (another inode), and one it finds up to date
 // it only touches; where it copied into the file instead, only the content tells, so a
-// file with the same inode is compared by sha256 with the speculation's own copy.
+// file with the same inode is compared by content (binarySum) with the speculation's own.
 func (sp *speculation) sameAs(path string) bool {
 	id, ok := idOf(path)
 	if !ok || sp.broken || id.ino != sp.id.ino || id.size != sp.id.size {
 		return false
 	}
-	a, err1 := filesum.SHA256(path)
+	a, err1 := binarySum(path)
 	b, err2 := binarySum(sp.path)
 	return err1 == nil && err2 == nil && a == b
 }
@@ -291,7 +303,7 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 		if oid, ok := idOf(own); !ok || oid.ino != id.ino {
 			continue // it changed meanwhile, or is a copy: no speculation on it
 		}
-		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, id: id, done: make(chan struct{})}
+		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, id: id, done: make(chan struct{}), checked: make(chan struct{})}
 		bins = append(bins, gobuild.Binary{Package: p, Path: own})
 	}
 	// Each binary's sum, before go may touch the files (sameAs compares with it).
@@ -308,27 +320,23 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 		}()
 	}
 	hashing.Wait()
-	if r.results != nil {
-		// One that the result cache has: no run of it at all, once go says it is up to date.
-		kept := bins[:0]
-		for _, b := range bins {
-			if r.cachedValid(b) {
-				delete(out, b.Package.ImportPath)
-				continue
-			}
-			kept = append(kept, b)
-		}
-		bins = kept
-	}
 	// Known as speculative before any of its batches can run.
 	r.specMu.Lock()
 	r.spec = out
 	r.specMu.Unlock()
 	for _, b := range bins {
-		r.setBin(pl, b.Package.ImportPath, b.Path)
+		sp := out[b.Package.ImportPath]
 		listing.Add(1)
 		go func() {
 			defer listing.Done()
+			// Beside go's check, not before it: what the result cache has never runs. (Not
+			// under sem: the build waits for this answer, not for other packages' lists.)
+			sp.cached = r.results != nil && !sp.broken && r.cachedValid(b)
+			close(sp.checked)
+			if sp.cached {
+				return
+			}
+			r.setBin(pl, b.Package.ImportPath, b.Path)
 			sem <- struct{}{}
 			u := r.listOne(ctx, b)
 			<-sem

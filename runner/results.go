@@ -85,6 +85,7 @@ type results struct {
 	logs  map[ledger.Scope][]procLog
 	bad   map[ledger.Scope]bool // a process of it left no usable test log
 	hits  map[ledger.Scope]bool
+	valid map[string]*resultcache.Entry // by key: entries checked valid in this run
 	saved int
 
 	infoMu sync.Mutex
@@ -109,7 +110,7 @@ func (r *runner) openResults() {
 		return
 	}
 	r.results = &results{cache: c, keys: map[ledger.Scope]string{}, logs: map[ledger.Scope][]procLog{},
-		bad: map[ledger.Scope]bool{}, hits: map[ledger.Scope]bool{}, infos: map[string]*proto.Info{}, up: map[string]chan struct{}{}}
+		bad: map[ledger.Scope]bool{}, hits: map[ledger.Scope]bool{}, valid: map[string]*resultcache.Entry{}, infos: map[string]*proto.Info{}, up: map[string]chan struct{}{}}
 	for _, g := range r.cfg.Gateways {
 		r.results.up[g.ID] = make(chan struct{})
 	}
@@ -223,7 +224,14 @@ func (r *runner) replayCached(ctx context.Context, b gobuild.Binary, ids []strin
 		rs.mu.Lock()
 		rs.keys[s] = key
 		rs.mu.Unlock()
-		e, ok := rs.cache.Get(key)
+		rs.mu.Lock()
+		e, ok := rs.valid[key]
+		rs.mu.Unlock()
+		if ok {
+			entries[i] = e
+			continue
+		}
+		e, ok = rs.cache.Get(key)
 		if hit && ok && e.Package == pkg {
 			var info *proto.Info
 			if e.Remote {
@@ -242,6 +250,11 @@ func (r *runner) replayCached(ctx context.Context, b gobuild.Binary, ids []strin
 	}
 	if !hit {
 		return false
+	}
+	for _, e := range entries {
+		if err := e.LoadEvents(); err != nil {
+			return false
+		}
 	}
 	tests := 0
 	for i, s := range scopes {
@@ -440,6 +453,9 @@ func (r *runner) cachedValid(b gobuild.Binary) bool {
 		if ok, _ := resultcache.Valid(e.Inputs, r.envOf(e.Worker, nil)); !ok {
 			return false
 		}
+		rs.mu.Lock()
+		rs.valid[key] = e // checked: replayCached need not read and check it again
+		rs.mu.Unlock()
 	}
 	return true
 }

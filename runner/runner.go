@@ -312,9 +312,11 @@ func (r *runner) conclude(ctx context.Context) (*Result, error) {
 		// A shard job never changes what the other jobs split by.
 		save = func() error { return r.durations.SaveShard(r.durationsPath(), cfg.ShardI, cfg.ShardN, r.shardDigest) }
 	}
+	tracef("settled")
 	if err := save(); err != nil {
 		r.ledger.Note("godist: could not save test durations: " + err.Error())
 	}
+	tracef("durations saved")
 	r.noteResults()
 	tracef("end")
 	return r.result(ctx, coverErr)

@@ -193,6 +193,31 @@ func (p *Plan) Add(pkgs ...Package) {
 	p.cond.Broadcast()
 }
 
+// AwaitWork waits until the plan has a package, or can get none (sealed, closed, ctx
+// done), and reports whether it has one: a gateway that costs little to start waits for
+// it when the run may well have nothing to run (all of it from the result cache).
+func (p *Plan) AwaitWork(ctx context.Context) bool {
+	stop := context.AfterFunc(ctx, func() {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.cond.Broadcast()
+	})
+	defer stop()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		for _, q := range p.queues {
+			if len(q.pkgs) > 0 || len(q.retries) > 0 {
+				return true
+			}
+		}
+		if p.closed || !p.open || ctx.Err() != nil {
+			return false
+		}
+		p.cond.Wait()
+	}
+}
+
 // Seal says that no more packages come: once the queues are empty and nothing is in
 // flight, Next returns ok=false.
 func (p *Plan) Seal() {

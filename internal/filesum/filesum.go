@@ -3,6 +3,7 @@ package filesum
 
 import (
 	"crypto/sha256"
+	"debug/elf"
 	"encoding/hex"
 	"io"
 	"os"
@@ -20,4 +21,30 @@ func SHA256(path string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// GoBuildID is the Go build ID of the ELF executable at path (its .note.go.buildid: the
+// link's action and content IDs, so one ID names one content), read without reading the
+// rest of the file; ok=false when the file has none (not ELF, not Go).
+func GoBuildID(path string) (id string, ok bool) {
+	f, err := elf.Open(path)
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	s := f.Section(".note.go.buildid")
+	if s == nil || s.Size > 4096 {
+		return "", false
+	}
+	data, err := s.Data()
+	if err != nil || len(data) < 16 {
+		return "", false
+	}
+	// An ELF note: namesz, descsz, type (4 bytes each), "Go\x00\x00", then the ID.
+	order := f.ByteOrder
+	namesz, descsz, typ := order.Uint32(data), order.Uint32(data[4:]), order.Uint32(data[8:])
+	if namesz != 4 || typ != 4 || string(data[12:16]) != "Go\x00\x00" || uint64(16+descsz) > uint64(len(data)) || descsz == 0 {
+		return "", false
+	}
+	return string(data[16 : 16+descsz]), true
 }
