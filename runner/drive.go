@@ -35,13 +35,36 @@ const maxRestarts = 3
 // drive starts the gateways concurrently and runs one worker loop per gateway until the
 // plan is done. A gateway that fails to start or is lost gives its work back.
 func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
-	group := gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable})
-	defer group.Terminate(5 * time.Second)
+	sess := r.cfg.Session
+	var group *gateway.Group
+	if sess != nil {
+		group = sess.group
+	} else {
+		group = gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable})
+		defer group.Terminate(5 * time.Second)
+	}
 	start := func(ctx context.Context, g xspec.Gateway) (*gateway.Gateway, error) {
-		if r.cfg.Start != nil {
-			return r.cfg.Start(ctx, g, r.workerEnv(g.ID))
+		if gw := sess.take(g.ID); gw != nil {
+			return gw, nil // up since an earlier run of the session
 		}
-		return group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
+		var gw *gateway.Gateway
+		var err error
+		if r.cfg.Start != nil {
+			gw, err = r.cfg.Start(ctx, g, r.workerEnv(g.ID))
+		} else {
+			gw, err = group.StartWith(ctx, g.ID, g.Spec, r.workerEnv(g.ID))
+		}
+		if err == nil {
+			sess.keep(g.ID, gw)
+		}
+		return gw, err
+	}
+	// A gateway of a session stays up after the run, unless it was lost.
+	done := func(id string, gw *gateway.Gateway, lost bool) {
+		if sess == nil || lost {
+			sess.drop(id)
+			gw.Close()
+		}
 	}
 	// In load modes, once a worker finds the plan done, nothing is left for a gateway
 	// still starting: its start (and sync) is cancelled rather than waited for.
@@ -81,7 +104,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				r.ledger.WorkerState(g.ID, "syncing")
 				if _, err := r.deploy.Tree(ctx, gw); err != nil {
 					r.ledger.Note("godist: " + err.Error())
-					gw.Close()
+					done(g.ID, gw, true)
 					r.abandon(ctx, g.ID)
 					return
 				}
@@ -89,7 +112,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 			r.ledger.WorkerState(g.ID, "ready")
 			for restarts := 0; ; restarts++ {
 				lost := r.workLoop(ctx, gw, platformOf(g.Spec))
-				gw.Close()
+				done(g.ID, gw, lost)
 				if !lost {
 					if r.cfg.Mode != scheduler.Each {
 						cancelStarts()
@@ -234,4 +257,64 @@ func (r *runner) stopReason(ctx context.Context) string {
 		return "the run was interrupted"
 	}
 	return ""
+}
+
+// Session keeps gateways up from one run to the next (godist --watch): a run with
+// Config.Session takes the session's live gateways, starts those it lacks, and leaves them
+// up at its end (a lost one is closed, and started anew by the next run). Close ends them
+// all. A nil *Session is no session.
+type Session struct {
+	group *gateway.Group
+	mu    sync.Mutex
+	live  map[string]*gateway.Gateway
+}
+
+// NewSession makes a session whose gateways start workers from executable ("" = this
+// program).
+func NewSession(executable string) *Session {
+	return &Session{group: gateway.NewGroup(gateway.Options{Executable: executable}), live: map[string]*gateway.Gateway{}}
+}
+
+// take returns gateway id's live worker, if it has one.
+func (s *Session) take(id string) *gateway.Gateway {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gw := s.live[id]
+	if gw == nil {
+		return nil
+	}
+	select {
+	case <-gw.Done():
+		delete(s.live, id) // it ended between runs
+		gw.Close()
+		return nil
+	default:
+		return gw
+	}
+}
+
+func (s *Session) keep(id string, gw *gateway.Gateway) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.live[id] = gw
+}
+
+func (s *Session) drop(id string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.live, id)
+}
+
+// Close ends every gateway of the session, giving each worker a few seconds to exit.
+func (s *Session) Close() error {
+	return s.group.Terminate(5 * time.Second)
 }

@@ -48,7 +48,7 @@ type rootOptions struct {
 	junitfile, shard             string
 	rsyncDirs, rsyncIgnore       []string
 	cacheDir, cacheMax           string
-	lastFailed                   bool
+	lastFailed, watch            bool
 }
 
 const rootLong = `godist runs the tests of a Go module distributed over gateways: local worker
@@ -92,7 +92,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 			if i := cmd.ArgsLenAtDash(); i >= 0 {
 				pkgs, testArgs = args[:i], args[i:]
 			}
-			return runTests(cmd.Context(), &o, pkgs, testArgs, stdout, stderr)
+			if o.watch {
+				return watch(cmd.Context(), &o, pkgs, testArgs, cmd.InOrStdin(), stdout, stderr)
+			}
+			return runTests(cmd.Context(), &o, pkgs, testArgs, stdout, stderr, runOverrides{})
 		},
 	}
 	cmd.SetFlagErrorFunc(wrapFlagError)
@@ -141,6 +144,7 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache; off: -count=1)")
 	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
 	f.BoolVar(&o.lastFailed, "lf", false, "run only the tests that failed in the previous run (all of them when none did)")
+	f.BoolVar(&o.watch, "watch", false, "run, then run again what a change affects, on every change in the module's files; keys: r run all, f run failed, q quit")
 	f.SetInterspersed(true)
 }
 
@@ -309,10 +313,22 @@ func absIn(dir, path string) string {
 	return path
 }
 
-func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdout, stderr io.Writer) error {
+// runOverrides are what a run of --watch changes of the command line's run.
+type runOverrides struct {
+	session    *runner.Session // gateways kept up between runs
+	lastFailed bool            // the f key: only what failed
+	fresh      bool            // the r key: everything runs, nothing from the result cache
+}
+
+func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdout, stderr io.Writer, ov runOverrides) error {
 	cfg, err := o.config(pkgs, testArgs)
 	if err != nil {
 		return err
+	}
+	cfg.Session = ov.session
+	cfg.LastFailed = cfg.LastFailed || ov.lastFailed
+	if ov.fresh {
+		cfg.ResultCache = ""
 	}
 	each := cfg.Mode == scheduler.Each
 	// Output files are created before the run, so a bad path is bad usage, not a
