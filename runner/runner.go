@@ -113,7 +113,7 @@ type Config struct {
 	// LastFailed (--lf) runs only the tests that failed in the previous run.
 	LastFailed bool
 	// Session, if set, keeps the gateways up after the run, for the next one.
-	Session *Session
+	Session    *Session
 	Executable string // the worker binary ("" = this one)
 	// Start, if set, starts the worker of gateway g (with env for its test processes)
 	// instead of gateway.Group: tests run the runner against in-process workers with it.
