@@ -44,12 +44,12 @@ import ("os"; "testing")
 
 func TestReadsEnv(t *testing.T) { t.Log("GDVAR=" + os.Getenv("GODIST_CACHE_TEST_VAR")) }
 `)
-	writeTestFile(t, root, "lib/lib.go", "package lib\n\nfunc V() int { return 1 }\n")
+	writeTestFile(t, root, "lib/lib.go", "package lib\n\nfunc V() string { return \"one\" }\n")
 	writeTestFile(t, root, "c/c_test.go", `package c
 
 import ("testing"; "cache.example/lib")
 
-func TestUsesLib(t *testing.T) { if lib.V() == 0 { t.Fatal("zero") } }
+func TestUsesLib(t *testing.T) { t.Log(lib.V()) }
 `)
 	writeTestFile(t, root, "d/d_test.go", `package d
 
@@ -168,7 +168,7 @@ func TestEndToEndResultCache(t *testing.T) {
 	// An environment variable b reads: only b.
 	check("after changing b's variable", runCached(t, root, cache, d, []string{"GODIST_CACHE_TEST_VAR=2"}, "./..."), cachedSet("a", "c", "d", "f"))
 	// A source change in lib: only c, which imports it, is rebuilt and runs.
-	writeTestFile(t, root, "lib/lib.go", "package lib\n\nfunc V() int { return 2 }\n")
+	writeTestFile(t, root, "lib/lib.go", "package lib\n\nfunc V() string { return \"two\" }\n") // a binary that differs
 	check("after editing lib", runCached(t, root, cache, d, []string{"GODIST_CACHE_TEST_VAR=2"}, "./..."), cachedSet("a", "b", "d", "f"))
 	// -count=1 runs everything and reuses nothing.
 	check("-count=1", runCached(t, root, cache, d, env, "-count=1", "./..."), cachedSet())
@@ -239,7 +239,7 @@ func TestEndToEndResultCacheFreshCheckout(t *testing.T) {
 func TestEndToEndResultCacheCoverProfile(t *testing.T) {
 	t.Parallel()
 	root := cacheModule(t)
-	writeTestFile(t, root, "lib/lib_test.go", "package lib\n\nimport \"testing\"\n\nfunc TestV(t *testing.T) { V() }\n")
+	writeTestFile(t, root, "lib/lib_test.go", "package lib\n\nimport \"testing\"\n\nfunc TestV(t *testing.T) { t.Log(V()) }\n")
 	cache := filepath.Join(t.TempDir(), "results")
 	d := filepath.Join(t.TempDir(), "d.json")
 	p1, p2 := filepath.Join(t.TempDir(), "c1.out"), filepath.Join(t.TempDir(), "c2.out")
@@ -345,4 +345,41 @@ func ranTests(t *testing.T, data []byte) []string {
 		}
 	}
 	return out
+}
+
+// A package split over several processes is recorded, and reused, as one result.
+func TestEndToEndResultCacheSplitPackage(t *testing.T) {
+	t.Parallel()
+	root := cacheModule(t)
+	cache := filepath.Join(t.TempDir(), "results")
+	d := filepath.Join(t.TempDir(), "d.json")
+	// Durations first (-count=1 records nothing in the cache), so that f is split.
+	if r := runCached(t, root, cache, d, nil, "-count=1", "./f"); r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.out)
+	}
+	split := runCached(t, root, cache, d, nil, "./f")
+	if n := processesOf(t, split.stream, "cache.example/f"); n < 2 {
+		t.Fatalf("f ran in %d process(es); the test needs it split\n%s", n, split.out)
+	}
+	again := runCached(t, root, cache, d, nil, "./f")
+	if !again.cached["cache.example/f"] {
+		t.Fatalf("the split package was not reused\n%s", again.out)
+	}
+	if n := len(ranTests(t, again.stream)); n != 6 {
+		t.Errorf("the cached result replays %d tests, want all 6 of its processes'", n)
+	}
+}
+
+// processesOf counts the test processes of pkg in a stream: the workers its tests ran on,
+// and the "=== RUN" of its first test in each.
+func processesOf(t *testing.T, data []byte, pkg string) int {
+	t.Helper()
+	workers := map[string]bool{}
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		var e gotest.Event
+		if json.Unmarshal(line, &e) == nil && e.Package == pkg && e.Action == gotest.ActionRun {
+			workers[e.Worker] = true
+		}
+	}
+	return len(workers)
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/godist/godist/internal/sshdtest"
 )
 
 // tmuxTerm is a tmux server of the test's own (its own socket), with one window running a
@@ -198,5 +200,70 @@ func TestWatchInterrupted(t *testing.T) {
 	}
 	if !waitFor(10*time.Second, func() bool { return syscall.Kill(pids[0], 0) != nil }) {
 		t.Errorf("worker %d is still running after Ctrl-C", pids[0])
+	}
+}
+
+// --watch with a remote gateway: its worker stays up between runs, a change of a file the
+// tests read is shipped and runs them again there, and q leaves no session behind. (Keys
+// come on a pipe here: off a terminal they are read as they come.)
+func TestSSHWatch(t *testing.T) {
+	t.Parallel()
+	sshdtest.Require(t)
+	s := sshdtest.Start(t, sshdtest.Options{})
+	root := t.TempDir()
+	writeTestFile(t, root, "go.mod", "module watch3.example\n\ngo 1.21\n")
+	writeTestFile(t, root, "a/a_test.go", `package a
+
+import ("os"; "testing")
+
+func TestReads(t *testing.T) {
+	b, err := os.ReadFile("testdata/in.txt")
+	if err != nil { t.Fatal(err) }
+	t.Logf("worker pid %d read %s", os.Getppid(), b)
+}
+`)
+	writeTestFile(t, root, "a/testdata/in.txt", "one")
+	cmd := exec.Command(godistBin, "--tx", "ssh="+s.Alias, "-v", "--watch", "--cache-dir", filepath.Join(t.TempDir(), "results"),
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "./...")
+	cmd.Dir = root
+	cmd.Env = sshEnv(t, s)
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	keys, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-exited })
+	runs := func(n int) {
+		t.Helper()
+		if !waitFor(90*time.Second, func() bool { return strings.Count(out.String(), watchWaiting) >= n }) {
+			t.Fatalf("run %d did not end:\n%s", n, out.String())
+		}
+	}
+	runs(1)
+	writeTestFile(t, root, "a/testdata/in.txt", "two")
+	runs(2)
+	got := out.String()
+	pids := workerPids(got)
+	if len(pids) != 2 || pids[0] != pids[1] || !strings.Contains(got, "read two") {
+		t.Errorf("want two runs on one remote worker, the second reading the shipped change; worker pids %v\n%s", pids, got)
+	}
+	keys.Write([]byte("q"))
+	select {
+	case err := <-exited:
+		exited <- err
+		if err != nil {
+			t.Errorf("godist --watch exited with %v after q\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("godist --watch did not exit 30s after q\n%s", out.String())
+	}
+	if !waitFor(10*time.Second, func() bool { return len(s.Children()) == 0 }) {
+		t.Errorf("sshd still has session processes %v after q", s.Children())
 	}
 }
