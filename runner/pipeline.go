@@ -51,6 +51,9 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		spec = r.speculate(ctx, pkgs, keep, own+".spec", pl, ids, &listing, sem)
 	}
 	opts.Ready = func(b gobuild.Binary) {
+		if !r.check.confirmed() {
+			return // the packages changed: this run is abandoned, nothing of it counts
+		}
 		pkg := b.Package.ImportPath
 		tracef("linked %s", pkg)
 		sp := spec[pkg]
@@ -95,7 +98,9 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	}
 	tracef("build")
 	_, err := r.buildLocked(ctx, opts, r.buildOrder(pkgs), keep, own, func(e gotest.Event) {
-		r.emitBuildEvent(e)
+		if r.check.confirmed() {
+			r.emitBuildEvent(e)
+		}
 	})
 	tracef("built")
 	listing.Wait()

@@ -453,8 +453,11 @@ func (r *runner) cachedValid(b gobuild.Binary) bool {
 		if ok, _ := resultcache.Valid(e.Inputs, r.envOf(e.Worker, nil)); !ok {
 			return false
 		}
+		if e.LoadEvents() != nil {
+			return false
+		}
 		rs.mu.Lock()
-		rs.valid[key] = e // checked: replayCached need not read and check it again
+		rs.valid[key] = e // checked and read, beside go's build: replayCached only writes it
 		rs.mu.Unlock()
 	}
 	return true

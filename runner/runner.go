@@ -167,6 +167,8 @@ type runner struct {
 	deselected  map[string]bool            // packages whose list -run and -skip select nothing from
 	unlisted    map[string]gobuild.Binary  // packages run whole before (or without) a list
 	results     *results                   // the result cache, nil when off
+	check       *resolveCheck              // go list's answer, when the run started from a record
+	stopStale   context.CancelFunc         // stops a run whose record go list disagrees with
 	lastFailed  map[string]string          // --lf: package -> its -run pattern
 }
 
@@ -182,6 +184,16 @@ func (r *runner) deselect(pkg string) {
 // Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
 // toolchain; test failures are in Result.Status.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
+	res, err := run(ctx, cfg, true)
+	if errors.Is(err, errStaleResolve) {
+		// It started from the last run's packages, and they changed: nothing of it was
+		// written; run from what go list says.
+		res, err = run(ctx, cfg, false)
+	}
+	return res, err
+}
+
+func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	if len(cfg.Gateways) == 0 {
 		return nil, &UsageError{errors.New("no gateways: give -n N or --tx SPEC")}
 	}
@@ -196,7 +208,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
 	go func() { goroot <- gobuild.GOROOT(ctx, bopts) }()
 	tracef("resolve")
-	pkgs, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
+	key := resolveKey(cfg, bopts)
+	var pkgs []gobuild.Package
+	var err error
+	if rec := r.loadResolveRecord(key); fromRecord && rec != nil && r.canStartFromRecord() {
+		// go list beside the build; the build's first word waits for its answer.
+		var bctx context.Context
+		bctx, r.stopStale = context.WithCancel(ctx)
+		defer r.stopStale()
+		r.check = &resolveCheck{ch: make(chan resolved, 1), started: rec, abandon: r.stopStale}
+		go func() {
+			p, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
+			tracef("resolved %d packages (go list)", len(p))
+			if err == nil {
+				r.saveResolveRecord(key, p)
+			}
+			r.check.ch <- resolved{p, err}
+			r.check.confirmed() // at once: a stale start stops now, not at go's first word
+		}()
+		pkgs, ctx = rec, bctx
+	} else {
+		pkgs, err = gobuild.Resolve(ctx, bopts, cfg.Patterns)
+		if err == nil {
+			r.saveResolveRecord(key, pkgs)
+		}
+	}
 	tracef("resolved %d packages", len(pkgs))
 	if err != nil {
 		var pe *gobuild.PatternError
@@ -250,7 +286,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	platforms := r.platforms()
 	if len(platforms) == 1 && cfg.ShardN == 0 && cfg.List == "" {
 		// Build, list and run at once.
-		if err := r.pipeline(ctx, bopts, pkgs, tmp, platforms[0]); err != nil {
+		err := r.pipeline(ctx, bopts, pkgs, tmp, platforms[0])
+		if !r.check.confirmed() {
+			return nil, errStaleResolve
+		}
+		if err != nil {
 			return nil, err
 		}
 		return r.conclude(ctx)

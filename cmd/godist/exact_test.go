@@ -540,3 +540,42 @@ func TestEndToEndSpeculationNeverReportsAStaleBinary(t *testing.T) {
 		t.Errorf("package b: %v, want one fail (build failed)", a)
 	}
 }
+
+// A run starts from the packages the last run resolved, while go list checks them: when
+// they changed (a package added, one removed, a test file added), the run is the one go
+// list's packages make, and nothing of the abandoned start is reported.
+func TestEndToEndPackagesChangeBetweenRuns(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	writeTestFile(t, root, "go.mod", "module change.example\n\ngo 1.21\n")
+	writeTestFile(t, root, "a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestA(t *testing.T) {}\n")
+	writeTestFile(t, root, "gone/g_test.go", "package gone\n\nimport \"testing\"\n\nfunc TestGone(t *testing.T) {}\n")
+	d := filepath.Join(t.TempDir(), "d.json")
+	runs := func() outcome {
+		t.Helper()
+		jf := filepath.Join(t.TempDir(), "run.json")
+		stdout, _, code := runCmd(t, root, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./...")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, stdout)
+		}
+		data := mustRead(t, jf)
+		starts := map[string]int{}
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			var e gotest.Event
+			if json.Unmarshal(line, &e) == nil && e.Action == gotest.ActionStart {
+				starts[e.Package]++
+			}
+		}
+		for p, n := range starts {
+			if n != 1 {
+				t.Errorf("package %s started %d times in one run", p, n)
+			}
+		}
+		return parseStream(t, data, false)
+	}
+	runs()
+	os.RemoveAll(filepath.Join(root, "gone"))
+	writeTestFile(t, root, "b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestB(t *testing.T) {}\n")
+	writeTestFile(t, root, "a/more_test.go", "package a\n\nimport \"testing\"\n\nfunc TestMore(t *testing.T) {}\n")
+	compareOutcomes(t, goTestJSON(t, root, "./..."), runs(), nil)
+}
