@@ -37,6 +37,27 @@ type Observer interface {
 	SetTotal(tests int)
 }
 
+// Process is one test process of a run, as an observer that draws the run sees it.
+type Process struct {
+	Worker  string    // the gateway it ran on
+	Package string    // import path
+	Start   time.Time // when the worker was asked to start it
+	End     time.Time // when its exit came back
+	// Tests are the top-level tests it was asked to run (nil: the whole package).
+	Tests []string
+	// Exit is how it ended: "ok", "exit status N", "signal: killed", or "lost" (its
+	// gateway was lost, or it was cut short by the run's stop).
+	Exit string
+	// Bench is a process of the package's benchmarks.
+	Bench bool
+}
+
+// ProcessObserver is an Observer that also wants each test process once it has ended
+// (--timeline). Calls come one at a time, in the order the processes end.
+type ProcessObserver interface {
+	Process(p Process)
+}
+
 // Events is an Observer that wants only the event stream.
 type Events func(gotest.Event)
 
@@ -410,6 +431,17 @@ func (l *Ledger) Open() []Scope {
 		return out[i].Worker < out[j].Worker
 	})
 	return out
+}
+
+// ProcessEnded tells the observers that draw the run about one test process.
+func (l *Ledger) ProcessEnded(p Process) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.obs {
+		if po, ok := o.(ProcessObserver); ok {
+			po.Process(p)
+		}
+	}
 }
 
 // Note tells the observers a line of godist's own.

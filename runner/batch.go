@@ -153,6 +153,19 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	exit, err := worker.Run(runCtx, gw, req, out)
 	elapsed := time.Since(start)
 	unlock()
+	defer func() {
+		p := ledger.Process{Worker: gw.ID, Package: b.Package, Start: start, End: start.Add(elapsed), Tests: b.Tests, Exit: "lost", Bench: b.Bench}
+		if b.Whole {
+			p.Tests = nil
+		}
+		if err == nil && exit != nil {
+			p.Exit = "ok"
+			if !exit.Success() {
+				p.Exit = exit.String()
+			}
+		}
+		r.ledger.ProcessEnded(p)
+	}()
 	if sp != nil && !stopHolding() {
 		// Linked anew, or it no longer builds: this run of it does not count.
 		return batchOutcome{discard: true}
