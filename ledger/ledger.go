@@ -58,6 +58,45 @@ type ProcessObserver interface {
 	Process(p Process)
 }
 
+// Gateway is where a gateway of the run runs, as an observer that draws the run sees it.
+type Gateway struct {
+	ID string
+	// Host is the host it runs on: what its spec names ("local" for popen, the host of
+	// ssh= and socket=, the command of exec=; a via= gateway's hop's) until it is up, then
+	// the hostname its worker reports (a local worker stays "local").
+	Host string
+}
+
+// GatewayObserver is an Observer that also wants to know where each gateway runs. It is
+// told of every gateway once, in the order of the command line, before any of them starts,
+// and again once each is up.
+type GatewayObserver interface {
+	Gateway(g Gateway)
+}
+
+// Planned is one scope's work as the runner plans it, with the estimates the scheduler
+// plans by (recorded durations; a test with no record gets its package's median).
+type Planned struct {
+	Scope Scope
+	// Tests are the top-level tests to run, with their estimated durations; nil for a
+	// package that runs whole, unlisted, or that leaves the run.
+	Tests map[string]time.Duration
+	// Whole is the estimate of a package that runs whole: its recorded duration, 0 when
+	// none was recorded.
+	Whole time.Duration
+	// Gone is set when the scope leaves the run before it ran (its binary did not build
+	// after all): it has no work.
+	Gone bool
+}
+
+// PlanObserver is an Observer that also wants the work planned (the live view's progress
+// and ETA). It is told of each scope once it is planned, and again with its new work when
+// it is planned anew (its binary was linked anew) or leaves the run. A scope whose result
+// came from the result cache is never planned. Observers must not change Tests.
+type PlanObserver interface {
+	Planned(p Planned)
+}
+
 // Events is an Observer that wants only the event stream.
 type Events func(gotest.Event)
 
@@ -440,6 +479,28 @@ func (l *Ledger) ProcessEnded(p Process) {
 	for _, o := range l.obs {
 		if po, ok := o.(ProcessObserver); ok {
 			po.Process(p)
+		}
+	}
+}
+
+// Gateway tells the observers that draw the run where a gateway runs.
+func (l *Ledger) Gateway(g Gateway) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.obs {
+		if gob, ok := o.(GatewayObserver); ok {
+			gob.Gateway(g)
+		}
+	}
+}
+
+// Planned tells the observers that want it a scope's planned work.
+func (l *Ledger) Planned(p Planned) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, o := range l.obs {
+		if po, ok := o.(PlanObserver); ok {
+			po.Planned(p)
 		}
 	}
 }

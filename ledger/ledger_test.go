@@ -173,3 +173,32 @@ func TestCoverageOutsideTheLock(t *testing.T) {
 		t.Errorf("output %q", r.output())
 	}
 }
+
+// drawer is an observer that draws the run: it wants gateways and planned work.
+type drawer struct {
+	record
+	gws  []Gateway
+	plan []Planned
+}
+
+func (d *drawer) Gateway(g Gateway) { d.gws = append(d.gws, g) }
+func (d *drawer) Planned(p Planned) { d.plan = append(d.plan, p) }
+
+// Gateways and planned work go to the observers that want them, and only to those.
+func TestGatewayAndPlanObservers(t *testing.T) {
+	var d drawer
+	var plain record
+	l := New(Options{}, &plain, &d)
+	l.Gateway(Gateway{ID: "gw0", Host: "local"})
+	p := Planned{Scope: Scope{Package: "p"}, Tests: map[string]time.Duration{"TestA": time.Second}}
+	l.Planned(p)
+	if len(d.gws) != 1 || d.gws[0] != (Gateway{ID: "gw0", Host: "local"}) {
+		t.Errorf("gateways %+v", d.gws)
+	}
+	if len(d.plan) != 1 || d.plan[0].Scope != p.Scope || d.plan[0].Tests["TestA"] != time.Second {
+		t.Errorf("planned %+v", d.plan)
+	}
+	if len(plain.events) != 0 {
+		t.Errorf("events %+v", plain.events)
+	}
+}

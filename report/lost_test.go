@@ -25,7 +25,7 @@ import (
 // In load mode a test whose gateway was lost and that then passed on another is passed:
 // not unfinished, not "not run", and the package is ok.
 func TestLostGatewayLoadRerunPasses(t *testing.T) {
-	out, s := runPlain(t, "lost-load.jsonl", Options{Workers: 2})
+	out, s := runPlain(t, "lost-load.jsonl", Options{})
 	golden(t, "lost-load-plain.golden", []byte(out))
 	want := Summary{Passed: 3, Packages: 1, Elapsed: 1234 * time.Millisecond}
 	if s != want {
@@ -50,12 +50,12 @@ func TestLostGatewayLoadRerunPasses(t *testing.T) {
 
 	// On a terminal too.
 	var buf syncBuffer
-	r := newReporter(t, Options{Out: &buf, TTY: true, Workers: 2, Now: fixedClock()})
+	r := newReporter(t, Options{Out: &buf, TTY: true, Now: fixedClock()})
 	play(r, loadScript(t, "lost-load.jsonl"), nil)
 	if s := r.Close(time.Second); s.NotRun != 0 || s.Failed != 0 || s.Passed != 3 {
 		t.Errorf("terminal summary %+v", s)
 	}
-	if scr := screen(buf.String()); strings.Contains(scr, "NO RESULT") || strings.Contains(scr, "not run") {
+	if scr := screen(t, buf.String()); strings.Contains(scr, "NO RESULT") || strings.Contains(scr, "not run") {
 		t.Errorf("terminal shows the lost run as not finished:\n%s", scr)
 	}
 }
@@ -91,7 +91,7 @@ func TestLostGatewayLoadRerunPassesJUnit(t *testing.T) {
 // one failure in the summary and the failures section (gw1's), nothing unfinished or not
 // run, no package error; in JUnit one failed testcase, the lost run a rerunError.
 func TestLostGatewayLoadRerunFails(t *testing.T) {
-	out, s := runPlain(t, "lost-load-fail.jsonl", Options{Workers: 2})
+	out, s := runPlain(t, "lost-load-fail.jsonl", Options{})
 	golden(t, "lost-load-fail-plain.golden", []byte(out))
 	want := Summary{Passed: 2, Failed: 1, Packages: 1, FailedPackages: 1, Elapsed: 1234 * time.Millisecond}
 	if s != want {
@@ -140,7 +140,7 @@ func TestLostGatewayLoadRerunFails(t *testing.T) {
 // In each mode every worker runs every test: TestA did not run on the lost gw0, so there
 // it is unfinished and not run, though it passed on gw1.
 func TestLostGatewayEach(t *testing.T) {
-	out, s := runPlain(t, "lost-each.jsonl", Options{Workers: 2, Each: true})
+	out, s := runPlain(t, "lost-each.jsonl", Options{Each: true})
 	golden(t, "lost-each-plain.golden", []byte(out))
 	if s.Passed != 4 || s.Failed != 0 || s.NotRun != 1 || s.Packages != 1 || s.FailedPackages != 1 {
 		t.Errorf("summary %+v: want TestB on both workers and TestA on gw1 passed, TestA on gw0 not run", s)
@@ -195,7 +195,7 @@ func lostEvents(r *Reporter, action string, workers ...string) {
 // and never finished: both runs are listed, and the test is one not run.
 func TestLostGatewayTwice(t *testing.T) {
 	var buf bytes.Buffer
-	r := newReporter(t, Options{Out: &buf, Workers: 3})
+	r := newReporter(t, Options{Out: &buf})
 	r.SetTotal(1)
 	lostEvents(r, gotest.ActionPass, "gw0", "gw1", "gw2")
 	if s := r.Close(time.Second); s.Passed != 1 || s.NotRun != 0 || s.Failed != 0 {
@@ -207,7 +207,7 @@ func TestLostGatewayTwice(t *testing.T) {
 
 	for _, total := range []int{0, 1} {
 		buf.Reset()
-		r = newReporter(t, Options{Out: &buf, Workers: 2})
+		r = newReporter(t, Options{Out: &buf})
 		r.SetTotal(total)
 		lostEvents(r, "", "gw0", "gw1")
 		if s := r.Close(time.Second); s.NotRun != 1 {
@@ -226,7 +226,7 @@ func TestLostGatewayTwice(t *testing.T) {
 // run before it has its own result).
 func TestLostGatewayAfterResult(t *testing.T) {
 	var buf bytes.Buffer
-	r := newReporter(t, Options{Out: &buf, Workers: 2})
+	r := newReporter(t, Options{Out: &buf})
 	const pkg = "p"
 	for _, e := range []gotest.Event{
 		{Action: gotest.ActionRun, Package: pkg, Test: "TestA", Worker: "gw1"},
@@ -248,7 +248,7 @@ func TestLostGatewayAfterResult(t *testing.T) {
 // junit-rerun.jsonl's TestLost (no result on gw1, then passed on gw2) is, for the
 // Reporter too, a test that passed: not unfinished, not flaky.
 func TestLostGatewayRerunScript(t *testing.T) {
-	out, s := runPlain(t, "junit-rerun.jsonl", Options{Workers: 2})
+	out, s := runPlain(t, "junit-rerun.jsonl", Options{})
 	if s.NotRun != 0 || strings.Contains(out, "NO RESULT") || strings.Contains(out, "TestLost") {
 		t.Errorf("TestLost is shown as not run (summary %+v):\n%s", s, out)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/charmbracelet/lipgloss"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/godist/godist/gotest"
 	"github.com/muesli/termenv"
 )
@@ -121,19 +122,39 @@ func (r *Reporter) failLine(e gotest.Event, a *attempt) string {
 	return word + " " + e.Package + "." + e.Test + " (" + d + ")" + r.sty.faint.render(workerSuffix(e.Worker))
 }
 
-// statusInterval is how often the status line may be redrawn: about 10 Hz.
-const statusInterval = 100 * time.Millisecond
+// frameInterval is how often the live view may be redrawn: about 10 Hz.
+const frameInterval = 100 * time.Millisecond
 
-// clearLine returns the cursor to the start of the line and erases the line.
-const clearLine = "\r\x1b[2K"
+// Escape sequences of the live view: erase to the end of the line; erase to the end of
+// the screen.
+const (
+	eraseLine = "\x1b[K"
+	eraseDown = "\x1b[J"
+)
 
-// statusLine is what the terminal shows of the status line.
-type statusLine struct {
-	visible bool   // drawn and not yet cleared
-	shown   string // the text drawn last
+// shownFrame is what the terminal shows of the live view.
+type shownFrame struct {
+	text   string // the frame's lines, joined
+	widths []int  // the columns each line took
+	width  int    // the terminal's width when it was drawn
 }
 
-// tick redraws the status line every interval until stop is closed.
+// rowsAt is how many rows of a terminal now width columns wide the frame takes: a
+// terminal that is narrower than when the frame was drawn wraps its longer lines again
+// (tmux, VTE, iTerm2 do), one that is wider leaves them alone.
+func (f shownFrame) rowsAt(width int) int {
+	rows := 0
+	for _, w := range f.widths {
+		if width > 0 && width < f.width && w > width {
+			rows += (w + width - 1) / width
+		} else {
+			rows++
+		}
+	}
+	return rows
+}
+
+// tick redraws the live view every interval until stop is closed.
 func (r *Reporter) tick(interval time.Duration) {
 	defer close(r.tickerDone)
 	t := time.NewTicker(interval)
@@ -145,73 +166,67 @@ func (r *Reporter) tick(interval time.Duration) {
 		case <-t.C:
 			r.mu.Lock()
 			if !r.closed {
-				r.drawStatus()
+				r.drawLive(false)
 			}
 			r.mu.Unlock()
 		}
 	}
 }
 
-// drawStatus draws the status line unless the terminal already shows the same text.
-// Callers hold mu.
-func (r *Reporter) drawStatus() {
-	s := r.statusText()
-	if r.status.visible && s == r.status.shown {
-		return
-	}
-	io.WriteString(r.out, clearLine+s)
-	r.status = statusLine{visible: true, shown: s}
-}
-
-// clearStatus erases the status line, if drawn, so that a permanent line can take its
-// place; the ticker draws it again below. Callers hold mu.
-func (r *Reporter) clearStatus() {
-	if r.status.visible {
-		io.WriteString(r.out, clearLine)
-		r.out.midLine = false // the cursor is at the start of an empty line
-		r.status = statusLine{}
-	}
-}
-
-// statusText is the status line, e.g.
-//
-//	godist  3/4 busy | 120/500 tests | 2 failed | 12s
-//
-// cut to the terminal width; it is styled only when it fits whole.
-func (r *Reporter) statusText() string {
-	busy, other := 0, map[string]int{}
-	for _, st := range r.workers {
-		switch st {
-		case "busy":
-			busy++
-		case "ready", "idle", "":
-		default:
-			other[st]++
+// size is the terminal's size now.
+func (r *Reporter) size() (width, height int) {
+	width, height = r.opts.Width, r.opts.Height
+	if r.opts.Size != nil {
+		if w, h := r.opts.Size(); w > 0 && h > 0 {
+			width, height = w, h
 		}
 	}
-	nworkers := max(r.opts.Workers, len(r.workers))
-	workers := fmt.Sprintf("%d/%d busy", busy, nworkers)
-	for _, st := range sortedKeys(other) {
-		workers += fmt.Sprintf(", %d %s", other[st], st)
-	}
-	tests := fmt.Sprintf("%d tests", r.model.doneTop)
-	if r.total > 0 {
-		tests = fmt.Sprintf("%d/%d tests", r.model.doneTop, r.total)
-	}
-	failed := fmt.Sprintf("%d failed", r.model.failed)
-	elapsed := r.opts.Now().Sub(r.start).Truncate(time.Second).String()
+	return width, height
+}
 
-	parts := []string{workers, tests, failed, elapsed}
-	if nworkers == 0 {
-		parts = parts[1:]
+// drawLive writes, in one write, the lines waiting to be printed and the live view below
+// them, over the frame drawn before: the cursor goes back to that frame's first line,
+// every line written is erased to its end, and what is left of the old frame below the
+// new one is erased. With final set the frame is erased and not drawn again; the cursor
+// is left at the start of an empty line. It writes nothing when nothing changed.
+// Callers hold mu.
+func (r *Reporter) drawLive(final bool) {
+	width, height := r.size()
+	var frame []string
+	if !final {
+		frame = r.live.frame(frameInput{
+			now: r.opts.Now(), elapsed: r.opts.Now().Sub(r.start), width: width, height: height,
+			passed: r.model.passed, failed: r.model.failed, skipped: r.model.skipped, sty: r.sty,
+		})
 	}
-	plain := "godist  " + strings.Join(parts, " | ")
-	if w := r.opts.Width - 1; len(plain) > w {
-		return plain[:max(w, 0)]
+	text := strings.Join(frame, "\n")
+	if len(r.pending) == 0 && (final && r.shown.widths == nil || !final && text == r.shown.text && width == r.shown.width) {
+		return
 	}
-	if r.model.failed > 0 {
-		parts[len(parts)-2] = r.sty.fail.render(failed)
+	var b strings.Builder
+	b.WriteString("\r")
+	if rows := r.shown.rowsAt(width); rows > 1 {
+		fmt.Fprintf(&b, "\x1b[%dA", rows-1)
 	}
-	parts[len(parts)-1] = r.sty.faint.render(elapsed)
-	return r.sty.header.render("godist") + "  " + strings.Join(parts, " | ")
+	for _, l := range r.pending {
+		for _, part := range strings.Split(ansi.Wrap(l, max(width-1, 1), ""), "\n") {
+			b.WriteString(part + eraseLine + "\n")
+		}
+	}
+	r.pending = r.pending[:0]
+	widths := make([]int, len(frame))
+	for i, l := range frame {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(l + eraseLine)
+		widths[i] = ansi.StringWidth(l)
+	}
+	b.WriteString(eraseDown)
+	io.WriteString(r.out, b.String())
+	r.out.midLine = len(frame) > 0
+	if final {
+		widths = nil
+	}
+	r.shown = shownFrame{text: text, widths: widths, width: width}
 }

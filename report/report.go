@@ -55,27 +55,32 @@ import (
 	"sync"
 	"time"
 
+	"github.com/charmbracelet/x/ansi"
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/ledger"
 )
 
 // Options configure a Reporter. Out is required; the rest have usable zero values.
 type Options struct {
 	Out     io.Writer // terminal/stdout; written only by the Reporter's methods and its ticker
-	TTY     bool      // live status line allowed (cmd decides: isatty && NO_COLOR unset && TERM != dumb)
+	TTY     bool      // the live view allowed (cmd decides: isatty && NO_COLOR unset && TERM != dumb)
 	Color   bool      // styling allowed (false under NO_COLOR or not a TTY)
 	Verbose bool      // -v: print every test's output as go test -v would (plain lines)
 	// Format is "" for godist's own output, or a gotestsum format name (the
 	// *UnknownFormatError New returns for any other lists them). A gotestsum format
-	// replaces the live output (and the status line) but not the failures section and
+	// replaces the live output (and the live view) but not the failures section and
 	// summary line that Close prints. Verbose has no effect with a Format.
-	Format  string
-	Workers int // number of workers, for the status line
+	Format string
 	// Each is set in --dist each mode, where every test runs on every worker and every
 	// package reports once per worker: package lines then name their worker.
 	Each bool
-	// Width is the terminal's width in columns; the status line is cut to fit. 0 means 80.
-	Width int
-	Now   func() time.Time // the clock for the status line's elapsed time; nil means time.Now
+	// Width and Height are the terminal's size in columns and lines (0: 80 and 24); the
+	// live view fits in it. Size, if set, is asked for the size at every frame instead (the
+	// terminal may be resized); a size it gives as 0 falls back to Width and Height.
+	Width, Height int
+	Size          func() (width, height int)
+	// Now is the clock of the live view's times; nil means time.Now.
+	Now func() time.Time
 }
 
 // Summary is what a run came to. Counting rules are in the package documentation.
@@ -168,15 +173,18 @@ type Reporter struct {
 	model   *runModel
 	verbose lineBuffer
 	lastSrc testSrc // the test whose output was printed last, with Verbose
-	workers map[string]string
 	total   int
 	feed    *formatFeed // non-nil with a gotestsum Format
 	wrote   bool        // a permanent line was written
-	status  statusLine
+	// On a terminal without a Format: the live view, the lines waiting to be printed
+	// above it at its next frame, and what the terminal shows of it.
+	live    *liveView
+	pending []string
+	shown   shownFrame
 }
 
 // New returns a Reporter writing to opts.Out. It fails with ErrNoOutput or an
-// *UnknownFormatError. It starts the status line's ticker goroutine on a terminal (TTY set,
+// *UnknownFormatError. It starts the live view's ticker goroutine on a terminal (TTY set,
 // no Format) and the gotestsum feed goroutine with a Format; Close stops either.
 func New(opts Options) (*Reporter, error) {
 	if opts.Out == nil {
@@ -191,13 +199,15 @@ func New(opts Options) (*Reporter, error) {
 	if opts.Width <= 0 {
 		opts.Width = 80
 	}
+	if opts.Height <= 0 {
+		opts.Height = 24
+	}
 	r := &Reporter{
-		opts:    opts,
-		out:     &errWriter{w: opts.Out},
-		sty:     newStyles(opts.Out, opts.Color),
-		start:   opts.Now(),
-		model:   newModel(opts.Each),
-		workers: make(map[string]string),
+		opts:  opts,
+		out:   &errWriter{w: opts.Out},
+		sty:   newStyles(opts.Out, opts.Color),
+		start: opts.Now(),
+		model: newModel(opts.Each),
 	}
 	if opts.Format != "" {
 		var w io.Writer = r.out
@@ -208,9 +218,10 @@ func New(opts Options) (*Reporter, error) {
 		return r, nil
 	}
 	if opts.TTY {
+		r.live = newLiveView(opts.Each)
 		r.stop = make(chan struct{})
 		r.tickerDone = make(chan struct{})
-		go r.tick(statusInterval)
+		go r.tick(frameInterval)
 	}
 	return r, nil
 }
@@ -222,12 +233,33 @@ func (r *Reporter) SetTotal(tests int) {
 	r.total = tests
 }
 
-// WorkerState records a worker's state ("starting", "ready", "busy", "lost", or any other
-// word) for the status line.
+// WorkerState records a gateway's state ("starting", "syncing", "ready", "busy", "lost",
+// "done", or any other word) for the live view.
 func (r *Reporter) WorkerState(id string, state string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.workers[id] = state
+	if r.live != nil {
+		r.live.setState(id, state, r.opts.Now())
+	}
+}
+
+// Gateway records where a gateway runs, for the live view (ledger.GatewayObserver).
+func (r *Reporter) Gateway(g ledger.Gateway) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live != nil {
+		r.live.setHost(g.ID, g.Host)
+	}
+}
+
+// Planned records a scope's planned work, for the live view's progress and ETA
+// (ledger.PlanObserver).
+func (r *Reporter) Planned(p ledger.Planned) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.live != nil {
+		r.live.planned(p)
+	}
 }
 
 // Note prints a one-line notice from the runner, such as a crashed process being replaced.
@@ -238,6 +270,12 @@ func (r *Reporter) Note(msg string) {
 		return
 	}
 	msg = strings.TrimRight(msg, "\n")
+	if r.live != nil {
+		for _, l := range strings.Split(msg, "\n") {
+			r.line(r.sty.note.render(termLine(l)))
+		}
+		return
+	}
 	if r.opts.TTY && r.feed == nil {
 		msg = r.sty.note.render(msg)
 	}
@@ -268,6 +306,9 @@ func (r *Reporter) Event(e gotest.Event) {
 		r.feed.send(e)
 	}
 	res, a := r.model.event(e)
+	if r.live != nil {
+		r.live.event(e, r.opts.Now())
+	}
 	if r.feed != nil || e.Action == gotest.ActionBuildOutput || e.Action == gotest.ActionBuildFail {
 		return
 	}
@@ -285,6 +326,9 @@ func (r *Reporter) Event(e gotest.Event) {
 			r.line(r.packageLine(*res))
 		case e.Test != "" && e.Action == gotest.ActionFail && (r.opts.TTY || !r.opts.Verbose):
 			r.line(r.failLine(e, a))
+			if r.live != nil && !r.opts.Verbose && a != nil && a.stopped == "" {
+				r.failExcerpt(a)
+			}
 		}
 	}
 }
@@ -299,6 +343,9 @@ func (r *Reporter) verboseOutput(e gotest.Event) {
 			r.line("=== NAME  " + e.Test)
 		}
 		r.lastSrc = src
+		if r.live != nil {
+			l = termLine(l)
+		}
 		r.line(l)
 	}
 }
@@ -309,15 +356,41 @@ func (r *Reporter) flushVerbose(match func(srcKey) bool) {
 	}
 }
 
-// line writes one permanent line, above the status line on a terminal. Callers hold mu.
+// line writes one permanent line; on a terminal, above the live view at its next frame.
+// Callers hold mu.
 func (r *Reporter) line(s string) {
-	r.clearStatus()
+	r.wrote = true
+	if r.live != nil {
+		r.pending = append(r.pending, s)
+		return
+	}
 	r.out.endLine()
 	io.WriteString(r.out, s+"\n")
-	r.wrote = true
 }
 
-// Close stops the status line, prints the failures section and the summary line, and
+// excerptLines is how many lines of a failed test's output the live view prints under
+// its FAIL line; the failures section at the end has all of it.
+const excerptLines = 4
+
+// failExcerpt prints the first lines of a failed test's output, each cut to the
+// terminal's width, and how many more there are. Callers hold mu.
+func (r *Reporter) failExcerpt(a *attempt) {
+	text := a.text()
+	if strings.TrimSpace(text) == "" {
+		return
+	}
+	lines := strings.Split(text, "\n")
+	width, _ := r.size()
+	for i, l := range lines {
+		if i == excerptLines && len(lines) > excerptLines+1 {
+			r.pending = append(r.pending, r.sty.faint.render(fmt.Sprintf("    … %d more lines", len(lines)-i)))
+			break
+		}
+		r.pending = append(r.pending, ansi.Truncate(termLine(l), max(width-1, 1), "…"))
+	}
+}
+
+// Close stops the live view, prints the failures section and the summary line, and
 // returns the Summary. elapsed is the run's wall time, as the caller measured it. Calling
 // Close again returns the same Summary and prints nothing.
 func (r *Reporter) Close(elapsed time.Duration) Summary {
@@ -326,7 +399,7 @@ func (r *Reporter) Close(elapsed time.Duration) Summary {
 }
 
 // Abort is Close for a run that could not be done (the caller reports why): it stops and
-// erases the status line and prints nothing more. Close after Abort, or Abort after Close,
+// erases the live view and prints nothing more. Close after Abort, or Abort after Close,
 // does nothing.
 func (r *Reporter) Abort() {
 	r.closeOnce.Do(func() { r.summary = r.finish(0, false) })
@@ -344,7 +417,9 @@ func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.flushVerbose(func(srcKey) bool { return true })
-	r.clearStatus()
+	if r.live != nil {
+		r.drawLive(true)
+	}
 	if r.feed != nil {
 		r.feed.close()
 		r.out.endLine()

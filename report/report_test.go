@@ -123,10 +123,10 @@ func TestGoldenPlain(t *testing.T) {
 		golden, script string
 		opts           Options
 	}{
-		{"load-plain.golden", "load.jsonl", Options{Workers: 2}},
-		{"load-verbose.golden", "load.jsonl", Options{Workers: 2, Verbose: true}},
-		{"each-plain.golden", "each.jsonl", Options{Workers: 2, Each: true}},
-		{"each-verbose.golden", "each.jsonl", Options{Workers: 2, Each: true, Verbose: true}},
+		{"load-plain.golden", "load.jsonl", Options{}},
+		{"load-verbose.golden", "load.jsonl", Options{Verbose: true}},
+		{"each-plain.golden", "each.jsonl", Options{Each: true}},
+		{"each-verbose.golden", "each.jsonl", Options{Each: true, Verbose: true}},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			out, _ := runPlain(t, tc.script, tc.opts)
@@ -432,7 +432,7 @@ func TestWriteErrorKept(t *testing.T) {
 // A test that fails and then passes on a re-run is flaky, not failed.
 func TestFlakyAfterRerun(t *testing.T) {
 	var buf bytes.Buffer
-	r := newReporter(t, Options{Out: &buf, Workers: 2})
+	r := newReporter(t, Options{Out: &buf})
 	r.SetTotal(2)
 	for _, e := range []gotest.Event{
 		{Action: "run", Package: "p", Test: "TestF", Worker: "gw0"},

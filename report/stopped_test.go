@@ -21,7 +21,7 @@ const stopWhy = "-x stopped the run after 1 failed test"
 // section, not unfinished, not a package error; its live line and its package's line say
 // it was stopped.
 func TestStoppedReporter(t *testing.T) {
-	out, s := runPlain(t, "stopped.jsonl", Options{Workers: 2})
+	out, s := runPlain(t, "stopped.jsonl", Options{})
 	golden(t, "stopped-plain.golden", []byte(out))
 	want := Summary{Passed: 1, Failed: 1, NotRun: 2, Packages: 2, FailedPackages: 2, Elapsed: 1234 * time.Millisecond}
 	if s != want {
@@ -50,12 +50,12 @@ func TestStoppedReporter(t *testing.T) {
 
 	// On a terminal too.
 	var buf syncBuffer
-	r := newReporter(t, Options{Out: &buf, TTY: true, Workers: 2})
+	r := newReporter(t, Options{Out: &buf, TTY: true, Width: 120}) // wide enough for whole lines
 	play(r, loadScript(t, "stopped.jsonl"), nil)
 	if s := r.Close(time.Second); s.Failed != 1 || s.NotRun != 2 {
 		t.Errorf("terminal summary %+v", s)
 	}
-	scr := screen(buf.String())
+	scr := screen(t, buf.String())
 	for _, line := range []string{
 		"FAIL example.com/stop.TestFail (0.01s) [gw0]\n",
 		"STOP example.com/stop.TestSlow (0.60s) [gw1]\n",

@@ -71,6 +71,15 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 	startCtx, cancelStarts := context.WithCancel(ctx)
 	defer cancelStarts()
 	policy := restartPolicy{maxRestarts: maxRestarts}
+	for _, g := range gws {
+		r.ledger.Gateway(ledger.Gateway{ID: g.ID, Host: specHost(g, r.cfg.Gateways)})
+	}
+	up := func(g xspec.Gateway, gw *gateway.Gateway) {
+		// A local worker stays "local"; any other says where it landed.
+		if gw.Info.Hostname != "" && (g.Spec.Type != xspec.TypePopen || g.Spec.Via != "") {
+			r.ledger.Gateway(ledger.Gateway{ID: g.ID, Host: gw.Info.Hostname})
+		}
+	}
 	var wg sync.WaitGroup
 	for _, g := range gws {
 		wg.Add(1)
@@ -88,6 +97,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 			tracef("started %s", g.ID)
 			if err == nil {
 				r.gatewayUp(g.ID, &gw.Info)
+				up(g, gw)
 			}
 			if err != nil && ctx.Err() == nil && startCtx.Err() != nil {
 				r.ledger.Note("godist: " + g.ID + " (" + g.Spec.Raw + ") was not up when every test had run elsewhere; its start was cancelled")
@@ -128,12 +138,41 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 					r.abandon(ctx, g.ID)
 					return
 				}
+				up(g, gw)
 				r.ledger.Note("godist: " + g.ID + " started again")
 				r.ledger.WorkerState(g.ID, "ready")
 			}
 		}()
 	}
 	wg.Wait()
+}
+
+// specHost is the host gateway g's spec names, for the live view until its worker says
+// its hostname: "local" for popen, the host of ssh= and socket= (as given: an alias of
+// ~/.ssh/config stays one), the command of exec=, and for a gateway opened via another,
+// that one's.
+func specHost(g xspec.Gateway, all []xspec.Gateway) string {
+	for hops := 0; g.Spec.Via != "" && hops < len(all); hops++ {
+		found := false
+		for _, h := range all {
+			if h.ID == g.Spec.Via {
+				g, found = h, true
+				break
+			}
+		}
+		if !found {
+			break
+		}
+	}
+	switch g.Spec.Type {
+	case xspec.TypePopen:
+		return "local"
+	case xspec.TypeSSH, xspec.TypeSocket:
+		if g.Spec.Host != "" {
+			return g.Spec.Host
+		}
+	}
+	return g.Spec.Target
 }
 
 // abandon gives up a gateway for good: it asks for no more work, and in each mode its

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
@@ -90,7 +91,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 			<-sem
 			tracef("listed %s", pkg)
 			if sp != nil {
-				r.replanUnit(u)
+				r.replanUnit(u, ids)
 				return
 			}
 			r.addUnit(u, ids)
@@ -161,16 +162,11 @@ func (r *runner) emitBuildEvent(e gotest.Event) {
 // addUnit puts a listed package into the run: its scopes into the ledger, its tests into
 // the reporters' total, and its work into the plan.
 func (r *runner) addUnit(u scheduler.Package, ids []string) {
-	scopes := []ledger.Scope{{Package: u.Path}}
-	if r.cfg.Mode == scheduler.Each {
-		scopes = scopes[:0]
-		for _, w := range ids {
-			scopes = append(scopes, ledger.Scope{Package: u.Path, Worker: w})
-		}
-	}
+	scopes := r.scopesOf(u.Path, ids)
 	for _, s := range scopes {
 		r.ledger.Expect(s)
 	}
+	r.tellPlanned(u, scopes)
 	r.totalMu.Lock()
 	if !r.isDeselected(u.Path) {
 		r.total += max(len(u.Tests), 1) * len(scopes)
@@ -359,21 +355,46 @@ func (r *runner) speculationOf(pkg string) *speculation {
 }
 
 // replanUnit replaces a speculated package's work with what its new binary lists.
-func (r *runner) replanUnit(u scheduler.Package) {
+func (r *runner) replanUnit(u scheduler.Package, ids []string) {
 	r.plan.Reset(u)
+	r.tellPlanned(u, r.scopesOf(u.Path, ids))
+}
+
+// scopesOf lists the scopes of pkg: one in load mode, one per gateway of ids in each mode.
+func (r *runner) scopesOf(pkg string, ids []string) []ledger.Scope {
+	if r.cfg.Mode != scheduler.Each {
+		return []ledger.Scope{{Package: pkg}}
+	}
+	scopes := make([]ledger.Scope, 0, len(ids))
+	for _, w := range ids {
+		scopes = append(scopes, ledger.Scope{Package: pkg, Worker: w})
+	}
+	return scopes
+}
+
+// tellPlanned tells the observers that draw the run the work of u in each of its scopes,
+// with the estimates it is planned by.
+func (r *runner) tellPlanned(u scheduler.Package, scopes []ledger.Scope) {
+	var p ledger.Planned
+	if u.Whole {
+		p.Whole = max(r.durations.PackageEstimate(u.Path), u.Startup)
+	} else {
+		p.Tests = make(map[string]time.Duration, len(u.Tests))
+		for _, t := range u.Tests {
+			p.Tests[t.Name] = t.Est
+		}
+	}
+	for _, s := range scopes {
+		p.Scope = s
+		r.ledger.Planned(p)
+	}
 }
 
 // dropUnit takes a speculated package out of the run: it did not build after all.
 func (r *runner) dropUnit(pkg string, ids []string) {
 	r.plan.Drop(pkg)
-	scopes := []ledger.Scope{{Package: pkg}}
-	if r.cfg.Mode == scheduler.Each {
-		scopes = scopes[:0]
-		for _, w := range ids {
-			scopes = append(scopes, ledger.Scope{Package: pkg, Worker: w})
-		}
-	}
-	for _, s := range scopes {
+	for _, s := range r.scopesOf(pkg, ids) {
 		r.ledger.Drop(s)
+		r.ledger.Planned(ledger.Planned{Scope: s, Gone: true})
 	}
 }

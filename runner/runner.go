@@ -435,11 +435,13 @@ func (r *runner) plan_(units []scheduler.Package) []xspec.Gateway {
 	for _, u := range units {
 		if cfg.Mode != scheduler.Each {
 			r.ledger.Expect(ledger.Scope{Package: u.Path})
+			r.tellPlanned(u, []ledger.Scope{{Package: u.Path}})
 			continue
 		}
 		for _, w := range ids {
 			if r.bins[platformByID[w]][u.Path] != "" { // else the build reported it for w
 				r.ledger.Expect(ledger.Scope{Package: u.Path, Worker: w})
+				r.tellPlanned(u, []ledger.Scope{{Package: u.Path, Worker: w}})
 			}
 		}
 	}

@@ -380,7 +380,7 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		tty := isTerminal(stdout) && os.Getenv("TERM") != "dumb"
 		color := tty && os.Getenv("NO_COLOR") == ""
 		if rep, err = report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
-			Format: o.format, Workers: len(cfg.Gateways), Each: each, Now: time.Now}); err != nil {
+			Format: o.format, Each: each, Size: terminalSize(stdout), Now: time.Now}); err != nil {
 			return usagef("%v", err)
 		}
 		cfg.Observers = append(cfg.Observers, rep)
@@ -553,4 +553,21 @@ func cgroupQuota() int {
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// terminalSize reads the size of terminal w, for the live view to read at every frame (it
+// follows a resize); nil when w is not a terminal.
+func terminalSize(w io.Writer) func() (int, int) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	fd := int(f.Fd())
+	return func() (int, int) {
+		width, height, err := term.GetSize(fd)
+		if err != nil {
+			return 0, 0
+		}
+		return width, height
+	}
 }
