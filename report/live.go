@@ -333,8 +333,8 @@ func (g *gwLive) doing(now time.Time) (pkg, test string, more int, d time.Durati
 	return g.pkg, test, more - 1, now.Sub(topSince)
 }
 
-// task is "pkg Test" cut to width: the package's last element when the whole path does
-// not fit.
+// task is "pkg Test" in width columns: the package's last element when its whole path
+// does not fit, then the test alone, then that cut.
 func task(pkg, test string, more, width int) string {
 	if width <= 0 {
 		return ""
@@ -343,12 +343,17 @@ func task(pkg, test string, more, width int) string {
 	if more > 0 {
 		suffix = fmt.Sprintf(" +%d", more)
 	}
-	s := strings.TrimSpace(pkg + " " + test + suffix)
-	if ansi.StringWidth(s) > width {
-		short := pkg[strings.LastIndexByte(pkg, '/')+1:]
-		s = strings.TrimSpace(short + " " + test + suffix)
+	short := pkg[strings.LastIndexByte(pkg, '/')+1:]
+	candidates := []string{pkg + " " + test, short + " " + test}
+	if test != "" {
+		candidates = append(candidates, test)
 	}
-	return ansi.Truncate(s, width, "…")
+	for _, c := range candidates {
+		if c = strings.TrimSpace(c + suffix); ansi.StringWidth(c) <= width {
+			return c
+		}
+	}
+	return ansi.Truncate(strings.TrimSpace(candidates[1]+suffix), width, "…")
 }
 
 func (v *liveView) gatewayRows(gws []*gwLive, in frameInput, w int) []string {

@@ -125,10 +125,11 @@ func (r *Reporter) failLine(e gotest.Event, a *attempt) string {
 // frameInterval is how often the live view may be redrawn: about 10 Hz.
 const frameInterval = 100 * time.Millisecond
 
-// Escape sequences of the live view: erase to the end of the line; erase to the end of
-// the screen.
+// Escape sequences of the live view: erase the line the cursor is on (all of it: tmux
+// then forgets that it wrapped there, which erasing to its end would not make it); erase
+// from the cursor to the end of the screen.
 const (
-	eraseLine = "\x1b[K"
+	eraseLine = "\x1b[2K"
 	eraseDown = "\x1b[J"
 )
 
@@ -186,7 +187,7 @@ func (r *Reporter) size() (width, height int) {
 
 // drawLive writes, in one write, the lines waiting to be printed and the live view below
 // them, over the frame drawn before: the cursor goes back to that frame's first line,
-// every line written is erased to its end, and what is left of the old frame below the
+// every line is erased before it is written, and what is left of the old frame below the
 // new one is erased. With final set the frame is erased and not drawn again; the cursor
 // is left at the start of an empty line. It writes nothing when nothing changed.
 // Callers hold mu.
@@ -210,7 +211,7 @@ func (r *Reporter) drawLive(final bool) {
 	}
 	for _, l := range r.pending {
 		for _, part := range strings.Split(ansi.Wrap(l, max(width-1, 1), ""), "\n") {
-			b.WriteString(part + eraseLine + "\n")
+			b.WriteString(eraseLine + part + "\n")
 		}
 	}
 	r.pending = r.pending[:0]
@@ -219,7 +220,7 @@ func (r *Reporter) drawLive(final bool) {
 		if i > 0 {
 			b.WriteString("\n")
 		}
-		b.WriteString(l + eraseLine)
+		b.WriteString(eraseLine + l)
 		widths[i] = ansi.StringWidth(l)
 	}
 	b.WriteString(eraseDown)

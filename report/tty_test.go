@@ -162,7 +162,7 @@ func frameLines(scr string) []string {
 }
 
 // ansiCursor matches the reporter's cursor movements and erasures (not its styling).
-var ansiCursor = regexp.MustCompile(`\x1b\[(\d*A|K|J)`)
+var ansiCursor = regexp.MustCompile(`\x1b\[(\d*A|2?K|J)`)
 
 // countingWriter counts the writes it gets.
 type countingWriter struct {

@@ -36,11 +36,11 @@ func requireTmux(t *testing.T) {
 }
 
 // startTmux runs shell command cmd in a new tmux window of width x height; the server
-// and everything in it end with the test.
+// and everything in it end with the test. The terminal is UTF-8 (-u) whatever the locale.
 func startTmux(t *testing.T, width, height int, env []string, cmd string) *tmuxTerm {
 	t.Helper()
 	tm := &tmuxTerm{t: t, socket: fmt.Sprintf("godist-test-%d-%d", os.Getpid(), tmuxN.Add(1))}
-	args := []string{"-L", tm.socket, "-f", "/dev/null", "new-session", "-d", "-s", "w",
+	args := []string{"-u", "-L", tm.socket, "-f", "/dev/null", "new-session", "-d", "-s", "w",
 		"-x", strconv.Itoa(width), "-y", strconv.Itoa(height)}
 	for _, kv := range env {
 		args = append(args, "-e", kv)
