@@ -11,7 +11,7 @@ import (
 
 // runModel is what this package knows of a run. It is built from the event stream, one
 // call of event per event, and it is the only place that interprets the stream: the
-// Reporter's live lines, status line, failures section and summary, the JUnit report, the
+// Reporter's live lines, live view, failures section and summary, the JUnit report, the
 // GitHub annotations and the slowest tests are all read from it. Its rules:
 //
 //   - A test is known by package and name, and in --dist each mode also by worker (there

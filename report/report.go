@@ -1,15 +1,16 @@
 // Package report turns the scheduler's stream of gotest.Event into what people and CI read:
-// live lines while tests run (on a terminal, also a status line redrawn in place), then the
-// failed tests with their output, the build failures, and exactly one summary line.
+// live lines while tests run (on a terminal, below them a live view redrawn in place: see
+// live.go), then the failed tests with their output, the build failures, and exactly one
+// summary line.
 //
 // # Counting
 //
 // Passed, Failed and Skipped count tests the way gotestsum does: every test that reports a
 // result counts, top-level tests and subtests alike (a test with two subtests that all pass
 // counts 3 passed). Examples and fuzz seeds count as tests. In --dist each mode a test that
-// runs on three workers counts three times. The total given to SetTotal and the status
-// line's "done" count are top-level test units instead, because that is what the runner
-// plans; NotRun is planned top-level units that never reported a result. A test that the
+// runs on three workers counts three times. The total given to SetTotal counts top-level
+// test units instead, because that is what the runner plans; NotRun is planned top-level
+// units that never reported a result. A test that the
 // run's stop (-x, --maxfail, an interrupt) cut short ends "fail" after a line starting
 // with gotest.StoppedPrefix: it is not run, and counts in none of Passed, Failed and
 // Skipped.
@@ -37,8 +38,8 @@
 // of the "--- FAIL" lines (which the output already holds).
 //
 // On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" ("STOP" when cut
-// short) and "ok   pkg 0.500s" lines printed above a status line, styled with lipgloss
-// when Options.Color is set.
+// short; a failure is followed by the first lines of its output) and "ok   pkg 0.500s"
+// lines printed above the live view, styled with lipgloss when Options.Color is set.
 //
 // Close then prints the failures section (each failed test's output, kept apart per worker;
 // packages that failed outside any test, such as a TestMain exit or a panic in init, with

@@ -259,7 +259,8 @@ var liveEnv = []string{"NO_COLOR=", "GODIST_CACHE_DIR=off"}
 
 // release lets the run of liveModule go on, and waits for it to end: with exit status 1
 // (a test failed), and the summary; nothing of the live view may be left, anywhere in
-// the scrollback, and what godist printed before the failures section fits the window.
+// the scrollback, and what godist printed before the failures section fits the window
+// (unless width is 0: plain lines are not cut).
 func releaseAndEnd(t *testing.T, tm *tmuxTerm, release string, width, n int) string {
 	t.Helper()
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
@@ -278,8 +279,10 @@ func releaseAndEnd(t *testing.T, tm *tmuxTerm, release string, width, n int) str
 			t.Errorf("a line of the live view left after the run: %q\n%s", l, end)
 		}
 	}
-	before, _, _ := strings.Cut(tm.pane(true), "\n=== Failed")
-	checkLines(t, before, width, "after the run")
+	if width > 0 {
+		before, _, _ := strings.Cut(tm.pane(true), "\n=== Failed")
+		checkLines(t, before, width, "after the run")
+	}
 	return end
 }
 
@@ -323,6 +326,23 @@ func TestLiveViewTerminal(t *testing.T) {
 			releaseAndEnd(t, tm, release, width, 4)
 		})
 	}
+}
+
+// With NO_COLOR, a terminal gets the plain lines, as a pipe does: no live view.
+func TestLiveViewNoColor(t *testing.T) {
+	t.Parallel()
+	requireTmux(t)
+	root, durations, release := liveModule(t, 4)
+	tm := startTmux(t, 80, 24, []string{"NO_COLOR=1", "GODIST_CACHE_DIR=off"}, liveCommand(root, durations, "-n", "4"))
+	pane := tm.waitPane(120*time.Second, "plain FAIL lines", func(s string) bool {
+		return strings.Contains(s, "--- FAIL: TestFailsFast (") && regexp.MustCompile(`(?m)^FAIL\s+live\.example/fails\s+\d`).MatchString(s)
+	})
+	for _, l := range strings.Split(pane, "\n") {
+		if isFrameLine(l) {
+			t.Errorf("a line of the live view with NO_COLOR: %q", l)
+		}
+	}
+	releaseAndEnd(t, tm, release, 0, 4)
 }
 
 // A resize mid-run (200 columns, then 40, then 80): the view is drawn again at the new
