@@ -34,7 +34,9 @@
 // or "--- STOPPED: TestX ..." for a test the run's stop cut short; a package so cut short
 // has "FAIL" with " [not run to the end: why]", as the runner's own line says.
 // With Verbose, every output line of every test is printed as go test -v prints it, instead
-// of the "--- FAIL" lines (which the output already holds).
+// of the "--- FAIL" lines (which the output already holds): subtests' result lines nested
+// under their top-level test's, and each package's output together, one process's after
+// another's, up to its result line (see verboseView).
 //
 // On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" ("STOP" when cut
 // short) and "ok   pkg 0.500s" lines printed above a status line, styled with lipgloss
@@ -166,8 +168,7 @@ type Reporter struct {
 	mu      sync.Mutex // guards everything below and every write to out
 	closed  bool
 	model   *runModel
-	verbose lineBuffer
-	lastSrc testSrc // the test whose output was printed last, with Verbose
+	verbose *verboseView // with Verbose and no Format
 	workers map[string]string
 	total   int
 	feed    *formatFeed // non-nil with a gotestsum Format
@@ -206,6 +207,9 @@ func New(opts Options) (*Reporter, error) {
 		}
 		r.feed = startFormatFeed(w, formatName(opts.Format, opts.TTY), opts.Each)
 		return r, nil
+	}
+	if opts.Verbose {
+		r.verbose = newVerboseView(opts.Each, r.line)
 	}
 	if opts.TTY {
 		r.stop = make(chan struct{})
@@ -275,37 +279,20 @@ func (r *Reporter) Event(e gotest.Event) {
 	case gotest.ActionOutput, gotest.ActionBench:
 		// The reporter writes a package's result line itself.
 		pkgLine := e.Test == "" && (e.Action == gotest.ActionBench || isResultLine(e.Output, e.Package))
-		if r.opts.Verbose && !pkgLine {
-			r.verboseOutput(e)
+		if r.verbose != nil && !pkgLine {
+			r.verbose.output(e)
 		}
 	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
 		switch {
 		case e.Test == "" && res != nil:
-			r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
-			r.line(r.packageLine(*res))
+			if r.verbose != nil {
+				r.verbose.end(e.Package, e.Worker, r.packageLine(*res))
+			} else {
+				r.line(r.packageLine(*res))
+			}
 		case e.Test != "" && e.Action == gotest.ActionFail && (r.opts.TTY || !r.opts.Verbose):
 			r.line(r.failLine(e, a))
 		}
-	}
-}
-
-// verboseOutput prints the whole lines of an output event. When output of another test
-// (or worker, or package) was printed last, a test line is introduced by "=== NAME  Test",
-// as go test -v does when parallel tests take turns.
-func (r *Reporter) verboseOutput(e gotest.Event) {
-	for _, l := range r.verbose.add(srcKey{worker: e.Worker, pkg: e.Package}, e.Output) {
-		src := testSrc{e.Package, e.Test, e.Worker}
-		if src != r.lastSrc && r.lastSrc != (testSrc{}) && e.Test != "" && !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(l, "--- ") {
-			r.line("=== NAME  " + e.Test)
-		}
-		r.lastSrc = src
-		r.line(l)
-	}
-}
-
-func (r *Reporter) flushVerbose(match func(srcKey) bool) {
-	for _, l := range r.verbose.flush(match) {
-		r.line(l)
 	}
 }
 
@@ -343,7 +330,9 @@ func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.flushVerbose(func(srcKey) bool { return true })
+	if r.verbose != nil {
+		r.verbose.close()
+	}
 	r.clearStatus()
 	if r.feed != nil {
 		r.feed.close()

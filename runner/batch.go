@@ -366,11 +366,24 @@ func (r *runner) stopBatch(s ledger.Scope, worker string, b scheduler.Batch, sta
 	r.countFailures(fails)
 }
 
+// exitError is how the process ended, as gotest.Converter.Exited takes it: as go test
+// does, it prints the error only for a process that printed nothing or did not exit by
+// itself (a signal, a kill, no start).
 func exitError(e *worker.Exit) error {
 	if e.Success() {
 		return nil
 	}
-	return fmt.Errorf("%s", e)
+	return processExit{e}
+}
+
+// processExit is a process's end that was not a success.
+type processExit struct{ e *worker.Exit }
+
+func (p processExit) Error() string { return p.e.String() }
+
+// Exited reports whether the process exited by itself, as *exec.ExitError's does.
+func (p processExit) Exited() bool {
+	return p.e.Code >= 0 && p.e.Signal == "" && p.e.Killed == "" && p.e.Err == ""
 }
 
 // lockHost holds gw's host for a test process: shared, or alone for a benchmark process.
