@@ -56,6 +56,12 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	if sp == nil {
 		r.ledger.Start(s, gw.ID)
 	}
+	if b.Attempt > 0 {
+		// Said here, where it is known who runs it: the plan gives a re-run to a worker
+		// other than the one it failed on (Batch.Avoid) when there is one.
+		r.ledger.Note(fmt.Sprintf("godist: %s: running failed test %s of %s again (attempt %d of %d; it failed on %s)",
+			gw.ID, strings.Join(b.Tests, " "), b.Package, b.Attempt+1, r.cfg.RerunFails+1, b.Avoid))
+	}
 
 	states := map[string]*testState{}
 	runningTop := 0 // top-level tests running, not paused
@@ -234,9 +240,6 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		for _, t := range topLevelIn(states, gotest.ActionPass) {
 			r.ledger.Note(fmt.Sprintf("godist: %s.%s passed on attempt %d (on %s): flaky", b.Package, t, b.Attempt+1, gw.ID))
 		}
-	}
-	if len(v.Reruns) > 0 {
-		r.ledger.Note(fmt.Sprintf("godist: %s: running %d failed test(s) of %s again (attempt %d of %d)", gw.ID, len(v.Reruns), b.Package, b.Attempt+2, r.cfg.RerunFails+1))
 	}
 	if v.Failed {
 		r.ledger.Fail(s)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -96,19 +97,18 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				return
 			}
 			if err != nil {
-				r.ledger.Note("godist: " + err.Error())
-				r.abandon(ctx, g.ID)
+				r.startFailed(ctx, g.ID, err)
 				return
 			}
 			if r.remoteGW[g.ID] {
 				r.ledger.WorkerState(g.ID, "syncing")
 				if _, err := r.deploy.Tree(ctx, gw); err != nil {
-					r.ledger.Note("godist: " + err.Error())
 					done(g.ID, gw, true)
-					r.abandon(ctx, g.ID)
+					r.startFailed(ctx, g.ID, err)
 					return
 				}
 			}
+			r.ready(ctx)
 			r.ledger.WorkerState(g.ID, "ready")
 			for restarts := 0; ; restarts++ {
 				lost := r.workLoop(ctx, gw, platformOf(g.Spec))
@@ -136,11 +136,78 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 	wg.Wait()
 }
 
+// startFailure is a gateway that did not come up (it did not start, or its tree could
+// not be shipped), while no gateway had.
+type startFailure struct {
+	id  string
+	err error
+}
+
+// startFailed gives up gateway id, which did not come up. Once another gateway is ready it
+// is said (a note) and abandoned at once; until then both wait: if none ever comes up, the
+// run could not be run at all, and its error says why, alone (see unstarted).
+func (r *runner) startFailed(ctx context.Context, id string, err error) {
+	r.upMu.Lock()
+	if !r.anyReady {
+		r.unstartedErrs = append(r.unstartedErrs, startFailure{id, err})
+		r.upMu.Unlock()
+		r.ledger.WorkerState(id, "lost")
+		r.plan.Leave(id)
+		return
+	}
+	r.upMu.Unlock()
+	r.ledger.Note("godist: " + err.Error())
+	r.abandon(ctx, id)
+}
+
+// ready records that a gateway is ready for work, and says what failed to start before.
+func (r *runner) ready(ctx context.Context) {
+	r.upMu.Lock()
+	r.anyReady = true
+	failed := r.unstartedErrs
+	r.unstartedErrs = nil
+	r.upMu.Unlock()
+	for _, f := range failed {
+		r.ledger.Note("godist: " + f.err.Error())
+		r.abandonScopes(ctx, f.id)
+	}
+}
+
+// unstarted is the error of a run none of whose gateways came up, each gateway's why in
+// one line; nil if one came up (or none was started: every result came from the cache).
+func (r *runner) unstarted() error {
+	r.upMu.Lock()
+	defer r.upMu.Unlock()
+	switch n := len(r.unstartedErrs); {
+	case r.anyReady || n == 0:
+		return nil
+	case n == 1:
+		return &RunError{fmt.Errorf("godist: %w", r.unstartedErrs[0].err)}
+	default:
+		whys := make([]string, n)
+		for i, f := range r.unstartedErrs {
+			whys[i] = oneLine(f.err.Error())
+		}
+		return &RunError{fmt.Errorf("godist: no gateway came up: %s", strings.Join(whys, "; "))}
+	}
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
 // abandon gives up a gateway for good: it asks for no more work, and in each mode its
 // packages, which cannot go elsewhere, end failed, saying how much did not run there.
 func (r *runner) abandon(ctx context.Context, id string) {
 	r.ledger.WorkerState(id, "lost")
 	r.plan.Leave(id)
+	r.abandonScopes(ctx, id)
+}
+
+// abandonScopes ends, in each mode, the packages of gateway id, which left the plan: they
+// fail, saying how much did not run there.
+func (r *runner) abandonScopes(ctx context.Context, id string) {
 	if r.cfg.Mode != scheduler.Each {
 		return
 	}
