@@ -138,11 +138,12 @@ var ErrNoOutput = errors.New("report: Options.Out is nil")
 
 // UnknownFormatError is returned by New for a Format it does not know.
 type UnknownFormatError struct {
-	Format string
+	Format   string
+	Accepted []string // the formats New knows
 }
 
 func (e *UnknownFormatError) Error() string {
-	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(formatNames(), ", "))
+	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(e.Accepted, ", "))
 }
 
 // Reporter renders one run. Its methods are safe for concurrent use, but Event must be
@@ -184,7 +185,7 @@ func New(opts Options) (*Reporter, error) {
 		return nil, ErrNoOutput
 	}
 	if opts.Format != "" && !knownFormat(opts.Format) {
-		return nil, &UnknownFormatError{Format: opts.Format}
+		return nil, &UnknownFormatError{Format: opts.Format, Accepted: formatNames()}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

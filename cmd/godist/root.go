@@ -49,11 +49,14 @@ type rootOptions struct {
 	rsyncDirs, rsyncIgnore       []string
 	cacheDir, cacheMax           string
 	lastFailed, watch            bool
+	version                      bool
 }
 
 const rootLong = `godist runs the tests of a Go module distributed over gateways: local worker
 processes (-n), and hosts named by --tx specs. It builds each test binary once, hands
 batches of tests to the workers, and reports the same results as go test -json.
+Packages are named as go test names them; with none given, ./... (every package of the
+module in the current directory, or in -C DIR).
 
 Flags of go test are taken as go test takes them (-name, -name=value, -name value, one
 dash or two, before or after the packages; see go help testflag and go help build):
@@ -71,7 +74,30 @@ godist's -n is its number of workers and -x stops at the first failure: they are
 build's -n and -x. With -C DIR, go test's file flags (-coverprofile, -outputdir, -modfile,
 -overlay, -pgo) are read in DIR, as go test -C reads them; --jsonfile and --junitfile are
 not. Any other flag is refused: flags after -- (or -args) go to every test binary as
-they are.`
+they are.
+
+Exit status:
+  0  every test passed
+  1  a test failed, a package did not build, or a test process crashed
+  2  bad usage or a bad spec (checked before any test runs)
+  3  the work could not be run (no gateway came up, or all were lost)
+
+Environment:
+  NO_COLOR                    plain output, no colours, on a terminal too (TERM=dumb too)
+  GITHUB_ACTIONS=true         ::error annotations at the failing lines (GITHUB_WORKSPACE:
+                              the paths they are relative to)
+  GODIST_CACHE_DIR            the result cache's directory (off: no result cache)
+  GODIST_TRACE=1              each phase of a run, timed, on stderr
+  GODIST_CPUPROFILE=FILE      CPU profiles of the master (FILE) and the workers (FILE.PID)
+  GODIST_WORKER_<GOOS>_<GOARCH>=FILE
+                              the static godist binary to ship to hosts of that platform,
+                              e.g. GODIST_WORKER_LINUX_ARM64 (else one is built with the
+                              local Go toolchain)
+  SSH_AUTH_SOCK               the ssh-agent that ssh= and socket= gateways use
+Set by godist in every test process:
+  GODIST_WORKER               the worker's id: gw0, gw1, ...
+  GODIST_WORKER_COUNT         the number of workers asked for (-n and --tx)
+  GODIST_TESTRUNUID           one value for the whole run`
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o rootOptions
@@ -88,6 +114,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.version {
+				fmt.Fprintln(stdout, versionLine())
+				return nil
+			}
 			pkgs, testArgs := args, []string(nil)
 			if i := cmd.ArgsLenAtDash(); i >= 0 {
 				pkgs, testArgs = args[:i], args[i:]
@@ -141,10 +171,11 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
-	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache; off: -count=1)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache); off: no result cache")
 	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
 	f.BoolVar(&o.lastFailed, "lf", false, "run only the tests that failed in the previous run (all of them when none did)")
 	f.BoolVar(&o.watch, "watch", false, "run, then run again what a change affects, on every change in the module's files; keys: r run all, f run failed, q quit")
+	f.BoolVar(&o.version, "version", false, "print godist's release and the Go version that built it, and exit")
 	f.SetInterspersed(true)
 }
 
@@ -245,18 +276,14 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		}
 		o.maxfail = 1
 	}
-	if o.maxfail < 0 {
-		return cfg, usagef("--maxfail %d: expected a number of failures of 1 or more", o.maxfail)
-	}
 	cfg.MaxFail = o.maxfail
-	if o.rerunFails < 0 || o.rerunFails > 100 {
-		return cfg, usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
-	}
 	cfg.RerunFails = o.rerunFails
 	cfg.LastFailed = o.lastFailed
-	cfg.ResultCache = o.cacheDir
-	if cfg.ResultCache == "" {
+	switch cfg.ResultCache = o.cacheDir; cfg.ResultCache {
+	case "":
 		cfg.ResultCache = defaultCacheDir()
+	case "off":
+		cfg.ResultCache = "" // as GODIST_CACHE_DIR=off
 	}
 	if o.cacheMax != "" {
 		n, err := parseSize(o.cacheMax)
@@ -271,11 +298,8 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 	if o.shard != "" {
 		var err error
 		if cfg.ShardI, cfg.ShardN, err = scheduler.ParseShard(o.shard); err != nil {
-			return cfg, usagef("--shard: %v", err)
+			return cfg, usagef("--shard %q: expected I/N, whole numbers with 1 <= I <= N (such as 1/4, or $CI_NODE_INDEX/$CI_NODE_TOTAL)", o.shard)
 		}
-	}
-	if o.slowest < 0 {
-		return cfg, usagef("--slowest %d: expected a number of tests of 0 or more", o.slowest)
 	}
 	if o.json && o.format != "" {
 		return cfg, usagef("-json and --format %s: -json writes only the JSON stream to stdout", o.format)
@@ -381,7 +405,11 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		color := tty && os.Getenv("NO_COLOR") == ""
 		if rep, err = report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
 			Format: o.format, Workers: len(cfg.Gateways), Each: each, Now: time.Now}); err != nil {
-			return usagef("%v", err)
+			var ufe *report.UnknownFormatError
+			if errors.As(err, &ufe) {
+				return usagef("--format %q: unknown format (accepted: %s)", ufe.Format, strings.Join(ufe.Accepted, ", "))
+			}
+			return usagef("--format %s: %v", o.format, err)
 		}
 		cfg.Observers = append(cfg.Observers, rep)
 	}
@@ -502,15 +530,25 @@ func gatewaysOf(n string, tx []string) ([]xspec.Gateway, error) {
 	for _, t := range tx {
 		s, err := xspec.Parse(t)
 		if err != nil {
-			return nil, usagef("--tx: %v", err)
+			return nil, specError(err)
 		}
 		specs = append(specs, s)
 	}
 	gws, err := xspec.Expand(specs)
 	if err != nil {
-		return nil, usagef("--tx: %v", err)
+		return nil, specError(err)
 	}
 	return gws, nil
+}
+
+// specError is a bad --tx spec in godist's words: the spec, quoted, and what is wrong in it
+// and expected (xspec.Error's message, without its package's prefix).
+func specError(err error) error {
+	var xe *xspec.Error
+	if errors.As(err, &xe) {
+		return usagef("--tx %q: %s", xe.Spec, xe.Msg)
+	}
+	return usagef("--tx: %v", err)
 }
 
 // availableCPUs is the number of CPUs this process may use: the scheduler affinity mask,
