@@ -22,8 +22,9 @@ type SlowTest struct {
 }
 
 // SlowestTracker keeps the runs of top-level tests of a stream, for --slowest N. Subtests
-// are left out (their time is part of their parent's), and so are skipped tests and runs
-// the run's stop cut short (they did not finish). A test run several times (--dist each,
+// are left out (their time is part of their parent's), and so are skipped tests, runs
+// the run's stop cut short (they did not finish) and runs that took 0s as go test prints
+// times (under 5 ms: "0.00s"), which are no one's slowest. A test run several times (--dist each,
 // --rerun-fails, -count) is there once per run, each with its worker. The zero value is
 // ready to use; it is safe for concurrent use.
 type SlowestTracker struct {
@@ -57,9 +58,9 @@ func (s *SlowestTracker) Slowest(n int) []SlowTest {
 					continue
 				}
 				for _, a := range t.attempts {
-					if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" {
-						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
-							Elapsed: time.Duration(a.elapsed * float64(time.Second))})
+					el := time.Duration(a.elapsed * float64(time.Second))
+					if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" && el.Round(10*time.Millisecond) > 0 {
+						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker, Elapsed: el})
 					}
 				}
 			}
