@@ -54,8 +54,8 @@ func (e *sshHostKeyError) detail() string {
 			files = "any known_hosts file (UserKnownHostsFile is none)"
 		}
 		if e.Serve && len(e.Files) > 0 {
-			return fmt.Sprintf("%s is not in %s; add to %s the line that godist serve printed at start, %s, once its key is %s",
-				key, files, e.Files[0], e.serveLine(), e.Fingerprint)
+			return fmt.Sprintf("%s is not in %s; if that is the host key godist serve printed at start, add to %s the line it printed with it: %s",
+				key, files, e.Files[0], e.serveLine())
 		}
 		return fmt.Sprintf("%s is not in %s; add it with ssh-keyscan or connect once with ssh", key, files)
 	}

@@ -94,6 +94,8 @@ Environment:
                               e.g. GODIST_WORKER_LINUX_ARM64 (else one is built with the
                               local Go toolchain)
   SSH_AUTH_SOCK               the ssh-agent that ssh= and socket= gateways use
+  GODIST_REQUIRE_SSHD=1       godist's own tests: fail, not skip, where sshd, docker or
+                              tmux is missing
 Set by godist in every test process:
   GODIST_WORKER               the worker's id: gw0, gw1, ...
   GODIST_WORKER_COUNT         the number of workers asked for (-n and --tx)
