@@ -164,6 +164,13 @@ func (r *runner) startFailed(ctx context.Context, id string, err error) {
 func (r *runner) ready(ctx context.Context) {
 	r.upMu.Lock()
 	r.anyReady = true
+	r.upMu.Unlock()
+	r.sayUnstarted(ctx)
+}
+
+// sayUnstarted notes the gateways that did not come up before one did, and abandons them.
+func (r *runner) sayUnstarted(ctx context.Context) {
+	r.upMu.Lock()
 	failed := r.unstartedErrs
 	r.unstartedErrs = nil
 	r.upMu.Unlock()
@@ -173,23 +180,29 @@ func (r *runner) ready(ctx context.Context) {
 	}
 }
 
-// unstarted is the error of a run none of whose gateways came up, each gateway's why in
-// one line; nil if one came up (or none was started: every result came from the cache).
-func (r *runner) unstarted() error {
+// unstarted is the error of a run that had work for its gateways and none of which came
+// up, each gateway's why in one line; nil if one came up, or none was started (every
+// result came from the cache). With no work left (every package settled without a
+// gateway: from the cache, a build failure) the gateways that failed are only noted. It
+// is called once the gateways are done.
+func (r *runner) unstarted(ctx context.Context) error {
 	r.upMu.Lock()
-	defer r.upMu.Unlock()
-	switch n := len(r.unstartedErrs); {
-	case r.anyReady || n == 0:
+	failed, up := r.unstartedErrs, r.anyReady
+	r.upMu.Unlock()
+	switch {
+	case up || len(failed) == 0:
 		return nil
-	case n == 1:
-		return &RunError{fmt.Errorf("godist: %w", r.unstartedErrs[0].err)}
-	default:
-		whys := make([]string, n)
-		for i, f := range r.unstartedErrs {
-			whys[i] = oneLine(f.err.Error())
-		}
-		return &RunError{fmt.Errorf("godist: no gateway came up: %s", strings.Join(whys, "; "))}
+	case len(r.ledger.Open()) == 0:
+		r.sayUnstarted(ctx) // nothing needed them
+		return nil
+	case len(failed) == 1:
+		return &RunError{fmt.Errorf("godist: %w", failed[0].err)}
 	}
+	whys := make([]string, len(failed))
+	for i, f := range failed {
+		whys[i] = oneLine(f.err.Error())
+	}
+	return &RunError{fmt.Errorf("godist: no gateway came up: %s", strings.Join(whys, "; "))}
 }
 
 func oneLine(s string) string {

@@ -348,7 +348,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 // the durations, and makes the result.
 func (r *runner) conclude(ctx context.Context) (*Result, error) {
 	cfg := r.cfg
-	if err := r.unstarted(); err != nil && ctx.Err() == nil {
+	if err := r.unstarted(ctx); err != nil && ctx.Err() == nil {
 		// No gateway came up: nothing could run, and no package is reported as if it had
 		// (CONTRACT.md: exit status 3); the error says why, once.
 		for _, s := range r.ledger.Open() {
