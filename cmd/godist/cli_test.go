@@ -361,6 +361,8 @@ func TestFlagConfig(t *testing.T) {
 		{[]string{"./a", "-v", "./b/...", "-x"}, func(c *runner.Config) { c.Patterns, c.MaxFail = []string{"./a", "./b/..."}, 1 }},
 		{[]string{"./a", "--", "-x", "-v"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "-v"} }},
 		{[]string{"./a", "-args", "-x", "--", "b"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "--", "b"} }},
+		{[]string{"--cache-dir", dir}, func(c *runner.Config) { c.ResultCache = dir }},
+		{[]string{"--cache-dir", "off"}, func(c *runner.Config) { c.ResultCache = "" }}, // as GODIST_CACHE_DIR=off, not a directory "off"
 		{[]string{"--dist=each", "--maxfail=3", "--rerun-fails", "2", "--shard", "2/3"}, func(c *runner.Config) {
 			c.Mode, c.MaxFail, c.RerunFails, c.ShardI, c.ShardN = scheduler.Each, 3, 2, 2, 3
 		}},
