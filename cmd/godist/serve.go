@@ -99,13 +99,13 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	signer, created, err := serve.LoadOrCreateHostKey(o.hostKey)
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return usagef("serve --host-key %s: %v (expected an ed25519 private key file, or none there: it is made)", o.hostKey, pe.Err)
+		return fmt.Errorf("serve --host-key %s: %v (expected an ed25519 private key file, or none there: it is made)", o.hostKey, pe.Err)
 	} else if err != nil {
 		return fmt.Errorf("serve: host key: %w", err)
 	}
 	keys, warnings, err := serve.ReadAuthorizedKeys(o.authorizedKeys)
 	if errors.As(err, &pe) {
-		return usagef("serve --authorized-keys %s: %v (expected an authorized_keys file of the keys to let in)", o.authorizedKeys, pe.Err)
+		return fmt.Errorf("serve --authorized-keys %s: %v (expected an authorized_keys file of the keys to let in)", o.authorizedKeys, pe.Err)
 	} else if err != nil {
 		return fmt.Errorf("serve: authorized keys: %w", err)
 	}
