@@ -206,7 +206,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	// Resolve.
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
-	go func() { goroot <- gobuild.GOROOT(ctx, bopts) }()
+	go func(ctx context.Context) { goroot <- gobuild.GOROOT(ctx, bopts) }(ctx)
 	tracef("resolve")
 	key := resolveKey(cfg, bopts)
 	var pkgs []gobuild.Package
@@ -217,7 +217,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 		bctx, r.stopStale = context.WithCancel(ctx)
 		defer r.stopStale()
 		r.check = &resolveCheck{ch: make(chan resolved, 1), started: rec, abandon: r.stopStale}
-		go func() {
+		go func(ctx context.Context) {
 			p, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
 			tracef("resolved %d packages (go list)", len(p))
 			if err == nil {
@@ -225,7 +225,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 			}
 			r.check.ch <- resolved{p, err}
 			r.check.confirmed() // at once: a stale start stops now, not at go's first word
-		}()
+		}(ctx)
 		pkgs, ctx = rec, bctx
 	} else {
 		pkgs, err = gobuild.Resolve(ctx, bopts, cfg.Patterns)
