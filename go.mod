@@ -17,6 +17,7 @@ require (
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0
 	gotest.tools/gotestsum v1.13.0
+	mvdan.cc/sh/v3 v3.14.1
 )
 
 require (

@@ -25,6 +25,13 @@ type githubAnnotation struct {
 	Col     int    // 0 for none
 	Title   string
 	Message string
+
+	// What the job summary lists it by; the workflow command leaves them out.
+	kind   string // "test", "package" or "build"
+	pkg    string // the package (import path)
+	test   string // the test's name, for a test
+	worker string // the worker of the attempt shown ("" if unknown)
+	reason string // one line saying why: the failing log line's message, the panic line, ...
 }
 
 // String is the workflow command, always one line: properties are escaped as GitHub's
@@ -109,9 +116,11 @@ type GitHubOptions struct {
 // in the order they first ran. Tests are told apart, and reruns recognised, as by
 // JUnitCollector. Feed it the stream in order; it is safe for concurrent use.
 type GitHubAnnotator struct {
-	mu    sync.Mutex
-	opts  GitHubOptions
-	model *runModel
+	mu       sync.Mutex
+	opts     GitHubOptions
+	model    *runModel
+	total    int                    // top-level test units planned (SetTotal)
+	gateways map[string]*gatewayLog // for the job summary
 }
 
 // NewGitHubAnnotator returns an annotator with nothing seen yet.
@@ -147,6 +156,10 @@ func (g *GitHubAnnotator) Write(w io.Writer) error {
 func (g *GitHubAnnotator) annotations() []githubAnnotation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.annotationsLocked()
+}
+
+func (g *GitHubAnnotator) annotationsLocked() []githubAnnotation {
 	var out []githubAnnotation
 	var builds []string
 	for ip, b := range g.model.builds {
@@ -208,7 +221,7 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 	}
 
 	lines := strings.Split(shown.text(), "\n")
-	a := githubAnnotation{Level: level, Title: g.title(s, t.name)}
+	a := githubAnnotation{Level: level, Title: g.title(s, t.name), kind: "test", pkg: s.key.pkg, test: t.name, worker: shown.worker}
 	if level == "warning" {
 		a.Title = "flaky: " + a.Title
 	}
@@ -222,6 +235,7 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 			a.Line = loc.line
 		}
 	}
+	a.reason = failureReason(lines, loc, ok)
 
 	var head string
 	switch {
@@ -233,6 +247,12 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 		head = "failed on all " + strconv.Itoa(len(attempts)) + " attempts"
 	}
 	a.Message = g.message(head, lines, "test failed"+onWorker(shown.worker))
+	if a.reason == "" {
+		a.reason = head
+	}
+	if a.reason == "" {
+		a.reason = "test failed"
+	}
 	return a, true
 }
 
@@ -331,12 +351,17 @@ func dedent(lines []string) []string {
 func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) githubAnnotation {
 	out := s.packageOutput()
 	lines := strings.Split(out, "\n")
-	a := githubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)")}
-	if loc, ok := panicLoc(lines, func(file string) bool { return g.inPackage(s.key.pkg, file) }); ok {
+	a := githubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)"), kind: "package", pkg: s.key.pkg, worker: s.key.worker}
+	loc, ok := panicLoc(lines, func(file string) bool { return g.inPackage(s.key.pkg, file) })
+	if ok {
 		a.File = g.resolve(s.key.pkg, loc.file)
 		if a.File != "" {
 			a.Line = loc.line
 		}
+	}
+	a.reason = loc.msg
+	if a.reason == "" {
+		a.reason = "failed outside its tests (TestMain, init, or a lost worker)"
 	}
 	a.Message = g.message("package failed outside its tests (TestMain, init, or a lost worker)", lines, "(no output)")
 	return a
@@ -351,7 +376,7 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []git
 		if !filepath.IsAbs(file) && g.opts.BuildDir != "" {
 			file = filepath.Join(g.opts.BuildDir, file)
 		}
-		a := githubAnnotation{Level: "error", Title: title, Message: loc.msg}
+		a := githubAnnotation{Level: "error", Title: title, Message: loc.msg, kind: "build", pkg: pkg, reason: loc.msg}
 		if a.File = g.relative(file); a.File != "" {
 			a.Line, a.Col = loc.line, loc.col
 		}
@@ -364,7 +389,11 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []git
 				lines = append(lines, l)
 			}
 		}
-		out = append(out, githubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)")})
+		reason := "build failed"
+		if len(lines) > 0 {
+			reason = lines[0]
+		}
+		out = append(out, githubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)"), kind: "build", pkg: pkg, reason: reason})
 	}
 	return out
 }

@@ -45,27 +45,34 @@ func (s *SlowestTracker) Event(e gotest.Event) {
 // Slowest returns the n slowest runs, slowest first; ties go by package, test and worker.
 // n <= 0 returns nil.
 func (s *SlowestTracker) Slowest(n int) []SlowTest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.model == nil {
+		return nil
+	}
+	return s.model.slowest(n)
+}
+
+// slowest returns the n slowest finished runs of top-level tests, as
+// SlowestTracker.Slowest describes them.
+func (m *runModel) slowest(n int) []SlowTest {
 	if n <= 0 {
 		return nil
 	}
 	var runs []SlowTest
-	s.mu.Lock()
-	if s.model != nil {
-		for _, st := range s.model.suites {
-			for _, t := range st.order {
-				if testjson.TestName(t.name).IsSubTest() {
-					continue
-				}
-				for _, a := range t.attempts {
-					if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" {
-						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
-							Elapsed: time.Duration(a.elapsed * float64(time.Second))})
-					}
+	for _, st := range m.suites {
+		for _, t := range st.order {
+			if testjson.TestName(t.name).IsSubTest() {
+				continue
+			}
+			for _, a := range t.attempts {
+				if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" {
+					runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
+						Elapsed: time.Duration(a.elapsed * float64(time.Second))})
 				}
 			}
 		}
 	}
-	s.mu.Unlock()
 	sort.Slice(runs, func(i, j int) bool {
 		a, b := runs[i], runs[j]
 		switch {
