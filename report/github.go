@@ -27,11 +27,12 @@ type githubAnnotation struct {
 	Message string
 
 	// What the job summary lists it by; the workflow command leaves them out.
-	kind   string // "test", "package" or "build"
-	pkg    string // the package (import path)
-	test   string // the test's name, for a test
-	worker string // the worker of the attempt shown ("" if unknown)
-	reason string // one line saying why: the failing log line's message, the panic line, ...
+	kind   string   // "test", "package" or "build"
+	pkg    string   // the package (import path)
+	test   string   // the test's name, for a test
+	worker string   // the worker of the attempt shown ("" if unknown)
+	reason string   // one line saying why: the failing log line's message, the panic line, ...
+	lines  []string // Message uncapped, one line an element (nil: Message's lines)
 }
 
 // String is the workflow command, always one line: properties are escaped as GitHub's
@@ -246,7 +247,7 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 	case len(attempts) > 1:
 		head = "failed on all " + strconv.Itoa(len(attempts)) + " attempts"
 	}
-	a.Message = g.message(head, lines, "test failed"+onWorker(shown.worker))
+	a.Message, a.lines = g.message(head, lines, "test failed"+onWorker(shown.worker))
 	if a.reason == "" {
 		a.reason = head
 	}
@@ -302,8 +303,8 @@ func verb(action string) string {
 }
 
 // message is head (if any), then the output lines, dedented and capped at MaxLines; def
-// when there is no output.
-func (g *GitHubAnnotator) message(head string, lines []string, def string) string {
+// when there is no output. all is the same uncapped, one line an element.
+func (g *GitHubAnnotator) message(head string, lines []string, def string) (msg string, all []string) {
 	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
 		lines = lines[:len(lines)-1]
 	}
@@ -312,15 +313,22 @@ func (g *GitHubAnnotator) message(head string, lines []string, def string) strin
 		body = []string{def}
 	} else {
 		body = dedent(lines)
-		if n := len(body) - g.opts.MaxLines; n > 0 {
-			body = append(body[:g.opts.MaxLines:g.opts.MaxLines], "… "+strconv.Itoa(n)+" more lines in the log")
-		}
+	}
+	// Annotations show no colours: ANSI sequences would be noise.
+	for i, l := range body {
+		body[i] = ansiCSI.ReplaceAllString(l, "")
+	}
+	if head != "" {
+		all = append(all, ansiCSI.ReplaceAllString(head, ""))
+	}
+	all = append(all, body...)
+	if n := len(body) - g.opts.MaxLines; n > 0 {
+		body = append(body[:g.opts.MaxLines:g.opts.MaxLines], "… "+strconv.Itoa(n)+" more lines in the log")
 	}
 	if head != "" {
 		body = append([]string{head}, body...)
 	}
-	// Annotations show no colours: ANSI sequences would be noise.
-	return ansiCSI.ReplaceAllString(strings.Join(body, "\n"), "")
+	return ansiCSI.ReplaceAllString(strings.Join(body, "\n"), ""), all
 }
 
 // ansiCSI matches an ANSI control sequence ("ESC [ params final").
@@ -363,7 +371,7 @@ func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) githubAnnotation {
 	if a.reason == "" {
 		a.reason = "failed outside its tests (TestMain, init, or a lost worker)"
 	}
-	a.Message = g.message("package failed outside its tests (TestMain, init, or a lost worker)", lines, "(no output)")
+	a.Message, a.lines = g.message("package failed outside its tests (TestMain, init, or a lost worker)", lines, "(no output)")
 	return a
 }
 
@@ -393,7 +401,9 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []git
 		if len(lines) > 0 {
 			reason = lines[0]
 		}
-		out = append(out, githubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)"), kind: "build", pkg: pkg, reason: reason})
+		a := githubAnnotation{Level: "error", Title: title, kind: "build", pkg: pkg, reason: reason}
+		a.Message, a.lines = g.message("", lines, "(no output)")
+		out = append(out, a)
 	}
 	return out
 }
@@ -436,7 +446,9 @@ func (g *GitHubAnnotator) resolve(pkg, file string) string {
 }
 
 // relative makes an absolute path relative to the workspace, with slashes; "" when it
-// lies outside.
+// lies outside. A path that lies outside as written is tried again with symbolic links
+// resolved, in it and in the workspace: go names files by the real directory when it does
+// not run where the workspace's name leads (-C, or a workspace reached through a link).
 func (g *GitHubAnnotator) relative(p string) string {
 	if g.opts.Workspace == "" {
 		return filepath.ToSlash(p)
@@ -444,9 +456,33 @@ func (g *GitHubAnnotator) relative(p string) string {
 	if !filepath.IsAbs(p) {
 		return ""
 	}
-	rel, err := filepath.Rel(g.opts.Workspace, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == "." {
+	if rel, ok := within(g.opts.Workspace, p); ok {
+		return rel
+	}
+	ws, err := filepath.EvalSymlinks(g.opts.Workspace)
+	if err != nil {
 		return ""
 	}
-	return filepath.ToSlash(rel)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		// A file that is gone: its directory, at least, may resolve.
+		dir, derr := filepath.EvalSymlinks(filepath.Dir(p))
+		if derr != nil {
+			return ""
+		}
+		real = filepath.Join(dir, filepath.Base(p))
+	}
+	if rel, ok := within(ws, real); ok {
+		return rel
+	}
+	return ""
+}
+
+// within is p relative to dir, with slashes, if p lies inside dir (and is not dir).
+func within(dir, p string) (string, bool) {
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == "." {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }

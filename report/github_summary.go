@@ -208,8 +208,8 @@ func (g *GitHubAnnotator) jobSummaryLocked(opts JobSummaryOptions) string {
 	if slow := g.model.slowest(opts.Slowest); len(slow) > 0 {
 		fmt.Fprintf(&b, "### Slowest tests\n\n| Time | Test | Package | Gateway |\n| ---: | --- | --- | --- |\n")
 		for _, t := range slow {
-			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", formatSeconds(t.Elapsed, 2), mdCell(mdCode(t.Test, mdNameRunes)),
-				mdCell(mdCode(t.Package, mdNameRunes)), mdCell(mdText(t.Worker, mdNameRunes)))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", formatSeconds(t.Elapsed, 2), mdCellCode(t.Test, mdNameRunes),
+				mdCellCode(t.Package, mdNameRunes), mdText(t.Worker, mdNameRunes))
 		}
 		b.WriteString("\n")
 	}
@@ -225,11 +225,11 @@ func (g *GitHubAnnotator) jobSummaryLocked(opts JobSummaryOptions) string {
 			if opts.Elapsed > 0 {
 				share = strconv.Itoa(int(100*busy.Seconds()/opts.Elapsed.Seconds()+0.5)) + "%"
 			}
-			name := mdCode(id, mdNameRunes)
+			name := mdCellCode(id, mdNameRunes)
 			if gw.lost {
 				name += " (lost)"
 			}
-			fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", mdCell(name), len(gw.spans), formatSeconds(busy, 2), share)
+			fmt.Fprintf(&b, "| %s | %d | %s | %s |\n", name, len(gw.spans), formatSeconds(busy, 2), share)
 		}
 		b.WriteString("\n")
 	}
@@ -300,6 +300,9 @@ func (e summaryEntry) heading() string {
 // failure's compiler errors, one a line.
 func (e summaryEntry) output() []string {
 	if e.a.kind != "build" || len(e.more) == 0 && e.a.File == "" {
+		if e.a.lines != nil {
+			return e.a.lines
+		}
 		return strings.Split(e.a.Message, "\n")
 	}
 	var lines []string

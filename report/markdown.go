@@ -28,7 +28,7 @@ func mdText(s string, limit int) string {
 // mdCode is s as a code span on one line, cut to limit runes (0: no limit): its fence is
 // one backtick longer than the longest run of backticks in s, and it is padded with a
 // space where s starts or ends with a backtick or a space (CommonMark strips one of each).
-// Inside a table, pipes must still be escaped (mdCell). An empty s gives "".
+// In a table cell, use mdCellCode. An empty s gives "".
 func mdCode(s string, limit int) string {
 	s = oneLineOf(s, limit)
 	if s == "" {
@@ -50,20 +50,16 @@ func mdCode(s string, limit int) string {
 	return fence + s + fence
 }
 
-// mdCell makes inline Markdown fit in a table cell: GitHub splits a row at every pipe
-// that is not backslash-escaped, code spans included, before it reads the cells.
-func mdCell(inline string) string {
-	var b strings.Builder
-	escaped := false
-	for i := 0; i < len(inline); i++ {
-		c := inline[i]
-		if c == '|' && !escaped {
-			b.WriteByte('\\')
-		}
-		escaped = c == '\\' && !escaped
-		b.WriteByte(c)
+// mdCellCode is s as a code span in a table cell. GitHub splits a row at every pipe not
+// escaped with a backslash, code spans included, and then drops the backslash of each
+// escaped pipe: a pipe becomes "\|" in the span. A backslash before a pipe cannot be said
+// in a code span in a cell, so text with one is escaped text (mdText) instead.
+func mdCellCode(s string, limit int) string {
+	s = oneLineOf(s, limit)
+	if strings.Contains(s, `\|`) {
+		return mdText(s, 0)
 	}
-	return b.String()
+	return strings.ReplaceAll(mdCode(s, 0), "|", `\|`)
 }
 
 // mdFence is lines as a fenced code block: its fence is longer than any run of backticks
