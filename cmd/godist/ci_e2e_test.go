@@ -163,8 +163,8 @@ func checkCISummary(t *testing.T, md, output string) {
 		return "", ""
 	}
 	want := map[string][2]string{ // item's start -> link, its text
-		"❌ TestFails in example.com/ci/p":            {ciBlob + "sub/mod/p/p_test.go#L9", "sub/mod/p/p_test.go:9"},
-		"❌ TestSub/bad in example.com/ci/p":          {ciBlob + "sub/mod/p/p_test.go#L15", "sub/mod/p/p_test.go:15"},
+		"❌ TestFails in example.com/ci/p":             {ciBlob + "sub/mod/p/p_test.go#L9", "sub/mod/p/p_test.go:9"},
+		"❌ TestSub/bad in example.com/ci/p":           {ciBlob + "sub/mod/p/p_test.go#L15", "sub/mod/p/p_test.go:15"},
 		"❌ build of example.com/ci/broken at sub/mod": {ciBlob + "sub/mod/broken/b_test.go#L5", "sub/mod/broken/b_test.go:5:40"},
 	}
 	for prefix, w := range want {
