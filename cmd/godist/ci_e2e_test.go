@@ -3,13 +3,18 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
+	"github.com/godist/godist/internal/child"
 	"github.com/godist/godist/internal/mdtest"
 )
 
@@ -274,6 +279,54 @@ func TestEndToEndPostRunCommand(t *testing.T) {
 	_, stderr, code = runCmdEnv(t, mod, noGitHub, godistBin, "--tx", "exec=exit 7", "--post-run-command", hook, "./skip")
 	if code != 3 || bytes.Contains(stderr, []byte("hook-stderr")) {
 		t.Errorf("no gateway: exit status %d, and the command must not run\n%s", code, stderr)
+	}
+}
+
+// Ctrl-C while the post-run command runs: it is killed (it runs in a process group of its
+// own, which the terminal's signal does not reach), and godist exits as interrupted.
+func TestEndToEndPostRunCommandInterrupted(t *testing.T) {
+	t.Parallel()
+	_, mod := ciRepo(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The command says its pid, then becomes a process that would outlive the test.
+	hook := `sh -c 'echo $$ > ` + pidFile + `.tmp && mv ` + pidFile + `.tmp ` + pidFile + ` && exec sleep 600'`
+	cmd := exec.Command(godistBin, "-n", "1", "--durations", filepath.Join(t.TempDir(), "d.json"), "--post-run-command", hook, "./skip")
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "GITHUB_ACTIONS=")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if !waitFor(time.Minute, func() bool {
+		b, err := os.ReadFile(pidFile)
+		_, serr := fmt.Sscan(string(b), &pid)
+		return err == nil && serr == nil
+	}) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("the post-run command never started:\n%s", out.String())
+	}
+	cmd.Process.Signal(os.Interrupt)
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(15 * time.Second):
+		syscall.Kill(pid, syscall.SIGKILL)
+		cmd.Process.Kill()
+		<-exited
+		t.Fatalf("godist did not exit within 15s of SIGINT: it waits for a command it should have killed\n%s", out.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 || !strings.Contains(out.String(), "godist: interrupted\n") {
+		t.Errorf("godist: %v, want exit status 130 saying it was interrupted\n%s", err, out.String())
+	}
+	if !waitFor(10*time.Second, func() bool { return child.Gone(pid) }) {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Errorf("the post-run command (pid %d) outlived godist", pid)
 	}
 }
 

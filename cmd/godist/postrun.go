@@ -117,8 +117,8 @@ func (e *postRunError) Unwrap() error { return e.err }
 
 // runPostRunCommand runs argv with env added to godist's environment, its output to
 // stdout and stderr, no input, and waits for it. It runs in a process group of its own,
-// killed whole when ctx ends (Ctrl-C reaches godist, not it). A command that cannot start,
-// fails or is killed is a *postRunError.
+// killed whole when ctx ends (Ctrl-C reaches godist, not it), which is ctx's error. A
+// command that cannot start, fails or is killed otherwise is a *postRunError.
 func runPostRunCommand(ctx context.Context, argv, env []string, stdout, stderr io.Writer) error {
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
@@ -147,6 +147,9 @@ func runPostRunCommand(ctx context.Context, argv, env []string, stdout, stderr i
 		err = p.Wait(nil)
 	} else {
 		err = cmd.Wait()
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // interrupted: killed, as the run would have been
 	}
 	if err != nil {
 		return &postRunError{err}
