@@ -115,7 +115,12 @@ type GitHubOptions struct {
 //
 // Build failures come first (by import path), then the rest by package and worker, tests
 // in the order they first ran. Tests are told apart, and reruns recognised, as by
-// JUnitCollector. Feed it the stream in order; it is safe for concurrent use.
+// JUnitCollector.
+//
+// It also writes the run's GitHub Actions job summary (WriteJobSummary), for which it is
+// an observer of the whole run: SetTotal and WorkerState as the ledger calls them, and
+// TestProcess for each test process. Feed it the stream in order; it is safe for
+// concurrent use.
 type GitHubAnnotator struct {
 	mu       sync.Mutex
 	opts     GitHubOptions
