@@ -99,10 +99,13 @@ func TestEndToEndGitHubSummary(t *testing.T) {
 	for _, c := range []struct {
 		name, dir string
 		args      []string
+		bin       string
 	}{
-		{"in the module", mod, nil},
-		{"-C from the repository root", repo, []string{"-C", filepath.Join("sub", "mod")}},
-		{"-C from elsewhere", elsewhere, []string{"-C", rel}},
+		{"in the module", mod, nil, godistBin},
+		// The race-built godist: the annotator is told of events and test processes from
+		// the run's goroutines.
+		{"-C from the repository root", repo, []string{"-C", filepath.Join("sub", "mod")}, godistRaceBin},
+		{"-C from elsewhere", elsewhere, []string{"-C", rel}, godistBin},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			summary := filepath.Join(t.TempDir(), "step-summary.md")
@@ -112,8 +115,11 @@ func TestEndToEndGitHubSummary(t *testing.T) {
 			}
 			env := append(githubEnv(repo, summary), "CI_FLAKY_DIR="+t.TempDir())
 			args := append(append([]string{"-n", "2", "--rerun-fails", "1", "--durations", filepath.Join(t.TempDir(), "d.json")}, c.args...), "./...")
-			stdout, stderr, code := runCmdEnv(t, c.dir, env, godistBin, args...)
+			stdout, stderr, code := runCmdEnv(t, c.dir, env, c.bin, args...)
 			output := string(stdout) + string(stderr)
+			if strings.Contains(output, "DATA RACE") {
+				t.Errorf("the race detector found a data race in godist:\n%s", output)
+			}
 			if code != 1 {
 				t.Fatalf("exit status %d, want 1\n%s", code, output)
 			}
