@@ -347,3 +347,22 @@ func hookVars(out []byte) map[string]string {
 	}
 	return vars
 }
+
+// A GITHUB_STEP_SUMMARY that cannot be written: one line says so, the run goes on, and
+// its exit status is the tests'.
+func TestEndToEndStepSummaryUnwritable(t *testing.T) {
+	t.Parallel()
+	repo, mod := ciRepo(t)
+	bad := filepath.Join(t.TempDir(), "no", "such", "dir", "summary.md")
+	stdout, stderr, code := runCmdEnv(t, mod, githubEnv(repo, bad), godistBin, "-n", "1", "--durations", filepath.Join(t.TempDir(), "d.json"), "./skip")
+	if code != 0 {
+		t.Errorf("exit status %d, want 0 (the tests passed)\n%s%s", code, stdout, stderr)
+	}
+	want := "godist: GITHUB_STEP_SUMMARY: open " + bad + ": no such file or directory: no job summary is written\n"
+	if strings.Count(string(stderr), "GITHUB_STEP_SUMMARY") != 1 || !strings.Contains(string(stderr), want) {
+		t.Errorf("stderr does not say, in one line, %q:\n%s", want, stderr)
+	}
+	if !bytes.Contains(stdout, []byte("0 passed, 0 failed, 1 skipped")) {
+		t.Errorf("the run did not go on:\n%s", stdout)
+	}
+}
