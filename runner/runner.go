@@ -212,7 +212,6 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	// Resolve.
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
-	// The goroutines take ctx as it is: run changes it below.
 	go func(ctx context.Context) { goroot <- gobuild.GOROOT(ctx, bopts) }(ctx)
 	tracef("resolve")
 	key := resolveKey(cfg, bopts)

@@ -139,6 +139,18 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"ping", "--tx", "popen//x=1"}, want: `--tx "popen//x=1": unknown key "x"`},
 		{args: []string{"rsync", "--delete=3", "--tx", "popen", ".", "d"}, want: `--delete "3": expected true or false`},
 		{args: []string{"serve", "--listen", "nope"}, want: `serve --listen: listen address "nope": bad port "nope"`},
+		{args: []string{"--post-run-command", "", "./pass"}, want: `--post-run-command "": no command (expected a command and its arguments, quoted as sh quotes them)`},
+		{args: []string{"--post-run-command", "  # just a comment", "./pass"}, want: `no command (expected a command and its arguments`},
+		{args: []string{"--post-run-command", "notify 'unclosed", "./pass"}, want: "--post-run-command \"notify 'unclosed\": reached EOF without closing quote `'` at column 8 (expected a command and its arguments, quoted as sh quotes them)"},
+		{args: []string{"--post-run-command", `notify "unclosed`, "./pass"}, want: "reached EOF without closing quote `\"`"},
+		{args: []string{"--post-run-command", "notify | tee log", "./pass"}, want: "a shell would be needed for this: run it with sh -c '...'"},
+		{args: []string{"--post-run-command", "notify $TESTS_FAILED", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "notify > log", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "a; b", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "X=1 notify", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "notify `date`", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "(notify)", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command"}, want: "flag needs a value: --post-run-command"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
