@@ -82,7 +82,8 @@ Exit status:
   0  every test passed
   1  a test failed, a package did not build, or a test process crashed
   2  bad usage or a bad spec (checked before any test runs)
-  3  the work could not be run (no gateway came up, or all were lost)
+  3  the work could not be run (no gateway came up, or all were lost), or
+     --post-run-command failed
 
 Environment:
   NO_COLOR                    plain output, no colours, on a terminal too (TERM=dumb too)
