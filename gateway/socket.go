@@ -110,5 +110,6 @@ func resolveSocketWith(getenv func(string) string, host string, port int) (*sshC
 	res.HostName = host
 	res.Port = port
 	res.ProxyJump = ""
+	res.Serve = true
 	return res, nil
 }

@@ -40,6 +40,8 @@ type sshConfigResolved struct {
 	// StrictHostKeyChecking is "yes" (also for "ask": nobody is there to ask), "no"
 	// ("off" too) or "accept-new".
 	StrictHostKeyChecking string
+	// Serve is set for a godist serve (socket=) rather than an sshd.
+	Serve bool
 
 	ConnectTimeout time.Duration // 0 = not set
 

@@ -25,6 +25,15 @@ type sshHostKeyError struct {
 	// revocation (Revoked); nil for an unknown host.
 	Recorded *knownhosts.KnownKey
 	Revoked  bool
+	// Serve is set for a godist serve (socket=), which prints its known_hosts line at
+	// start (cmd/godist/serve.go): the hint names that line.
+	Serve bool
+}
+
+// serveLine is how godist serve's line for the host starts, as it prints it at start
+// (cmd/godist/serve.go): "godist serve: known_hosts line for clients: [HOST]:PORT TYPE".
+func (e *sshHostKeyError) serveLine() string {
+	return fmt.Sprintf("\"godist serve: known_hosts line for clients: %s %s ...\"", knownhosts.Normalize(e.Host), e.KeyType)
 }
 
 func (e *sshHostKeyError) Error() string { return "ssh: " + e.detail() }
@@ -34,12 +43,19 @@ func (e *sshHostKeyError) detail() string {
 	switch {
 	case e.Revoked:
 		return fmt.Sprintf("%s is marked revoked in %s:%d", key, e.Recorded.Filename, e.Recorded.Line)
+	case e.Recorded != nil && e.Serve:
+		return fmt.Sprintf("%s does not match the key recorded in %s:%d (possible man-in-the-middle; if that godist serve has a new host key, replace line %d with the one it printed at start: %s)",
+			key, e.Recorded.Filename, e.Recorded.Line, e.Recorded.Line, e.serveLine())
 	case e.Recorded != nil:
 		return fmt.Sprintf("%s does not match the key recorded in %s:%d (possible man-in-the-middle)", key, e.Recorded.Filename, e.Recorded.Line)
 	default:
 		files := strings.Join(e.Files, ", ")
 		if files == "" {
 			files = "any known_hosts file (UserKnownHostsFile is none)"
+		}
+		if e.Serve && len(e.Files) > 0 {
+			return fmt.Sprintf("%s is not in %s; if that is the host key godist serve printed at start, add to %s the line it printed with it: %s",
+				key, files, e.Files[0], e.serveLine())
 		}
 		return fmt.Sprintf("%s is not in %s; add it with ssh-keyscan or connect once with ssh", key, files)
 	}
@@ -132,7 +148,7 @@ func (h *sshHostKeys) check(hostport string, remote net.Addr, key ssh.PublicKey)
 		h.setAccepted()
 		return nil
 	}
-	herr := &sshHostKeyError{Host: hostport, KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Files: h.files}
+	herr := &sshHostKeyError{Host: hostport, KeyType: key.Type(), Fingerprint: ssh.FingerprintSHA256(key), Files: h.files, Serve: h.res.Serve}
 	if len(h.files) == 0 {
 		herr.Files = h.res.UserKnownHostsFiles
 	}

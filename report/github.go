@@ -25,6 +25,14 @@ type githubAnnotation struct {
 	Col     int    // 0 for none
 	Title   string
 	Message string
+
+	// What the job summary lists it by; the workflow command leaves them out.
+	kind   string   // "test", "package" or "build"
+	pkg    string   // the package (import path)
+	test   string   // the test's name, for a test
+	worker string   // the worker of the attempt shown ("" if unknown)
+	reason string   // one line saying why: the failing log line's message, the panic line, ...
+	lines  []string // Message uncapped, one line an element (nil: Message's lines)
 }
 
 // String is the workflow command, always one line: properties are escaped as GitHub's
@@ -107,11 +115,18 @@ type GitHubOptions struct {
 //
 // Build failures come first (by import path), then the rest by package and worker, tests
 // in the order they first ran. Tests are told apart, and reruns recognised, as by
-// JUnitCollector. Feed it the stream in order; it is safe for concurrent use.
+// JUnitCollector.
+//
+// It also writes the run's GitHub Actions job summary (WriteJobSummary), for which it is
+// an observer of the whole run: SetTotal and WorkerState as the ledger calls them, and
+// TestProcess for each test process. Feed it the stream in order; it is safe for
+// concurrent use.
 type GitHubAnnotator struct {
-	mu    sync.Mutex
-	opts  GitHubOptions
-	model *runModel
+	mu       sync.Mutex
+	opts     GitHubOptions
+	model    *runModel
+	total    int                    // top-level test units planned (SetTotal)
+	gateways map[string]*gatewayLog // for the job summary
 }
 
 // NewGitHubAnnotator returns an annotator with nothing seen yet.
@@ -147,6 +162,10 @@ func (g *GitHubAnnotator) Write(w io.Writer) error {
 func (g *GitHubAnnotator) annotations() []githubAnnotation {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	return g.annotationsLocked()
+}
+
+func (g *GitHubAnnotator) annotationsLocked() []githubAnnotation {
 	var out []githubAnnotation
 	var builds []string
 	for ip, b := range g.model.builds {
@@ -208,7 +227,7 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 	}
 
 	lines := strings.Split(shown.text(), "\n")
-	a := githubAnnotation{Level: level, Title: g.title(s, t.name)}
+	a := githubAnnotation{Level: level, Title: g.title(s, t.name), kind: "test", pkg: s.key.pkg, test: t.name, worker: shown.worker}
 	if level == "warning" {
 		a.Title = "flaky: " + a.Title
 	}
@@ -222,6 +241,7 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 			a.Line = loc.line
 		}
 	}
+	a.reason = failureReason(lines, loc, ok)
 
 	var head string
 	switch {
@@ -232,7 +252,13 @@ func (g *GitHubAnnotator) testAnnotation(s *suiteLog, t *testLog) (githubAnnotat
 	case len(attempts) > 1:
 		head = "failed on all " + strconv.Itoa(len(attempts)) + " attempts"
 	}
-	a.Message = g.message(head, lines, "test failed"+onWorker(shown.worker))
+	a.Message, a.lines = g.message(head, lines, "test failed"+onWorker(shown.worker))
+	if a.reason == "" {
+		a.reason = head
+	}
+	if a.reason == "" {
+		a.reason = "test failed"
+	}
 	return a, true
 }
 
@@ -282,8 +308,8 @@ func verb(action string) string {
 }
 
 // message is head (if any), then the output lines, dedented and capped at MaxLines; def
-// when there is no output.
-func (g *GitHubAnnotator) message(head string, lines []string, def string) string {
+// when there is no output. all is the same uncapped, one line an element.
+func (g *GitHubAnnotator) message(head string, lines []string, def string) (msg string, all []string) {
 	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
 		lines = lines[:len(lines)-1]
 	}
@@ -292,15 +318,22 @@ func (g *GitHubAnnotator) message(head string, lines []string, def string) strin
 		body = []string{def}
 	} else {
 		body = dedent(lines)
-		if n := len(body) - g.opts.MaxLines; n > 0 {
-			body = append(body[:g.opts.MaxLines:g.opts.MaxLines], "… "+strconv.Itoa(n)+" more lines in the log")
-		}
+	}
+	// Annotations show no colours: ANSI sequences would be noise.
+	for i, l := range body {
+		body[i] = ansiCSI.ReplaceAllString(l, "")
+	}
+	if head != "" {
+		all = append(all, ansiCSI.ReplaceAllString(head, ""))
+	}
+	all = append(all, body...)
+	if n := len(body) - g.opts.MaxLines; n > 0 {
+		body = append(body[:g.opts.MaxLines:g.opts.MaxLines], "… "+strconv.Itoa(n)+" more lines in the log")
 	}
 	if head != "" {
 		body = append([]string{head}, body...)
 	}
-	// Annotations show no colours: ANSI sequences would be noise.
-	return ansiCSI.ReplaceAllString(strings.Join(body, "\n"), "")
+	return ansiCSI.ReplaceAllString(strings.Join(body, "\n"), ""), all
 }
 
 // ansiCSI matches an ANSI control sequence ("ESC [ params final").
@@ -331,14 +364,19 @@ func dedent(lines []string) []string {
 func (g *GitHubAnnotator) packageAnnotation(s *suiteLog) githubAnnotation {
 	out := s.packageOutput()
 	lines := strings.Split(out, "\n")
-	a := githubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)")}
-	if loc, ok := panicLoc(lines, func(file string) bool { return g.inPackage(s.key.pkg, file) }); ok {
+	a := githubAnnotation{Level: "error", Title: g.title(s, s.key.pkg+" (package)"), kind: "package", pkg: s.key.pkg, worker: s.key.worker}
+	loc, ok := panicLoc(lines, func(file string) bool { return g.inPackage(s.key.pkg, file) })
+	if ok {
 		a.File = g.resolve(s.key.pkg, loc.file)
 		if a.File != "" {
 			a.Line = loc.line
 		}
 	}
-	a.Message = g.message("package failed outside its tests (TestMain, init, or a lost worker)", lines, "(no output)")
+	a.reason = loc.msg
+	if a.reason == "" {
+		a.reason = "failed outside its tests (TestMain, init, or a lost worker)"
+	}
+	a.Message, a.lines = g.message("package failed outside its tests (TestMain, init, or a lost worker)", lines, "(no output)")
 	return a
 }
 
@@ -351,7 +389,7 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []git
 		if !filepath.IsAbs(file) && g.opts.BuildDir != "" {
 			file = filepath.Join(g.opts.BuildDir, file)
 		}
-		a := githubAnnotation{Level: "error", Title: title, Message: loc.msg}
+		a := githubAnnotation{Level: "error", Title: title, Message: loc.msg, kind: "build", pkg: pkg, reason: loc.msg}
 		if a.File = g.relative(file); a.File != "" {
 			a.Line, a.Col = loc.line, loc.col
 		}
@@ -364,7 +402,13 @@ func (g *GitHubAnnotator) buildAnnotations(importPath string, b *buildLog) []git
 				lines = append(lines, l)
 			}
 		}
-		out = append(out, githubAnnotation{Level: "error", Title: title, Message: g.message("", lines, "(no output)")})
+		reason := "build failed"
+		if len(lines) > 0 {
+			reason = lines[0]
+		}
+		a := githubAnnotation{Level: "error", Title: title, kind: "build", pkg: pkg, reason: reason}
+		a.Message, a.lines = g.message("", lines, "(no output)")
+		out = append(out, a)
 	}
 	return out
 }
@@ -407,7 +451,9 @@ func (g *GitHubAnnotator) resolve(pkg, file string) string {
 }
 
 // relative makes an absolute path relative to the workspace, with slashes; "" when it
-// lies outside.
+// lies outside. A path that lies outside as written is tried again with symbolic links
+// resolved, in it and in the workspace: go names files by the real directory when it does
+// not run where the workspace's name leads (-C, or a workspace reached through a link).
 func (g *GitHubAnnotator) relative(p string) string {
 	if g.opts.Workspace == "" {
 		return filepath.ToSlash(p)
@@ -415,9 +461,33 @@ func (g *GitHubAnnotator) relative(p string) string {
 	if !filepath.IsAbs(p) {
 		return ""
 	}
-	rel, err := filepath.Rel(g.opts.Workspace, p)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == "." {
+	if rel, ok := within(g.opts.Workspace, p); ok {
+		return rel
+	}
+	ws, err := filepath.EvalSymlinks(g.opts.Workspace)
+	if err != nil {
 		return ""
 	}
-	return filepath.ToSlash(rel)
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		// A file that is gone: its directory, at least, may resolve.
+		dir, derr := filepath.EvalSymlinks(filepath.Dir(p))
+		if derr != nil {
+			return ""
+		}
+		real = filepath.Join(dir, filepath.Base(p))
+	}
+	if rel, ok := within(ws, real); ok {
+		return rel
+	}
+	return ""
+}
+
+// within is p relative to dir, with slashes, if p lies inside dir (and is not dir).
+func within(dir, p string) (string, bool) {
+	rel, err := filepath.Rel(dir, p)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || rel == "." {
+		return "", false
+	}
+	return filepath.ToSlash(rel), true
 }

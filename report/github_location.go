@@ -121,3 +121,17 @@ func failureMessage(lines []string, def string) string {
 	}
 	return def
 }
+
+// failureReason is the one line that says why a test failed, for the job summary: its
+// panic line, else the first line of its last log line's message (loc, when found says
+// it was), else "".
+func failureReason(lines []string, loc srcLoc, found bool) string {
+	if i := panicLine(lines); i >= 0 {
+		return strings.TrimSpace(lines[i])
+	}
+	if found {
+		msg, _, _ := strings.Cut(loc.msg, "\n")
+		return strings.TrimSpace(msg)
+	}
+	return ""
+}

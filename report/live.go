@@ -613,3 +613,12 @@ func termLine(s string) string {
 	}
 	return b.String()
 }
+
+// termText is termLine for each line of s; its newlines stay.
+func termText(s string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = termLine(l)
+	}
+	return strings.Join(lines, "\n")
+}

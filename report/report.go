@@ -35,7 +35,9 @@
 // or "--- STOPPED: TestX ..." for a test the run's stop cut short; a package so cut short
 // has "FAIL" with " [not run to the end: why]", as the runner's own line says.
 // With Verbose, every output line of every test is printed as go test -v prints it, instead
-// of the "--- FAIL" lines (which the output already holds).
+// of the "--- FAIL" lines (which the output already holds): subtests' result lines nested
+// under their top-level test's, and each package's output together, one process's after
+// another's, up to its result line (see verboseView).
 //
 // On a terminal the same events become "FAIL pkg.TestX (0.12s) [gw1]" ("STOP" when cut
 // short; a failure is followed by the first lines of its output) and "ok   pkg 0.500s"
@@ -142,11 +144,12 @@ var ErrNoOutput = errors.New("report: Options.Out is nil")
 
 // UnknownFormatError is returned by New for a Format it does not know.
 type UnknownFormatError struct {
-	Format string
+	Format   string
+	Accepted []string // the formats New knows
 }
 
 func (e *UnknownFormatError) Error() string {
-	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(formatNames(), ", "))
+	return fmt.Sprintf("report: unknown format %q (accepted: %s)", e.Format, strings.Join(e.Accepted, ", "))
 }
 
 // Reporter renders one run. Its methods are safe for concurrent use, but Event must be
@@ -172,8 +175,7 @@ type Reporter struct {
 	mu      sync.Mutex // guards everything below and every write to out
 	closed  bool
 	model   *runModel
-	verbose lineBuffer
-	lastSrc testSrc // the test whose output was printed last, with Verbose
+	verbose *verboseView // with Verbose and no Format
 	total   int
 	feed    *formatFeed // non-nil with a gotestsum Format
 	wrote   bool        // a permanent line was written
@@ -192,7 +194,7 @@ func New(opts Options) (*Reporter, error) {
 		return nil, ErrNoOutput
 	}
 	if opts.Format != "" && !knownFormat(opts.Format) {
-		return nil, &UnknownFormatError{Format: opts.Format}
+		return nil, &UnknownFormatError{Format: opts.Format, Accepted: formatNames()}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -217,6 +219,9 @@ func New(opts Options) (*Reporter, error) {
 		}
 		r.feed = startFormatFeed(w, formatName(opts.Format, opts.TTY), opts.Each)
 		return r, nil
+	}
+	if opts.Verbose {
+		r.verbose = newVerboseView(opts.Each, r.line)
 	}
 	if opts.TTY {
 		r.live = newLiveView(opts.Each)
@@ -317,43 +322,26 @@ func (r *Reporter) Event(e gotest.Event) {
 	case gotest.ActionOutput, gotest.ActionBench:
 		// The reporter writes a package's result line itself.
 		pkgLine := e.Test == "" && (e.Action == gotest.ActionBench || isResultLine(e.Output, e.Package))
-		if r.opts.Verbose && !pkgLine {
-			r.verboseOutput(e)
+		if r.verbose != nil && !pkgLine {
+			if r.live != nil {
+				e.Output = termText(e.Output) // a test's escape codes cannot move the cursor
+			}
+			r.verbose.output(e)
 		}
 	case gotest.ActionPass, gotest.ActionFail, gotest.ActionSkip:
 		switch {
 		case e.Test == "" && res != nil:
-			r.flushVerbose(func(k srcKey) bool { return k.pkg == e.Package })
-			r.line(r.packageLine(*res))
+			if r.verbose != nil {
+				r.verbose.end(e.Package, e.Worker, r.packageLine(*res))
+			} else {
+				r.line(r.packageLine(*res))
+			}
 		case e.Test != "" && e.Action == gotest.ActionFail && (r.opts.TTY || !r.opts.Verbose):
 			r.line(r.failLine(e, a))
 			if r.live != nil && !r.opts.Verbose && a != nil && a.stopped == "" {
 				r.failExcerpt(a)
 			}
 		}
-	}
-}
-
-// verboseOutput prints the whole lines of an output event. When output of another test
-// (or worker, or package) was printed last, a test line is introduced by "=== NAME  Test",
-// as go test -v does when parallel tests take turns.
-func (r *Reporter) verboseOutput(e gotest.Event) {
-	for _, l := range r.verbose.add(srcKey{worker: e.Worker, pkg: e.Package}, e.Output) {
-		src := testSrc{e.Package, e.Test, e.Worker}
-		if src != r.lastSrc && r.lastSrc != (testSrc{}) && e.Test != "" && !strings.HasPrefix(l, "=== ") && !strings.HasPrefix(l, "--- ") {
-			r.line("=== NAME  " + e.Test)
-		}
-		r.lastSrc = src
-		if r.live != nil {
-			l = termLine(l)
-		}
-		r.line(l)
-	}
-}
-
-func (r *Reporter) flushVerbose(match func(srcKey) bool) {
-	for _, l := range r.verbose.flush(match) {
-		r.line(l)
 	}
 }
 
@@ -417,7 +405,9 @@ func (r *Reporter) finish(elapsed time.Duration, print bool) Summary {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.flushVerbose(func(srcKey) bool { return true })
+	if r.verbose != nil {
+		r.verbose.close()
+	}
 	if r.live != nil {
 		r.drawLive(true)
 	}

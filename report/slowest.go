@@ -22,10 +22,11 @@ type SlowTest struct {
 }
 
 // SlowestTracker keeps the runs of top-level tests of a stream, for --slowest N. Subtests
-// are left out (their time is part of their parent's), and so are skipped tests and runs
-// the run's stop cut short (they did not finish). A test run several times (--dist each,
-// --rerun-fails, -count) is there once per run, each with its worker. The zero value is
-// ready to use; it is safe for concurrent use.
+// are left out (their time is part of their parent's), and so are skipped tests, runs
+// the run's stop cut short (they did not finish) and runs that took 0s as go test prints
+// times (under 5 ms: "0.00s"), which are no one's slowest. A test run several times
+// (--dist each, --rerun-fails, -count) is there once per run, each with its worker. The
+// zero value is ready to use; it is safe for concurrent use.
 type SlowestTracker struct {
 	mu    sync.Mutex
 	model *runModel // without output, which it does not need
@@ -45,27 +46,34 @@ func (s *SlowestTracker) Event(e gotest.Event) {
 // Slowest returns the n slowest runs, slowest first; ties go by package, test and worker.
 // n <= 0 returns nil.
 func (s *SlowestTracker) Slowest(n int) []SlowTest {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.model == nil {
+		return nil
+	}
+	return s.model.slowest(n)
+}
+
+// slowest returns the n slowest finished runs of top-level tests, as
+// SlowestTracker.Slowest describes them.
+func (m *runModel) slowest(n int) []SlowTest {
 	if n <= 0 {
 		return nil
 	}
 	var runs []SlowTest
-	s.mu.Lock()
-	if s.model != nil {
-		for _, st := range s.model.suites {
-			for _, t := range st.order {
-				if testjson.TestName(t.name).IsSubTest() {
-					continue
-				}
-				for _, a := range t.attempts {
-					if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" {
-						runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker,
-							Elapsed: time.Duration(a.elapsed * float64(time.Second))})
-					}
+	for _, st := range m.suites {
+		for _, t := range st.order {
+			if testjson.TestName(t.name).IsSubTest() {
+				continue
+			}
+			for _, a := range t.attempts {
+				el := time.Duration(a.elapsed * float64(time.Second))
+				if (a.action == gotest.ActionPass || a.action == gotest.ActionFail) && a.stopped == "" && el.Round(10*time.Millisecond) > 0 {
+					runs = append(runs, SlowTest{Package: st.key.pkg, Test: t.name, Worker: a.worker, Elapsed: el})
 				}
 			}
 		}
 	}
-	s.mu.Unlock()
 	sort.Slice(runs, func(i, j int) bool {
 		a, b := runs[i], runs[j]
 		switch {

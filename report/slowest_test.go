@@ -33,8 +33,11 @@ func TestSlowest(t *testing.T) {
 		ev(gotest.ActionPass, "q", "TestB", "gw1", 0.25), // a rerun: a run of its own
 		ev(gotest.ActionPass, "p", "TestC", "gw2", 1.5),  // ties: by package, then test
 		ev(gotest.ActionPass, "a", "TestZ", "", 1.5),
-		ev(gotest.ActionPass, "p", "", "gw1", 30), // the package's own result
-		{Action: gotest.ActionPass, Package: "p", Test: "TestNoElapsed"},
+		ev(gotest.ActionPass, "p", "", "gw1", 30),                        // the package's own result
+		{Action: gotest.ActionPass, Package: "p", Test: "TestNoElapsed"}, // 0s: left out
+		ev(gotest.ActionPass, "p", "TestZero", "gw1", 0),                 // so is a 0.00s run
+		ev(gotest.ActionPass, "p", "Test4ms", "gw1", 0.004),              // printed 0.00s
+		ev(gotest.ActionPass, "p", "Test5ms", "gw1", 0.005),              // printed 0.01s
 	}
 	ms := func(f float64) time.Duration { return time.Duration(f * float64(time.Second)) }
 	want := []SlowTest{
@@ -43,7 +46,7 @@ func TestSlowest(t *testing.T) {
 		{"p", "TestA", "gw1", ms(1.5)},
 		{"p", "TestC", "gw2", ms(1.5)},
 		{"q", "TestB", "gw1", ms(0.25)},
-		{"p", "TestNoElapsed", "", 0},
+		{"p", "Test5ms", "gw1", ms(0.005)},
 	}
 	if got := slowest(events, 100); !reflect.DeepEqual(got, want) {
 		t.Errorf("Slowest(all):\n got %v\nwant %v", got, want)

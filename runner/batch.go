@@ -56,6 +56,12 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 	if sp == nil {
 		r.ledger.Start(s, gw.ID)
 	}
+	if b.Attempt > 0 {
+		// Said here, where it is known who runs it: the plan gives a re-run to a worker
+		// other than the one it failed on (Batch.Avoid) when there is one.
+		r.ledger.Note(fmt.Sprintf("godist: %s: running failed test %s of %s again (attempt %d of %d; it failed on %s)",
+			gw.ID, strings.Join(b.Tests, " "), b.Package, b.Attempt+1, r.cfg.RerunFails+1, b.Avoid))
+	}
 
 	states := map[string]*testState{}
 	runningTop := 0 // top-level tests running, not paused
@@ -235,9 +241,6 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 			r.ledger.Note(fmt.Sprintf("godist: %s.%s passed on attempt %d (on %s): flaky", b.Package, t, b.Attempt+1, gw.ID))
 		}
 	}
-	if len(v.Reruns) > 0 {
-		r.ledger.Note(fmt.Sprintf("godist: %s: running %d failed test(s) of %s again (attempt %d of %d)", gw.ID, len(v.Reruns), b.Package, b.Attempt+2, r.cfg.RerunFails+1))
-	}
 	if v.Failed {
 		r.ledger.Fail(s)
 		if r.cfg.Failfast {
@@ -366,11 +369,24 @@ func (r *runner) stopBatch(s ledger.Scope, worker string, b scheduler.Batch, sta
 	r.countFailures(fails)
 }
 
+// exitError is how the process ended, as gotest.Converter.Exited takes it: as go test
+// does, it prints the error only for a process that printed nothing or did not exit by
+// itself (a signal, a kill, no start).
 func exitError(e *worker.Exit) error {
 	if e.Success() {
 		return nil
 	}
-	return fmt.Errorf("%s", e)
+	return processExit{e}
+}
+
+// processExit is a process's end that was not a success.
+type processExit struct{ e *worker.Exit }
+
+func (p processExit) Error() string { return p.e.String() }
+
+// Exited reports whether the process exited by itself, as *exec.ExitError's does.
+func (p processExit) Exited() bool {
+	return p.e.Code >= 0 && p.e.Signal == "" && p.e.Killed == "" && p.e.Err == ""
 }
 
 // lockHost holds gw's host for a test process: shared, or alone for a benchmark process.

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -106,19 +107,18 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 				return
 			}
 			if err != nil {
-				r.ledger.Note("godist: " + err.Error())
-				r.abandon(ctx, g.ID)
+				r.startFailed(ctx, g.ID, err)
 				return
 			}
 			if r.remoteGW[g.ID] {
 				r.ledger.WorkerState(g.ID, "syncing")
 				if _, err := r.deploy.Tree(ctx, gw); err != nil {
-					r.ledger.Note("godist: " + err.Error())
 					done(g.ID, gw, true)
-					r.abandon(ctx, g.ID)
+					r.startFailed(ctx, g.ID, err)
 					return
 				}
 			}
+			r.ready(ctx)
 			r.ledger.WorkerState(g.ID, "ready")
 			for restarts := 0; ; restarts++ {
 				lost := r.workLoop(ctx, gw, platformOf(g.Spec))
@@ -175,11 +175,91 @@ func specHost(g xspec.Gateway, all []xspec.Gateway) string {
 	return g.Spec.Target
 }
 
+// startFailure is a gateway that did not come up (it did not start, or its tree could
+// not be shipped), while no gateway had.
+type startFailure struct {
+	id  string
+	err error
+}
+
+// startFailed gives up gateway id, which did not come up. Once another gateway is ready it
+// is said (a note) and abandoned at once; until then both wait: if none ever comes up, the
+// run could not be run at all, and its error says why, alone (see unstarted).
+func (r *runner) startFailed(ctx context.Context, id string, err error) {
+	r.upMu.Lock()
+	if !r.anyReady {
+		r.unstartedErrs = append(r.unstartedErrs, startFailure{id, err})
+		r.upMu.Unlock()
+		r.ledger.WorkerState(id, "lost")
+		r.plan.Leave(id)
+		return
+	}
+	r.upMu.Unlock()
+	r.ledger.Note("godist: " + err.Error())
+	r.abandon(ctx, id)
+}
+
+// ready records that a gateway is ready for work, and says what failed to start before.
+func (r *runner) ready(ctx context.Context) {
+	r.upMu.Lock()
+	r.anyReady = true
+	r.upMu.Unlock()
+	r.sayUnstarted(ctx)
+}
+
+// sayUnstarted notes the gateways that did not come up before one did, and abandons them.
+func (r *runner) sayUnstarted(ctx context.Context) {
+	r.upMu.Lock()
+	failed := r.unstartedErrs
+	r.unstartedErrs = nil
+	r.upMu.Unlock()
+	for _, f := range failed {
+		r.ledger.Note("godist: " + f.err.Error())
+		r.abandonScopes(ctx, f.id)
+	}
+}
+
+// unstarted is the error of a run that had work for its gateways and none of which came
+// up, each gateway's why in one line; nil if one came up, or none was started (every
+// result came from the cache). With no work left (every package settled without a
+// gateway: from the cache, a build failure) the gateways that failed are only noted. It
+// is called once the gateways are done.
+func (r *runner) unstarted(ctx context.Context) error {
+	r.upMu.Lock()
+	failed, up := r.unstartedErrs, r.anyReady
+	r.upMu.Unlock()
+	switch {
+	case up || len(failed) == 0:
+		return nil
+	case len(r.ledger.Open()) == 0:
+		r.sayUnstarted(ctx) // nothing needed them
+		return nil
+	case len(failed) == 1:
+		return &RunError{fmt.Errorf("godist: %w", failed[0].err)}
+	}
+	whys := make([]string, len(failed))
+	for i, f := range failed {
+		whys[i] = oneLine(f.err.Error())
+	}
+	return &RunError{fmt.Errorf("godist: no gateway came up: %s", strings.Join(whys, "; "))}
+}
+
+func oneLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return s
+}
+
 // abandon gives up a gateway for good: it asks for no more work, and in each mode its
 // packages, which cannot go elsewhere, end failed, saying how much did not run there.
 func (r *runner) abandon(ctx context.Context, id string) {
 	r.ledger.WorkerState(id, "lost")
 	r.plan.Leave(id)
+	r.abandonScopes(ctx, id)
+}
+
+// abandonScopes ends, in each mode, the packages of gateway id, which left the plan: they
+// fail, saying how much did not run there.
+func (r *runner) abandonScopes(ctx context.Context, id string) {
 	if r.cfg.Mode != scheduler.Each {
 		return
 	}

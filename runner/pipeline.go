@@ -28,7 +28,6 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	for i, g := range gws {
 		ids[i] = g.ID
 	}
-	r.nworkers = len(gws)
 	r.plan = scheduler.NewOpenPlan(cfg.Mode, len(gws), ids)
 	driveDone := make(chan struct{})
 	go func() {

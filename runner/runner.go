@@ -132,12 +132,17 @@ type runner struct {
 	ledger     *ledger.Ledger
 	lost       atomic.Bool // some work could not run: no gateway was left for it
 	failedFast atomic.Bool // -failfast and a test failed: no new package starts
+	// upMu guards anyReady, whether a gateway came up (ready for work), and
+	// unstartedErrs, the gateways that did not come up before one did.
+	upMu          sync.Mutex
+	anyReady      bool
+	unstartedErrs []startFailure
 
 	durations  *scheduler.Durations
 	plan       *scheduler.Plan
 	bins       map[string]map[string]string // platform -> package -> binary
 	pkgInfo    map[string]gobuild.Package
-	nworkers   int
+	nworkers   int    // the gateways asked for (-n and --tx): GODIST_WORKER_COUNT
 	coverRoot  string // "" unless -cover
 	moduleRoot string // the module of the packages under test
 	remoteGW   map[string]bool
@@ -182,7 +187,8 @@ func (r *runner) deselect(pkg string) {
 }
 
 // Run runs the tests. Its error is a *UsageError, a *RunError, or another error of the
-// toolchain; test failures are in Result.Status.
+// toolchain; test failures are in Result.Status. The Result is nil when nothing could be
+// run (a usage error; no gateway came up: a *RunError that says why).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	res, err := run(ctx, cfg, true)
 	if errors.Is(err, errStaleResolve) {
@@ -197,7 +203,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	if len(cfg.Gateways) == 0 {
 		return nil, &UsageError{errors.New("no gateways: give -n N or --tx SPEC")}
 	}
-	r := &runner{cfg: cfg, uid: newUID(), pkgInfo: map[string]gobuild.Package{}, bins: map[string]map[string]string{}, remoteGW: map[string]bool{}}
+	r := &runner{cfg: cfg, uid: newUID(), nworkers: len(cfg.Gateways), pkgInfo: map[string]gobuild.Package{}, bins: map[string]map[string]string{}, remoteGW: map[string]bool{}}
 	r.runCtx, r.stop = context.WithCancel(ctx)
 	defer r.stop()
 	obs := append([]ledger.Observer{&failures{r: r, stopped: map[string]bool{}, failed: map[string]bool{}}}, cfg.Observers...)
@@ -206,7 +212,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	// Resolve.
 	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
-	go func() { goroot <- gobuild.GOROOT(ctx, bopts) }()
+	go func(ctx context.Context) { goroot <- gobuild.GOROOT(ctx, bopts) }(ctx)
 	tracef("resolve")
 	key := resolveKey(cfg, bopts)
 	var pkgs []gobuild.Package
@@ -217,7 +223,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 		bctx, r.stopStale = context.WithCancel(ctx)
 		defer r.stopStale()
 		r.check = &resolveCheck{ch: make(chan resolved, 1), started: rec, abandon: r.stopStale}
-		go func() {
+		go func(ctx context.Context) {
 			p, err := gobuild.Resolve(ctx, bopts, cfg.Patterns)
 			tracef("resolved %d packages (go list)", len(p))
 			if err == nil {
@@ -225,7 +231,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 			}
 			r.check.ch <- resolved{p, err}
 			r.check.confirmed() // at once: a stale start stops now, not at go's first word
-		}()
+		}(ctx)
 		pkgs, ctx = rec, bctx
 	} else {
 		pkgs, err = gobuild.Resolve(ctx, bopts, cfg.Patterns)
@@ -341,6 +347,14 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 // the durations, and makes the result.
 func (r *runner) conclude(ctx context.Context) (*Result, error) {
 	cfg := r.cfg
+	if err := r.unstarted(ctx); err != nil && ctx.Err() == nil {
+		// No gateway came up: nothing could run, and no package is reported as if it had
+		// (CONTRACT.md: exit status 3); the error says why, once.
+		for _, s := range r.ledger.Open() {
+			r.ledger.Drop(s)
+		}
+		return nil, err
+	}
 	// Whatever is still open could not be run: all gateways lost, stopped, or interrupted.
 	r.settleLeftovers(ctx)
 	var coverErr error
@@ -426,7 +440,6 @@ func (r *runner) plan_(units []scheduler.Package) []xspec.Gateway {
 		ids[i] = g.ID
 		platformByID[g.ID] = platformOf(g.Spec)
 	}
-	r.nworkers = len(gws)
 	if cfg.Mode == scheduler.Each {
 		total *= len(gws)
 	}

@@ -2,9 +2,11 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -190,4 +192,66 @@ func TestStartNeverUpDoesNotHoldTheRun(t *testing.T) {
 	}
 	<-cancelled
 	p.wg.Wait()
+}
+
+// When no gateway comes up, the run is not run: no Result, a *RunError giving each
+// gateway's error on one line, and no package reported as if it had run. When one comes
+// up, the one that did not is a note and (each mode) its packages fail there.
+func TestNoGatewayComesUp(t *testing.T) {
+	dir, _ := filepath.Abs("../fixtures")
+	const pkg = "github.com/godist/godist/fixtures/pass"
+	failing := func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error) {
+		return nil, &gateway.StartError{ID: g.ID, Spec: g.Spec.Raw, Err: errors.New("no route to " + g.ID)}
+	}
+	for _, mode := range []scheduler.Mode{scheduler.Load, scheduler.Each} {
+		var rec recorder
+		res, err := Run(context.Background(), Config{Dir: dir, Patterns: []string{"./pass"}, Gateways: gateways(t, 2),
+			Mode: mode, Start: failing, Observers: []ledger.Observer{&rec}, DurationsFile: filepath.Join(t.TempDir(), "d.json")})
+		var re *RunError
+		if res != nil || !errors.As(err, &re) {
+			t.Fatalf("mode %v: result %+v, error %v; want no result and a *RunError", mode, res, err)
+		}
+		msg := err.Error()
+		if strings.Contains(msg, "\n") || !strings.Contains(msg, "no route to gw0") || !strings.Contains(msg, "no route to gw1") {
+			t.Errorf("mode %v: error %q, want one line with both gateways' errors", mode, msg)
+		}
+		if ends := rec.ends(); len(ends[pkg]) != 0 {
+			t.Errorf("mode %v: %s reported %v, though it never ran", mode, pkg, ends[pkg])
+		}
+		if len(rec.notes) != 0 {
+			t.Errorf("mode %v: notes %q besides the error", mode, rec.notes)
+		}
+	}
+
+	for _, mode := range []scheduler.Mode{scheduler.Load, scheduler.Each} {
+		var p inProcess
+		var rec recorder
+		start := func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error) {
+			if g.ID == "gw0" {
+				return failing(ctx, g, env)
+			}
+			return p.start(ctx, g, env)
+		}
+		res, err := Run(context.Background(), Config{Dir: dir, Patterns: []string{"./pass"}, Gateways: gateways(t, 2),
+			Mode: mode, Start: start, Observers: []ledger.Observer{&rec}, DurationsFile: filepath.Join(t.TempDir(), "d.json")})
+		p.wg.Wait()
+		if mode == scheduler.Load && (err != nil || res == nil || res.Status != ExitOK) {
+			t.Errorf("load: result %+v, error %v; want all passed on gw1", res, err)
+		}
+		if mode == scheduler.Each && res == nil {
+			t.Fatalf("each: no result (%v)", err)
+		}
+		if !slices.ContainsFunc(rec.notes, func(n string) bool { return strings.Contains(n, "no route to gw0") }) {
+			t.Errorf("mode %v: no note of gw0's failure: %q", mode, rec.notes)
+		}
+		var gw0 []string
+		for _, e := range rec.events {
+			if e.Package == pkg && e.Test == "" && e.Worker == "gw0" && gotest.IsTerminal(e.Action) {
+				gw0 = append(gw0, e.Action)
+			}
+		}
+		if mode == scheduler.Each && !slices.Equal(gw0, []string{gotest.ActionFail}) {
+			t.Errorf("each: %s ends %v on gw0, which never came up; want fail", pkg, gw0)
+		}
+	}
 }

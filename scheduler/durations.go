@@ -56,6 +56,10 @@ func LoadDurations(path string) (*Durations, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		return d, nil
 	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return nil, fmt.Errorf("durations file %s: %v (expected a file of godist's JSON durations format)", path, pe.Err)
+	}
 	if err != nil {
 		return nil, err
 	}

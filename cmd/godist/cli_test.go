@@ -37,6 +37,11 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	badDurations := filepath.Join(t.TempDir(), "durations.json")
+	if err := os.WriteFile(badDurations, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dirDurations := t.TempDir()
 	cases := []struct {
 		args    []string
 		want    string // in the error line
@@ -100,10 +105,11 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"-work", "./pass"}, want: "-work: godist builds in its own temporary directory"},
 		{args: []string{"-p", "1", "./pass"}, want: "-p: godist runs one test process per worker; use -n N"},
 		{args: []string{"-json", "--format", "dots", "./pass"}, want: "-json and --format dots: -json writes only the JSON stream to stdout"},
-		{args: []string{"--format", "fancy", "./pass"}, want: "fancy"},
 		{args: []string{"--junitfile", "/nonexistent/dir/j.xml", "./pass"}, want: "--junitfile: open /nonexistent/dir/j.xml"},
 		{args: []string{"--jsonfile", "/nonexistent/dir/j.json", "./pass"}, want: "--jsonfile: open /nonexistent/dir/j.json"},
-		{args: []string{"--shard", "0/3", "./pass"}, want: `shard "0/3": want I/N`},
+		{args: []string{"--shard", "0/3", "./pass"}, want: `--shard "0/3": expected I/N, whole numbers with 1 <= I <= N`},
+		{args: []string{"--shard", "x", "./pass"}, want: `--shard "x": expected I/N`},
+		{args: []string{"--shard", "1/99999999999999999999", "./pass"}, want: `--shard "1/99999999999999999999": expected I/N`},
 		{args: []string{"--maxfail", "-1", "./pass"}, want: "expected a number of failures of 1 or more"},
 		{args: []string{"-x", "--maxfail", "3", "./pass"}, want: "-x is --maxfail 1"},
 		{args: []string{"--rerun-fails", "-2", "./pass"}, want: "expected a number of re-runs from 0 to 100"},
@@ -113,7 +119,38 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"rsync", "--tx", "popen", ".", "../.."}, want: "climbs out of the gateway's working directory"},
 		// This gateway cannot start, so a broken check could not write to / either.
 		{args: []string{"rsync", "--tx", "exec=exit 7", ".", "/"}, want: "is /"},
-		{args: []string{"--dist", "loadpkg", "-run", "X", "--shard", "1/0", "./pass"}, want: `shard "1/0": want I/N`},
+		{args: []string{"--dist", "loadpkg", "-run", "X", "--shard", "1/0", "./pass"}, want: `--shard "1/0": expected I/N`},
+		{args: []string{"--maxfail", "x", "./pass"}, want: `--maxfail "x": expected a number of failures`},
+		{args: []string{"--slowest", "x", "./pass"}, want: `--slowest "x": expected a number of tests of 0 or more`},
+		{args: []string{"--slowest", "-1", "./pass"}, want: `--slowest "-1": expected a number of tests of 0 or more`},
+		{args: []string{"--rerun-fails", "1x", "./pass"}, want: `--rerun-fails "1x": expected a number of re-runs from 0 to 100`},
+		{args: []string{"--rerun-fails=101", "./pass"}, want: `--rerun-fails "101": expected a number of re-runs from 0 to 100`},
+		{args: []string{"-n", "99999999999999999999", "./pass"}, want: `-n "99999999999999999999": expected a number of workers from 1 to 1024, or auto`},
+		{args: []string{"--tx", "popen//nice=abc", "./pass"}, want: `--tx "popen//nice=abc": nice "abc" is not an integer (expected -20..19)`},
+		{args: []string{"--tx", "99999999999999999999*popen", "./pass"}, want: `--tx "99999999999999999999*popen": count 99999999999999999999 is too large (expected 1..1024)`},
+		{args: []string{"--tx", "ssh=host:abc", "./pass"}, want: `--tx "ssh=host:abc": bad port "abc" (expected 1..65535)`},
+		{args: []string{"--tx", "popen//goarch=vax", "./pass"}, want: `--tx "popen//goarch=vax": unknown goarch "vax" (expected one of`},
+		{args: []string{"--tx", "popen//id=a", "--tx", "popen//id=a", "./pass"}, want: `duplicate gateway id "a"`},
+		{args: []string{"--format", "fancy", "./pass"}, want: `--format "fancy": unknown format (accepted: `},
+		{args: []string{"--cache-max", "5Q", "./pass"}, want: "--cache-max 5Q: expected a size in bytes, such as 500M, 2G or 0"},
+		{args: []string{"--durations", badDurations, "./pass"}, want: "durations file " + badDurations + ": ", needsGo: true},
+		{args: []string{"--durations", dirDurations, "./pass"}, want: "durations file " + dirDurations + ": is a directory (expected a file of godist's JSON durations format)", needsGo: true},
+		{args: []string{"ping", "--json=maybe", "--tx", "popen"}, want: `--json "maybe": expected true or false`},
+		{args: []string{"ping", "--tx", "popen//x=1"}, want: `--tx "popen//x=1": unknown key "x"`},
+		{args: []string{"rsync", "--delete=3", "--tx", "popen", ".", "d"}, want: `--delete "3": expected true or false`},
+		{args: []string{"serve", "--listen", "nope"}, want: `serve --listen: listen address "nope": bad port "nope"`},
+		{args: []string{"--post-run-command", "", "./pass"}, want: `--post-run-command "": no command (expected a command and its arguments, quoted as sh quotes them)`},
+		{args: []string{"--post-run-command", "  # just a comment", "./pass"}, want: `no command (expected a command and its arguments`},
+		{args: []string{"--post-run-command", "notify 'unclosed", "./pass"}, want: "--post-run-command \"notify 'unclosed\": reached EOF without closing quote `'` at column 8 (expected a command and its arguments, quoted as sh quotes them)"},
+		{args: []string{"--post-run-command", `notify "unclosed`, "./pass"}, want: "reached EOF without closing quote `\"`"},
+		{args: []string{"--post-run-command", "notify | tee log", "./pass"}, want: "a shell would be needed for this: run it with sh -c '...'"},
+		{args: []string{"--post-run-command", "notify $TESTS_FAILED", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "notify > log", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "a; b", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "X=1 notify", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "notify `date`", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command", "(notify)", "./pass"}, want: "a shell would be needed for this"},
+		{args: []string{"--post-run-command"}, want: "flag needs a value: --post-run-command"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
@@ -136,6 +173,9 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 			if strings.Contains(string(stderr), "goroutine ") || strings.Contains(string(stderr), "panic") {
 				t.Errorf("stack trace on stderr:\n%s", stderr)
 			}
+			if m := internalPrefix.FindString(string(stderr)); m != "" {
+				t.Errorf("stderr holds the internal prefix %q: %s", m, stderr)
+			}
 			if len(stdout) != 0 {
 				t.Errorf("stdout not empty on bad input:\n%s", stdout)
 			}
@@ -145,6 +185,12 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		})
 	}
 }
+
+// internalPrefix matches what an error of one of godist's packages, or of the standard
+// library, starts with when it reaches the user unexplained ("xspec: ", "scheduler: ",
+// "strconv.ParseInt: ", pflag's "invalid argument"): a message in godist's words has
+// none. (rsync and serve are also subcommands, whose messages may start "rsync: ".)
+var internalPrefix = regexp.MustCompile(`(?:^|: )(xspec|scheduler|report|runner|gateway|gobuild|ledger|deploy|channel|proto|worker|resultcache|strconv\.[A-Za-z]+|json|pflag): |invalid argument `)
 
 // runCmdEnv is runCmd with env added to the environment.
 func runCmdEnv(t *testing.T, dir string, env []string, name string, args ...string) ([]byte, []byte, int) {
@@ -327,6 +373,8 @@ func TestFlagConfig(t *testing.T) {
 		{[]string{"./a", "-v", "./b/...", "-x"}, func(c *runner.Config) { c.Patterns, c.MaxFail = []string{"./a", "./b/..."}, 1 }},
 		{[]string{"./a", "--", "-x", "-v"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "-v"} }},
 		{[]string{"./a", "-args", "-x", "--", "b"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "--", "b"} }},
+		{[]string{"--cache-dir", dir}, func(c *runner.Config) { c.ResultCache = dir }},
+		{[]string{"--cache-dir", "off"}, func(c *runner.Config) { c.ResultCache = "" }}, // as GODIST_CACHE_DIR=off, not a directory "off"
 		{[]string{"--dist=each", "--maxfail=3", "--rerun-fails", "2", "--shard", "2/3"}, func(c *runner.Config) {
 			c.Mode, c.MaxFail, c.RerunFails, c.ShardI, c.ShardN = scheduler.Each, 3, 2, 2, 3
 		}},

@@ -539,7 +539,7 @@ func TestEndToEndCIOutputs(t *testing.T) {
 	junit := filepath.Join(t.TempDir(), "junit.xml")
 	cmd := exec.Command(godistBin, "-n", "2", "--junitfile", junit, "--slowest", "2", "--durations", filepath.Join(t.TempDir(), "d.json"), "./fail", "./slow")
 	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "NO_COLOR=1", "GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+filepath.Dir(dir))
+	cmd.Env = append(os.Environ(), "NO_COLOR=1", "GITHUB_ACTIONS=true", "GITHUB_WORKSPACE="+filepath.Dir(dir), "GITHUB_STEP_SUMMARY=")
 	out, _ := cmd.CombinedOutput()
 	b, err := os.ReadFile(junit)
 	if err != nil {

@@ -23,29 +23,57 @@ func commandLine(root *cobra.Command, args []string) ([]string, error) {
 		}
 		for _, c := range root.Commands() {
 			if c.Name() == args[0] || c.HasAlias(args[0]) {
-				return append([]string{args[0]}, doubleDashLong(c.Flags(), args[1:])...), nil
+				sub, err := doubleDashLong(c.Flags(), args[1:])
+				return append([]string{args[0]}, sub...), err
 			}
 		}
 	}
 	return goStyleArgs(root.Flags(), args)
 }
 
-// doubleDashLong rewrites "-name X" to "--name X" for the long flags of f, up to "--".
-func doubleDashLong(f *pflag.FlagSet, args []string) []string {
+// doubleDashLong rewrites "-name X" to "--name X" for the long flags of f, up to "--",
+// and checks the values of its boolean and number flags (pflag's own errors quote
+// strconv).
+func doubleDashLong(f *pflag.FlagSet, args []string) ([]string, error) {
 	out := make([]string, 0, len(args))
-	for i, a := range args {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
 		if a == "--" {
-			return append(out, args[i:]...)
+			return append(out, args[i:]...), nil
 		}
-		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(a) > 2 {
-			name, _, _ := strings.Cut(a[1:], "=")
-			if f.Lookup(name) != nil {
-				a = "-" + a
-			}
+		if !strings.HasPrefix(a, "-") || len(a) < 2 {
+			out = append(out, a)
+			continue
+		}
+		body := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+		name, value, hasValue := strings.Cut(body, "=")
+		fl := f.Lookup(name)
+		if fl == nil && len(name) == 1 {
+			fl = f.ShorthandLookup(name)
+		}
+		if !strings.HasPrefix(a, "--") && len(a) > 2 && f.Lookup(name) != nil {
+			a = "-" + a
 		}
 		out = append(out, a)
+		if fl == nil {
+			continue // pflag says it is unknown
+		}
+		spelled := strings.TrimSuffix(a, "="+value)
+		switch fl.Value.Type() {
+		case "bool":
+			if _, err := strconv.ParseBool(value); hasValue && err != nil {
+				return nil, usagef("%s %q: expected true or false", printable(spelled), value)
+			}
+		case "int":
+			if !hasValue && i+1 < len(args) {
+				value = args[i+1]
+			}
+			if _, err := strconv.Atoi(value); (hasValue || i+1 < len(args)) && err != nil {
+				return nil, usagef("%s %q: expected a whole number", printable(spelled), value)
+			}
+		}
 	}
-	return out
+	return out, nil
 }
 
 // goStyleArgs parses args as go test does its command line, against the flags of f (and
@@ -115,6 +143,9 @@ func goStyleArgs(f *pflag.FlagSet, args []string) ([]string, error) {
 				return nil, usagef("%s %q: expected %v", spelled, value, err)
 			}
 		}
+		if r, ok := ownNumbers[fl.Name]; ok && !r.accepts(value) {
+			return nil, usagef("%s %q: expected %s", spelled, value, r.what)
+		}
 		out = append(out, "--"+fl.Name+"="+value)
 	}
 	return out, nil
@@ -173,6 +204,26 @@ func oneLine(s string) string {
 		s = s[:i]
 	}
 	return s
+}
+
+// numberRange is what a number flag of godist's own accepts: a whole number from min to
+// max, as what says.
+type numberRange struct {
+	min, max int
+	what     string
+}
+
+func (r numberRange) accepts(v string) bool {
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= r.min && n <= r.max
+}
+
+// ownNumbers are godist's own number flags of a test run, checked as goStyleArgs takes
+// them (go test's are checked by goFlags).
+var ownNumbers = map[string]numberRange{
+	"maxfail":     {0, 1 << 30, "a number of failures of 1 or more (0: no limit)"},
+	"rerun-fails": {0, 100, "a number of re-runs from 0 to 100"},
+	"slowest":     {0, 1 << 30, "a number of tests of 0 or more"},
 }
 
 // parseN reads -n: a positive number or "auto".

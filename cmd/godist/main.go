@@ -86,7 +86,12 @@ func exitStatus(err error, stderr io.Writer) int {
 	var ue *usageError
 	var rue *runner.UsageError
 	var rre *runner.RunError
+	var pre *postRunError
 	switch {
+	case errors.As(err, &pre):
+		// As gotestsum exits when its post-run command fails, whatever the tests did.
+		fmt.Fprintf(stderr, "godist: %s\n", oneLine(err.Error()))
+		return runner.ExitNoWorker
 	case errors.As(err, &ue), errors.As(err, &rue), isFlagError(err):
 		fmt.Fprintf(stderr, "godist: %s\n", oneLine(err.Error()))
 		return runner.ExitUsage

@@ -17,18 +17,23 @@ import (
 
 // pingResult is one gateway's line of `godist ping --json`.
 type pingResult struct {
-	ID        string `json:"id"`
-	Spec      string `json:"spec"`
-	GOOS      string `json:"goos"`
-	GOARCH    string `json:"goarch"`
-	Hostname  string `json:"hostname"`
-	PID       int    `json:"pid"`
-	Cwd       string `json:"cwd"`
-	NCPU      int    `json:"ncpu"`
-	Version   string `json:"version"`
-	StartupMS int64  `json:"startup_ms"`
-	Shipped   int64  `json:"shipped_bytes"`
-	Error     string `json:"error,omitempty"`
+	ID     string `json:"id"`
+	Spec   string `json:"spec"`
+	GOOS   string `json:"goos"`   // what the worker runs as
+	GOARCH string `json:"goarch"` // (its runtime.GOOS/GOARCH)
+	// AskedGOOS and AskedGOARCH are the spec's goos= and goarch=, the platform the tests
+	// are built for, when it is not what the worker runs as (ssh=HOST//goarch=386 on an
+	// amd64 host: a 386 test binary, an amd64 worker).
+	AskedGOOS   string `json:"asked_goos,omitempty"`
+	AskedGOARCH string `json:"asked_goarch,omitempty"`
+	Hostname    string `json:"hostname"`
+	PID         int    `json:"pid"`
+	Cwd         string `json:"cwd"`
+	NCPU        int    `json:"ncpu"`
+	Version     string `json:"version"`
+	StartupMS   int64  `json:"startup_ms"`
+	Shipped     int64  `json:"shipped_bytes"`
+	Error       string `json:"error,omitempty"`
 }
 
 func newPingCommand(stdout io.Writer) *cobra.Command {
@@ -75,6 +80,11 @@ func runPing(ctx context.Context, gws []xspec.Gateway, asJSON bool, out io.Write
 				in := gw.Info
 				res.GOOS, res.GOARCH, res.Hostname, res.PID, res.Cwd, res.NCPU, res.Version, res.Shipped =
 					in.GOOS, in.GOARCH, in.Hostname, in.PID, in.Cwd, in.NCPU, in.Version, gw.Shipped
+				if g.Spec.GOOS != "" || g.Spec.GOARCH != "" {
+					if goos, goarch := g.Spec.Platform(); goos != in.GOOS || goarch != in.GOARCH {
+						res.AskedGOOS, res.AskedGOARCH = goos, goarch
+					}
+				}
 			}
 			results[i] = res
 		}()
@@ -94,8 +104,12 @@ func runPing(ctx context.Context, gws []xspec.Gateway, asJSON bool, out io.Write
 			fmt.Fprintf(out, "%s\t%s\tERROR %s\n", r.ID, r.Spec, r.Error)
 			continue
 		}
-		fmt.Fprintf(out, "%s\t%s\t%s/%s host=%s pid=%d cwd=%s ncpu=%d version=%s startup=%dms\n",
-			r.ID, r.Spec, r.GOOS, r.GOARCH, r.Hostname, r.PID, r.Cwd, r.NCPU, r.Version, r.StartupMS)
+		platform := r.GOOS + "/" + r.GOARCH
+		if r.AskedGOOS != "" {
+			platform += " (tests built for " + r.AskedGOOS + "/" + r.AskedGOARCH + ")"
+		}
+		fmt.Fprintf(out, "%s\t%s\t%s host=%s pid=%d cwd=%s ncpu=%d version=%s startup=%dms\n",
+			r.ID, r.Spec, platform, r.Hostname, r.PID, r.Cwd, r.NCPU, r.Version, r.StartupMS)
 	}
 	if ctx.Err() != nil {
 		return ctx.Err()

@@ -49,11 +49,16 @@ type rootOptions struct {
 	rsyncDirs, rsyncIgnore       []string
 	cacheDir, cacheMax           string
 	lastFailed, watch            bool
+	version                      bool
+	postRun                      commandFlag
+	postRunArgv                  []string // postRun, split (config)
 }
 
 const rootLong = `godist runs the tests of a Go module distributed over gateways: local worker
 processes (-n), and hosts named by --tx specs. It builds each test binary once, hands
 batches of tests to the workers, and reports the same results as go test -json.
+Packages are named as go test names them; with none given, ./... (every package of the
+module in the current directory, or in -C DIR).
 
 Flags of go test are taken as go test takes them (-name, -name=value, -name value, one
 dash or two, before or after the packages; see go help testflag and go help build):
@@ -71,7 +76,43 @@ godist's -n is its number of workers and -x stops at the first failure: they are
 build's -n and -x. With -C DIR, go test's file flags (-coverprofile, -outputdir, -modfile,
 -overlay, -pgo) are read in DIR, as go test -C reads them; --jsonfile and --junitfile are
 not. Any other flag is refused: flags after -- (or -args) go to every test binary as
-they are.`
+they are.
+
+Exit status:
+  0  every test passed
+  1  a test failed, a package did not build, or a test process crashed
+  2  bad usage or a bad spec (checked before any test runs)
+  3  the work could not be run (no gateway came up, or all were lost), or
+     --post-run-command failed
+
+Environment:
+  NO_COLOR                    plain output, no colours, on a terminal too (TERM=dumb too)
+  GITHUB_ACTIONS=true         ::error annotations at the failing lines (GITHUB_WORKSPACE:
+                              the paths they are relative to)
+  GITHUB_STEP_SUMMARY=FILE    with GITHUB_ACTIONS, the job summary is appended to FILE
+                              (linked with GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA)
+  GODIST_CACHE_DIR            the result cache's directory (off: no result cache)
+  GODIST_TRACE=1              each phase of a run, timed, on stderr
+  GODIST_CPUPROFILE=FILE      CPU profiles of the master (FILE) and the workers (FILE.PID)
+  GODIST_WORKER_<GOOS>_<GOARCH>=FILE
+                              the static godist binary to ship to hosts of that platform,
+                              e.g. GODIST_WORKER_LINUX_ARM64 (else one is built with the
+                              local Go toolchain)
+  SSH_AUTH_SOCK               the ssh-agent that ssh= and socket= gateways use
+  GODIST_REQUIRE_SSHD=1       godist's own tests: fail, not skip, where sshd, docker or
+                              tmux is missing
+Set by godist in every test process:
+  GODIST_WORKER               the worker's id: gw0, gw1, ...
+  GODIST_WORKER_COUNT         the number of workers asked for (-n and --tx)
+  GODIST_TESTRUNUID           one value for the whole run
+Set by godist for --post-run-command (see CONTRACT.md):
+  TESTS_TOTAL, TESTS_PASSED, TESTS_FAILED, TESTS_SKIPPED, TESTS_ERRORS,
+  TESTS_BUILD_FAILURES, TESTS_NOT_RUN, TESTS_FLAKY
+                              the run's counts, as the summary line counts them
+  GODIST_ELAPSED              the run's time (2.450s)
+  GODIST_EXIT_STATUS          what godist exits with if the command succeeds
+  GODIST_JSONFILE             the absolute path of --jsonfile ("" without it)
+  GODIST_JUNITFILE            the absolute path of --junitfile ("" without it)`
 
 func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 	var o rootOptions
@@ -88,6 +129,10 @@ func newRootCommand(stdout, stderr io.Writer) *cobra.Command {
 		SilenceErrors: true,
 		Args:          cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.version {
+				fmt.Fprintln(stdout, versionLine())
+				return nil
+			}
 			pkgs, testArgs := args, []string(nil)
 			if i := cmd.ArgsLenAtDash(); i >= 0 {
 				pkgs, testArgs = args[:i], args[i:]
@@ -141,10 +186,12 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
-	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache; off: -count=1)")
+	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache); off: no result cache")
 	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
 	f.BoolVar(&o.lastFailed, "lf", false, "run only the tests that failed in the previous run (all of them when none did)")
 	f.BoolVar(&o.watch, "watch", false, "run, then run again what a change affects, on every change in the module's files; keys: r run all, f run failed, q quit")
+	f.Var(&o.postRun, "post-run-command", "run `CMD` after the run, with its totals in its environment (TESTS_TOTAL, TESTS_FAILED, TESTS_SKIPPED, TESTS_ERRORS, ...; see CONTRACT.md)")
+	f.BoolVar(&o.version, "version", false, "print godist's release and the Go version that built it, and exit")
 	f.SetInterspersed(true)
 }
 
@@ -245,18 +292,14 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		}
 		o.maxfail = 1
 	}
-	if o.maxfail < 0 {
-		return cfg, usagef("--maxfail %d: expected a number of failures of 1 or more", o.maxfail)
-	}
 	cfg.MaxFail = o.maxfail
-	if o.rerunFails < 0 || o.rerunFails > 100 {
-		return cfg, usagef("--rerun-fails %d: expected a number of re-runs from 0 to 100", o.rerunFails)
-	}
 	cfg.RerunFails = o.rerunFails
 	cfg.LastFailed = o.lastFailed
-	cfg.ResultCache = o.cacheDir
-	if cfg.ResultCache == "" {
+	switch cfg.ResultCache = o.cacheDir; cfg.ResultCache {
+	case "":
 		cfg.ResultCache = defaultCacheDir()
+	case "off":
+		cfg.ResultCache = "" // as GODIST_CACHE_DIR=off
 	}
 	if o.cacheMax != "" {
 		n, err := parseSize(o.cacheMax)
@@ -271,14 +314,18 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 	if o.shard != "" {
 		var err error
 		if cfg.ShardI, cfg.ShardN, err = scheduler.ParseShard(o.shard); err != nil {
-			return cfg, usagef("--shard: %v", err)
+			return cfg, usagef("--shard %q: expected I/N, whole numbers with 1 <= I <= N (such as 1/4, or $CI_NODE_INDEX/$CI_NODE_TOTAL)", o.shard)
 		}
-	}
-	if o.slowest < 0 {
-		return cfg, usagef("--slowest %d: expected a number of tests of 0 or more", o.slowest)
 	}
 	if o.json && o.format != "" {
 		return cfg, usagef("-json and --format %s: -json writes only the JSON stream to stdout", o.format)
+	}
+	if o.postRun.set {
+		argv, err := parsePostRunCommand(o.postRun.value)
+		if err != nil {
+			return cfg, usagef("--post-run-command %s: %v", strconv.Quote(o.postRun.value), err)
+		}
+		o.postRunArgv = argv
 	}
 	gws, err := gatewaysOf(o.n, o.tx)
 	if err != nil {
@@ -344,13 +391,13 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	if o.json {
 		jsonOut = append(jsonOut, stdout)
 	}
+	var jsonFile *os.File
 	if o.jsonfile != "" {
-		f, err := createOutput("--jsonfile", o.jsonfile)
-		if err != nil {
+		if jsonFile, err = createOutput("--jsonfile", o.jsonfile); err != nil {
 			return err
 		}
-		defer f.Close()
-		jsonOut = append(jsonOut, f)
+		defer jsonFile.Close()
+		jsonOut = append(jsonOut, jsonFile)
 	}
 	var jsonObs *ledger.JSON
 	switch len(jsonOut) {
@@ -381,7 +428,11 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		color := tty && os.Getenv("NO_COLOR") == ""
 		if rep, err = report.New(report.Options{Out: stdout, TTY: tty && color, Color: color, Verbose: o.verbose,
 			Format: o.format, Each: each, Size: terminalSize(stdout), Now: time.Now}); err != nil {
-			return usagef("%v", err)
+			var ufe *report.UnknownFormatError
+			if errors.As(err, &ufe) {
+				return usagef("--format %q: unknown format (accepted: %s)", ufe.Format, strings.Join(ufe.Accepted, ", "))
+			}
+			return usagef("--format %s: %v", o.format, err)
 		}
 		cfg.Observers = append(cfg.Observers, rep)
 	}
@@ -396,20 +447,23 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	}
 	dirs := packageDirs{}
 	var gh *report.GitHubAnnotator
+	var stepSummary *os.File
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
-		ws := os.Getenv("GITHUB_WORKSPACE")
-		if ws == "" {
-			ws, _ = os.Getwd()
+		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: githubWorkspace(), Dirs: dirs, BuildDir: absIn(o.dir, ""), Each: each})
+		cfg.Observers = append(cfg.Observers, dirs, githubObserver{gh})
+		stepSummary = openStepSummary(stderr)
+		if stepSummary != nil {
+			defer stepSummary.Close()
 		}
-		buildDir := o.dir
-		if buildDir == "" {
-			buildDir, _ = os.Getwd()
-		}
-		gh = report.NewGitHubAnnotator(report.GitHubOptions{Workspace: ws, Dirs: dirs, BuildDir: buildDir, Each: each})
-		cfg.Observers = append(cfg.Observers, dirs, ledger.Events(gh.Event))
+	}
+	var tally *report.Tally
+	if o.postRunArgv != nil {
+		tally = new(report.Tally)
+		cfg.Observers = append(cfg.Observers, tally)
 	}
 	start := time.Now()
 	res, err := runner.Run(ctx, cfg)
+	elapsed := time.Since(start)
 	if junit != nil && res != nil {
 		werr := junit.Write(junitOut)
 		if cerr := junitOut.Close(); werr == nil {
@@ -421,6 +475,9 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 	}
 	if gh != nil && res != nil {
 		gh.Write(out)
+		if stepSummary != nil {
+			writeStepSummary(stepSummary, gh, o, pkgs, elapsed, stderr)
+		}
 	}
 	if o.slowest > 0 && res != nil {
 		report.WriteSlowest(out, slow.Slowest(o.slowest))
@@ -435,12 +492,90 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		return err
 	}
 	if rep != nil {
-		rep.Close(time.Since(start))
+		rep.Close(elapsed)
+	}
+	if err == nil && jsonFile != nil {
+		// Complete before the post-run command reads it.
+		if cerr := jsonFile.Close(); cerr != nil {
+			err = fmt.Errorf("--jsonfile: %w", cerr)
+		}
 	}
 	if err != nil {
 		return err
 	}
+	if o.postRunArgv != nil {
+		env := postRunEnv(tally.Summary(elapsed), res.Status, absPathOrEmpty(o.jsonfile), absPathOrEmpty(o.junitfile))
+		if perr := runPostRunCommand(ctx, o.postRunArgv, env, out, stderr); perr != nil {
+			return perr
+		}
+	}
 	return statusOf(res.Status)
+}
+
+// githubWorkspace is the repository root that annotation paths and the job summary's
+// links are relative to: $GITHUB_WORKSPACE, else the working directory; absolute.
+func githubWorkspace() string {
+	return absIn(os.Getenv("GITHUB_WORKSPACE"), "")
+}
+
+// githubObserver is the GitHub annotator as the ledger sees it: an Observer that is also
+// told of each test process, for the job summary's gateway table.
+type githubObserver struct{ *report.GitHubAnnotator }
+
+func (g githubObserver) Process(p ledger.Process) { g.TestProcess(p.Worker, p.Start, p.End) }
+
+// openStepSummary opens $GITHUB_STEP_SUMMARY to append the job summary to, or says in one
+// line why it cannot and returns nil: the summary is left out, the run goes on.
+func openStepSummary(stderr io.Writer) *os.File {
+	path := os.Getenv("GITHUB_STEP_SUMMARY")
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		fmt.Fprintf(stderr, "godist: GITHUB_STEP_SUMMARY: %v: no job summary is written\n", err)
+		return nil
+	}
+	return f
+}
+
+// writeStepSummary appends the run's job summary to f; failing, it says so in one line
+// (the run's exit status stays what the tests make it).
+func writeStepSummary(f *os.File, gh *report.GitHubAnnotator, o *rootOptions, pkgs []string, elapsed time.Duration, stderr io.Writer) {
+	title := "godist"
+	if len(pkgs) == 0 {
+		pkgs = []string{"./..."}
+	}
+	title += " " + strings.Join(pkgs, " ")
+	if o.dir != "" {
+		title += " in " + o.dir
+	}
+	if o.shard != "" {
+		title += ", shard " + o.shard
+	}
+	slowest := o.slowest
+	if slowest == 0 {
+		slowest = 10
+	}
+	err := gh.WriteJobSummary(f, report.JobSummaryOptions{
+		Title:     title,
+		ServerURL: os.Getenv("GITHUB_SERVER_URL"), Repository: os.Getenv("GITHUB_REPOSITORY"), SHA: os.Getenv("GITHUB_SHA"),
+		Elapsed: elapsed, Slowest: slowest,
+	})
+	if err == nil {
+		err = f.Close()
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "godist: GITHUB_STEP_SUMMARY: %v: the job summary is incomplete\n", err)
+	}
+}
+
+// absPathOrEmpty is path made absolute, "" for "".
+func absPathOrEmpty(path string) string {
+	if path == "" {
+		return ""
+	}
+	return absIn("", path)
 }
 
 // packageDirs is filled with each package's directory before the run's first event (the
@@ -502,15 +637,25 @@ func gatewaysOf(n string, tx []string) ([]xspec.Gateway, error) {
 	for _, t := range tx {
 		s, err := xspec.Parse(t)
 		if err != nil {
-			return nil, usagef("--tx: %v", err)
+			return nil, specError(err)
 		}
 		specs = append(specs, s)
 	}
 	gws, err := xspec.Expand(specs)
 	if err != nil {
-		return nil, usagef("--tx: %v", err)
+		return nil, specError(err)
 	}
 	return gws, nil
+}
+
+// specError is a bad --tx spec in godist's words: the spec, quoted, and what is wrong in it
+// and expected (xspec.Error's message, without its package's prefix).
+func specError(err error) error {
+	var xe *xspec.Error
+	if errors.As(err, &xe) {
+		return usagef("--tx %q: %s", xe.Spec, xe.Msg)
+	}
+	return usagef("--tx: %v", err)
 }
 
 // availableCPUs is the number of CPUs this process may use: the scheduler affinity mask,

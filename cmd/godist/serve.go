@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"os"
@@ -74,7 +76,7 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 	}
 	addr, err := serve.ParseListenAddr(o.listen)
 	if err != nil {
-		return usagef("serve: --listen: %v", err)
+		return usagef("serve --listen: %v", err)
 	}
 	// Its workers could not be started, nor killed with all they start.
 	if err := child.Supported(); err != nil {
@@ -95,11 +97,16 @@ func runServe(ctx context.Context, o serveOptions, stderr io.Writer) error {
 		o.authorizedKeys = filepath.Join(home, ".ssh", "authorized_keys")
 	}
 	signer, created, err := serve.LoadOrCreateHostKey(o.hostKey)
-	if err != nil {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("serve --host-key %s: %v (expected an ed25519 private key file, or none there: it is made)", o.hostKey, pe.Err)
+	} else if err != nil {
 		return fmt.Errorf("serve: host key: %w", err)
 	}
 	keys, warnings, err := serve.ReadAuthorizedKeys(o.authorizedKeys)
-	if err != nil {
+	if errors.As(err, &pe) {
+		return fmt.Errorf("serve --authorized-keys %s: %v (expected an authorized_keys file of the keys to let in)", o.authorizedKeys, pe.Err)
+	} else if err != nil {
 		return fmt.Errorf("serve: authorized keys: %w", err)
 	}
 	say := func(format string, args ...any) { fmt.Fprintf(stderr, "godist serve: "+format+"\n", args...) }

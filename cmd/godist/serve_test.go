@@ -215,9 +215,36 @@ func TestServeUnknownHostKeyRefused(t *testing.T) {
 	if code != 3 {
 		t.Errorf("exit %d, want 3", code)
 	}
-	for _, want := range []string{"127.0.0.1:" + strconv.Itoa(s.port), s.fingerprint, s.knownHosts} {
+	// The hint names the line godist serve printed at start, and the file to add it to.
+	serveLine := "known_hosts line for clients: [127.0.0.1]:" + strconv.Itoa(s.port) + " ssh-ed25519"
+	for _, want := range []string{"127.0.0.1:" + strconv.Itoa(s.port), s.fingerprint, s.knownHosts, "add to " + s.knownHosts, serveLine} {
 		if !strings.Contains(out, want) {
 			t.Errorf("refusal does not name %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(s.stderr.String(), serveLine) {
+		t.Fatalf("godist serve did not print %q at start:\n%s", serveLine, s.stderr.String())
+	}
+
+	// A run: the same one line on stderr, exit status 3, no package reported.
+	stdout, stderr, code := runWithEnv(t, s.env(t), fixturesDir(t), "--tx", s.spec, "--durations", filepath.Join(t.TempDir(), "d.json"), "./pass")
+	if lines := strings.Split(strings.TrimRight(string(stderr), "\n"), "\n"); code != 3 || len(lines) != 1 || !strings.Contains(lines[0], serveLine) {
+		t.Errorf("run: exit %d, stderr not one line naming %q:\n%s", code, serveLine, stderr)
+	}
+	if strings.Contains(string(stdout), "FAIL") {
+		t.Errorf("run: stdout reports a package that never ran:\n%s", stdout)
+	}
+
+	// A key that changed: the hint names the line recorded, and godist serve's.
+	other := writeUserKey(t, filepath.Join(t.TempDir(), "other"))
+	stale := "# an old key\n[127.0.0.1]:" + strconv.Itoa(s.port) + " " + string(ssh.MarshalAuthorizedKey(other))
+	if err := os.WriteFile(s.knownHosts, []byte(stale), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, out, code = pingJSON(t, s.env(t), s.spec)
+	for _, want := range []string{s.knownHosts + ":2", "possible man-in-the-middle", "replace line 2", serveLine} {
+		if code != 3 || !strings.Contains(out, want) {
+			t.Errorf("changed key: exit %d, refusal does not say %q:\n%s", code, want, out)
 		}
 	}
 }

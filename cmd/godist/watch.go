@@ -94,7 +94,11 @@ func watch(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdin i
 		if errors.As(err, &ue) {
 			return err
 		}
-		if err != nil && !isStatus(err) {
+		var rre *runner.RunError
+		switch {
+		case errors.As(err, &rre):
+			fmt.Fprintln(stderr, oneLine(err.Error())) // it says "godist: " itself
+		case err != nil && !isStatus(err):
 			fmt.Fprintln(stderr, "godist: "+oneLine(err.Error()))
 		}
 		fmt.Fprintln(stderr, "godist --watch: waiting for changes (r: run all, f: run failed, q: quit)")

@@ -253,6 +253,11 @@ func TestReads(t *testing.T) {
 	if len(pids) != 2 || pids[0] != pids[1] || !strings.Contains(got, "read two") {
 		t.Errorf("want two runs on one remote worker, the second reading the shipped change; worker pids %v\n%s", pids, got)
 	}
+	// Only the changed file went to the host the second time.
+	synced := regexp.MustCompile(`synced \((\d+) files sent`).FindAllStringSubmatch(got, -1)
+	if len(synced) != 2 || synced[1][1] != "1" {
+		t.Errorf("want the tree shipped once whole and then only the one changed file; syncs: %v\n%s", synced, got)
+	}
 	keys.Write([]byte("q"))
 	select {
 	case err := <-exited:
