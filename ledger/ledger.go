@@ -474,33 +474,26 @@ func (l *Ledger) Open() []Scope {
 
 // ProcessEnded tells the observers that draw the run about one test process.
 func (l *Ledger) ProcessEnded(p Process) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, o := range l.obs {
-		if po, ok := o.(ProcessObserver); ok {
-			po.Process(p)
-		}
-	}
+	tell(l, func(o ProcessObserver) { o.Process(p) })
 }
 
 // Gateway tells the observers that draw the run where a gateway runs.
 func (l *Ledger) Gateway(g Gateway) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, o := range l.obs {
-		if gob, ok := o.(GatewayObserver); ok {
-			gob.Gateway(g)
-		}
-	}
+	tell(l, func(o GatewayObserver) { o.Gateway(g) })
 }
 
 // Planned tells the observers that want it a scope's planned work.
 func (l *Ledger) Planned(p Planned) {
+	tell(l, func(o PlanObserver) { o.Planned(p) })
+}
+
+// tell calls f, one at a time, with each observer that is also a T.
+func tell[T any](l *Ledger, f func(T)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, o := range l.obs {
-		if po, ok := o.(PlanObserver); ok {
-			po.Planned(p)
+		if t, ok := o.(T); ok {
+			f(t)
 		}
 	}
 }
