@@ -254,7 +254,7 @@ type frameInput struct {
 }
 
 const (
-	// maxGatewayRows is the most gateways shown one a row; more are shown per host.
+	// maxGatewayRows is the most gateways shown one to a row; more are shown per host.
 	maxGatewayRows = 32
 	// keepHistory is how many lines of the terminal the frame leaves to the lines above it
 	// (the failures as they stream in) before it groups gateways per host.
