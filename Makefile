@@ -7,13 +7,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
 
 # The tools the tests start for real: OpenSSH's sshd, a static busybox, rsync, tmux (the
-# terminal of the --watch tests).
+# terminal of the --watch tests), chromium (headless: the --timeline page's tests).
 deps:
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing="$$missing busybox-static"; \
 	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

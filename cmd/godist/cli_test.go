@@ -107,6 +107,8 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"-json", "--format", "dots", "./pass"}, want: "-json and --format dots: -json writes only the JSON stream to stdout"},
 		{args: []string{"--junitfile", "/nonexistent/dir/j.xml", "./pass"}, want: "--junitfile: open /nonexistent/dir/j.xml"},
 		{args: []string{"--jsonfile", "/nonexistent/dir/j.json", "./pass"}, want: "--jsonfile: open /nonexistent/dir/j.json"},
+		{args: []string{"--timeline", "/nonexistent/dir/t.html", "./pass"}, want: "--timeline: open /nonexistent/dir/t.html"},
+		{args: []string{"--timeline", ".", "./pass"}, want: "--timeline: open .: is a directory"},
 		{args: []string{"--shard", "0/3", "./pass"}, want: `--shard "0/3": expected I/N, whole numbers with 1 <= I <= N`},
 		{args: []string{"--shard", "x", "./pass"}, want: `--shard "x": expected I/N`},
 		{args: []string{"--shard", "1/99999999999999999999", "./pass"}, want: `--shard "1/99999999999999999999": expected I/N`},

@@ -21,6 +21,7 @@ import (
 	"github.com/godist/godist/report"
 	"github.com/godist/godist/runner"
 	"github.com/godist/godist/scheduler"
+	"github.com/godist/godist/timeline"
 	"github.com/godist/godist/xspec"
 )
 
@@ -46,6 +47,7 @@ type rootOptions struct {
 	exitFirst                    bool
 	maxfail, rerunFails, slowest int
 	junitfile, shard             string
+	timeline                     string
 	rsyncDirs, rsyncIgnore       []string
 	cacheDir, cacheMax           string
 	lastFailed, watch            bool
@@ -181,6 +183,7 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.IntVar(&o.maxfail, "maxfail", 0, "stop once `N` tests have failed: no new test starts, running ones are stopped")
 	f.IntVar(&o.rerunFails, "rerun-fails", 0, "run a failed test again up to `N` times, on another worker where there is one")
 	f.StringVar(&o.junitfile, "junitfile", "", "write JUnit XML to `FILE` (suites per package, and per gateway in each mode)")
+	f.StringVar(&o.timeline, "timeline", "", "write the run as a Gantt chart to `FILE.html` (self-contained: gateways, test processes, tests, critical path, idle time)")
 	f.IntVar(&o.slowest, "slowest", 0, "print the `N` slowest tests, with the worker each ran on")
 	f.StringVar(&o.shard, "shard", "", "run only part `I/N` (1-based) of the tests, balanced by recorded durations (see --durations)")
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
@@ -416,6 +419,20 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		}
 		defer junitOut.Close()
 	}
+	var tl *timeline.Recorder
+	var tlOut *os.File
+	if o.timeline != "" {
+		if tlOut, err = createOutput("--timeline", o.timeline); err != nil {
+			return err
+		}
+		defer tlOut.Close()
+		ids := make([]string, len(cfg.Gateways))
+		for i, g := range cfg.Gateways {
+			ids[i] = g.ID
+		}
+		tl = timeline.New(timeline.Options{Gateways: ids, Title: invocation()})
+		cfg.Observers = append(cfg.Observers, tl)
+	}
 	// With -json, stdout is the JSON stream alone, as with go test -json: the terminal
 	// view is off, godist's notes and its other outputs go to stderr.
 	out := stdout
@@ -471,6 +488,15 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		}
 		if werr != nil && err == nil {
 			err = fmt.Errorf("--junitfile: %w", werr)
+		}
+	}
+	if tl != nil && res != nil {
+		werr := tl.Write(tlOut)
+		if cerr := tlOut.Close(); werr == nil {
+			werr = cerr
+		}
+		if werr != nil && err == nil {
+			err = fmt.Errorf("--timeline: %w", werr)
 		}
 	}
 	if gh != nil && res != nil {
@@ -600,6 +626,11 @@ func (notesTo) SetTotal(int)               {}
 func (notesTo) Event(gotest.Event)         {}
 func (notesTo) WorkerState(string, string) {}
 func (n notesTo) Note(msg string)          { fmt.Fprintln(n.w, oneLine(msg)) }
+
+// invocation is how godist was called, for the heads of reports.
+func invocation() string {
+	return strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " ")
+}
 
 // createOutput creates an output file named by flag; failing is bad usage.
 func createOutput(flag, path string) (*os.File, error) {

@@ -15,7 +15,7 @@ var layer = map[string]int{
 	"rsync":   1,             // sync
 	"gateway": 2,             // transports
 	"worker":  3, "serve": 3, // the worker side
-	"gobuild": 4, "scheduler": 4, "ledger": 4, "report": 4, "resultcache": 4, "deploy": 5, "runner": 6, // the master side
+	"gobuild": 4, "scheduler": 4, "ledger": 4, "report": 4, "resultcache": 4, "timeline": 4, "deploy": 5, "runner": 6, // the master side
 	"cmd/godist": 7,
 }
 
@@ -33,7 +33,7 @@ func TestLayers(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
 		pkg := strings.TrimPrefix(f[0], mod)
-		if strings.HasPrefix(pkg, "fixtures") || strings.HasPrefix(pkg, "internal/difftest") || strings.HasPrefix(pkg, "internal/benchreal") || strings.HasPrefix(pkg, "internal/sshdtest") || strings.HasPrefix(pkg, "internal/layers") {
+		if strings.HasPrefix(pkg, "fixtures") || strings.HasPrefix(pkg, "internal/difftest") || strings.HasPrefix(pkg, "internal/benchreal") || strings.HasPrefix(pkg, "internal/sshdtest") || strings.HasPrefix(pkg, "internal/chromiumtest") || strings.HasPrefix(pkg, "internal/layers") {
 			continue // harnesses and test helpers, above everything
 		}
 		l, ok := layer[pkg]

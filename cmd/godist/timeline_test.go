@@ -1,0 +1,264 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/color"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/html"
+
+	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/internal/chromiumtest"
+)
+
+// runCounts are the top-level test runs of a package on a worker, by outcome.
+type runCounts struct{ Runs, Pass, Fail, Skip, Cut int }
+
+// timelineDoc is what a --timeline page holds, read with an HTML parser.
+type timelineDoc struct {
+	lanes    []string
+	startups map[string]int // start-up phases per lane
+	procs    []timelineProc
+}
+
+type timelineProc struct {
+	worker, pkg, exit string
+	start, end        float64
+	counts            runCounts
+	marks             int // tests in its marks (data-n), which must be all of them
+}
+
+func parseTimeline(t *testing.T, b []byte) timelineDoc {
+	t.Helper()
+	root, err := html.Parse(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the timeline is not HTML: %v", err)
+	}
+	doc := timelineDoc{startups: map[string]int{}}
+	attr := func(n *html.Node, key string) string {
+		for _, a := range n.Attr {
+			if a.Key == key {
+				return a.Val
+			}
+		}
+		return ""
+	}
+	number := func(n *html.Node, key string) float64 {
+		v, err := strconv.ParseFloat(attr(n, key), 64)
+		if err != nil {
+			t.Fatalf("<%s class=%q> %s=%q: %v", n.Data, attr(n, "class"), key, attr(n, key), err)
+		}
+		return v
+	}
+	var walk func(n *html.Node, lane string, proc *timelineProc)
+	walk = func(n *html.Node, lane string, proc *timelineProc) {
+		if n.Type == html.ElementNode {
+			classes := strings.Fields(attr(n, "class"))
+			has := func(c string) bool {
+				for _, x := range classes {
+					if x == c {
+						return true
+					}
+				}
+				return false
+			}
+			switch {
+			case n.Data == "g" && has("lane"):
+				lane = attr(n, "data-worker")
+				doc.lanes = append(doc.lanes, lane)
+			case n.Data == "g" && has("p"):
+				doc.procs = append(doc.procs, timelineProc{worker: attr(n, "data-worker"), pkg: attr(n, "data-package"), exit: attr(n, "data-exit"),
+					start: number(n, "data-start"), end: number(n, "data-end"),
+					counts: runCounts{Runs: int(number(n, "data-tests")), Pass: int(number(n, "data-pass")), Fail: int(number(n, "data-fail")),
+						Skip: int(number(n, "data-skip")), Cut: int(number(n, "data-cut"))}})
+				if doc.procs[len(doc.procs)-1].worker != lane {
+					t.Errorf("a process of %s is drawn on lane %s", attr(n, "data-worker"), lane)
+				}
+				proc = &doc.procs[len(doc.procs)-1]
+			case n.Data == "rect" && has("starting"):
+				doc.startups[lane]++
+			case n.Data == "rect" && has("t"):
+				if proc == nil {
+					t.Errorf("a test mark outside a process bar on lane %s", lane)
+				} else {
+					proc.marks += int(number(n, "data-n"))
+				}
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c, lane, proc)
+		}
+	}
+	walk(root, "", nil)
+	return doc
+}
+
+// jsonRuns is what a --jsonfile says ran where: top-level test runs per "worker pkg", by
+// how they ended (a run without an end there, or ended by the run's stop, is cut short).
+func jsonRuns(t *testing.T, b []byte) (map[string]runCounts, map[string]bool) {
+	t.Helper()
+	out := map[string]runCounts{}
+	workers := map[string]bool{}
+	stopped := map[string]bool{}
+	open := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var e gotest.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("--jsonfile line %q: %v", sc.Text(), err)
+		}
+		if e.Worker != "" {
+			workers[e.Worker] = true
+		}
+		if e.Test == "" || strings.Contains(e.Test, "/") {
+			continue
+		}
+		k := e.Worker + " " + e.Package
+		test := k + " " + e.Test
+		c := out[k]
+		switch {
+		case e.Action == gotest.ActionRun:
+			c.Runs++
+			open[test]++
+		case e.Action == gotest.ActionOutput && strings.HasPrefix(e.Output, gotest.StoppedPrefix):
+			stopped[test] = true
+		case gotest.IsTerminal(e.Action) && open[test] > 0:
+			open[test]--
+			switch {
+			case stopped[test]:
+				c.Cut++
+				delete(stopped, test)
+			case e.Action == gotest.ActionPass:
+				c.Pass++
+			case e.Action == gotest.ActionFail:
+				c.Fail++
+			default:
+				c.Skip++
+			}
+		}
+		out[k] = c
+	}
+	for test, n := range open {
+		f := strings.Fields(test)
+		k := f[0] + " " + f[1]
+		c := out[k]
+		c.Cut += n
+		out[k] = c
+	}
+	return out, workers
+}
+
+// --timeline draws every gateway of a real run and every test process, each with the
+// tests that the run's --jsonfile says ran there, counted by outcome; the page opens in
+// headless Chromium without a JavaScript error or a fetch, and looks like a chart.
+func TestEndToEndTimeline(t *testing.T) {
+	t.Parallel()
+	dir := fixturesDir(t)
+	tmp := t.TempDir()
+	page, jf := filepath.Join(tmp, "timeline.html"), filepath.Join(tmp, "run.json")
+	_, stderr, code := runCmd(t, dir, godistBin, "-n", "3", "--durations", filepath.Join(tmp, "d.json"),
+		"--timeline", page, "--jsonfile", jf,
+		"./pass", "./fail", "./skip", "./panic", "./exit", "./parallel", "./subtests", "./slow")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (fixtures fail); stderr:\n%s", code, stderr)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := parseTimeline(t, b)
+	want, workers := jsonRuns(t, j)
+
+	if strings.Join(doc.lanes, " ") != "gw0 gw1 gw2" {
+		t.Errorf("lanes %v, want gw0 gw1 gw2", doc.lanes)
+	}
+	for w := range workers {
+		if doc.startups[w] != 1 {
+			t.Errorf("%s ran tests; its lane has %d start-up phases, want 1", w, doc.startups[w])
+		}
+	}
+	got := map[string]runCounts{}
+	ends := map[string]float64{}
+	crashed := 0
+	for _, p := range doc.procs {
+		if p.marks != p.counts.Runs {
+			t.Errorf("process of %s on %s: marks hold %d tests, its bar says %d", p.pkg, p.worker, p.marks, p.counts.Runs)
+		}
+		if p.end < p.start {
+			t.Errorf("process of %s on %s ends (%v) before it starts (%v)", p.pkg, p.worker, p.end, p.start)
+		}
+		// A gateway runs one process at a time.
+		if p.start < ends[p.worker] {
+			t.Errorf("process of %s on %s starts at %vms, before the lane's previous one ended (%vms)", p.pkg, p.worker, p.start, ends[p.worker])
+		}
+		ends[p.worker] = p.end
+		k := p.worker + " " + p.pkg
+		c := got[k]
+		c.Runs += p.counts.Runs
+		c.Pass += p.counts.Pass
+		c.Fail += p.counts.Fail
+		c.Skip += p.counts.Skip
+		c.Cut += p.counts.Cut
+		got[k] = c
+		if strings.HasSuffix(p.pkg, "/fixtures/panic") && p.exit != "ok" {
+			crashed++
+		}
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: the timeline has %+v, the --jsonfile %+v", k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: a process in the timeline, no test of it in the --jsonfile", k)
+		}
+	}
+	if crashed == 0 {
+		t.Errorf("no process of the panic fixture with an exit other than ok")
+	}
+	if len(doc.procs) < 8 {
+		t.Errorf("%d processes for 8 packages (and a crash)", len(doc.procs))
+	}
+
+	// In a browser.
+	ctx := context.Background()
+	dom := chromiumtest.DumpDOM(ctx, t, page, "g.p rect")
+	if dom.Errors != 0 {
+		t.Errorf("%d JavaScript errors, the last: %s", dom.Errors, dom.LastError)
+	}
+	if dom.Resources != 0 {
+		t.Errorf("the page fetched %d resources", dom.Resources)
+	}
+	samePkg := 0
+	for _, p := range doc.procs {
+		if p.pkg == doc.procs[0].pkg {
+			samePkg++
+		}
+	}
+	if dom.Hovered != samePkg {
+		t.Errorf("the pointer on the first process lit %d processes, want the %d of its package", dom.Hovered, samePkg)
+	}
+	png := chromiumtest.ArtifactPath(t, "timeline-e2e.png")
+	chromiumtest.Screenshot(ctx, t, page, png, 1800, 700)
+	for _, c := range []struct {
+		name string
+		rgb  color.RGBA
+	}{{"pass", color.RGBA{0x3f, 0x9c, 0x4f, 0}}, {"fail", color.RGBA{0xd9, 0x3b, 0x35, 0}}} {
+		if n := chromiumtest.CountColor(t, png, c.rgb, 6); n < 20 {
+			t.Errorf("the screenshot has %d pixels of the %s colour", n, c.name)
+		}
+	}
+}
