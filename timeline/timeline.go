@@ -229,13 +229,16 @@ func (r *Recorder) Process(p ledger.Process) {
 	l.Procs[i] = pr
 }
 
-// Snapshot is the run as recorded so far. Its lanes are the Recorder's own: take it once
-// the run has ended.
+// Snapshot is the run as recorded so far: a copy that later calls do not change.
 func (r *Recorder) Snapshot() Run {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	run := r.run
-	run.Lanes = append([]*Lane(nil), r.run.Lanes...)
+	run.Lanes = make([]*Lane, len(r.run.Lanes))
+	for i, l := range r.run.Lanes {
+		// A process and its runs do not change once it is recorded.
+		run.Lanes[i] = &Lane{ID: l.ID, States: append([]State(nil), l.States...), Procs: append([]*Proc(nil), l.Procs...)}
+	}
 	run.Cached = len(r.cached)
 	return run
 }
