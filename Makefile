@@ -71,3 +71,4 @@ bench:
 	bash bench/channel.sh
 	bash bench/rsync.sh
 	bash bench/shard.sh
+	bash bench/timeline.sh

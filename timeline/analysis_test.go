@@ -45,7 +45,8 @@ func TestAnalyzeIdleAndCriticalPath(t *testing.T) {
 	}
 	for _, got := range a.Lanes {
 		w := want[got.ID]
-		w.ID, w.phases, w.up = got.ID, got.phases, got.up
+		w.ID = got.ID
+		got.phases, got.up = nil, nil // checked through what they add up to
 		if !reflect.DeepEqual(got, w) {
 			t.Errorf("%s:\n got %+v\nwant %+v", got.ID, got, w)
 		}
