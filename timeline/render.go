@@ -74,11 +74,11 @@ type count struct {
 }
 
 type laneView struct {
-	ID, What, Y, H, TextY string
-	Crit, Band            bool
-	Phases                []rectView
-	Procs                 []procView
-	Marks                 []rectView // lost markers
+	ID, Label, What, Y, H, TextY string
+	Crit, Band                   bool
+	Phases                       []rectView
+	Procs                        []procView
+	Marks                        []rectView // lost markers
 }
 
 type rectView struct {
@@ -153,7 +153,7 @@ func layout(run Run) page {
 	for i, l := range run.Lanes {
 		st := a.Lanes[i]
 		y := axisH + laneH*float64(i)
-		lv := laneView{ID: l.ID, Y: num(y), H: num(laneH), TextY: num(y + laneH/2 + 4), Crit: l.ID == a.CriticalLane, Band: i%2 == 1}
+		lv := laneView{ID: l.ID, Label: shorten(l.ID, 11), Y: num(y), H: num(laneH), TextY: num(y + laneH/2 + 4), Crit: l.ID == a.CriticalLane, Band: i%2 == 1}
 		// Idle is a line under the lane's processes, where it was up.
 		for _, u := range st.up {
 			x0, x1 := sc.x(u.from), sc.x(u.to)
@@ -181,7 +181,6 @@ func layout(run Run) page {
 		for _, p := range l.Procs {
 			lv.Procs = append(lv.Procs, procOf(run, sc, p, y, laneH, l.ID == a.CriticalLane))
 		}
-		pg.Lanes = append(pg.Lanes, lv)
 		row := idleRow{ID: st.ID, Startup: fmtDur(st.Startup), Sync: fmtDur(st.Sync), Busy: fmtDur(st.Busy),
 			Idle: fmtDur(st.Idle), Tail: fmtDur(st.Tail), Crit: lv.Crit, Lost: st.Lost, Ready: "never", UtilW: "0",
 			What: fmt.Sprintf("%s: %s, %s", st.ID, plural(st.Procs, "test process"), plural(st.Tests, "test run"))}
@@ -197,6 +196,7 @@ func layout(run Run) page {
 			row.Util = fmt.Sprintf("%.0f%%", 100*u)
 			row.UtilW = num(60 * u)
 		}
+		pg.Lanes = append(pg.Lanes, lv)
 		pg.Idle = append(pg.Idle, row)
 	}
 	pixel := time.Duration(float64(total) / plotW)
@@ -555,4 +555,13 @@ func plural(n int, word string) string {
 		return fmt.Sprintf("%d %ses", n, word)
 	}
 	return fmt.Sprintf("%d %ss", n, word)
+}
+
+// shorten cuts s to n runes, ending it with an ellipsis if it was longer.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }

@@ -54,6 +54,11 @@ type Recorder struct {
 	cached  map[string]bool
 }
 
+var (
+	_ ledger.Observer        = (*Recorder)(nil)
+	_ ledger.ProcessObserver = (*Recorder)(nil)
+)
+
 type procKey struct{ worker, pkg string }
 
 // Run is what a Recorder was told, as the chart draws it.

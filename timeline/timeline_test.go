@@ -208,3 +208,21 @@ func TestWriteError(t *testing.T) {
 		t.Errorf("Write to a failing writer: %v, want timeline: ... disk full", err)
 	}
 }
+
+// A long gateway id is cut short on its lane's label, whole in its data and tooltip.
+func TestLongGatewayID(t *testing.T) {
+	id := "build-host-17.example.com"
+	s := newSynth(id)
+	s.state(0, id, "ready")
+	s.test(id, "ex/a", "TestA", 1, 2, "pass")
+	s.proc(id, "ex/a", 0, 3, "ok")
+	var b bytes.Buffer
+	if err := s.rec.Write(&b); err != nil {
+		t.Fatal(err)
+	}
+	page := b.String()
+	if !strings.Contains(page, ">build-host…") || !strings.Contains(page, `data-worker="build-host-17.example.com"`) ||
+		!strings.Contains(page, "<title>build-host-17.example.com: 1 test process") {
+		t.Errorf("the lane of %s is not labelled build-host… with its id in its data and tooltip:\n%s", id, page[strings.Index(page, "<g class=\"lane\""):][:400])
+	}
+}

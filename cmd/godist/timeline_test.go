@@ -178,52 +178,11 @@ func TestEndToEndTimeline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc := parseTimeline(t, b)
-	want, workers := jsonRuns(t, j)
-
-	if strings.Join(doc.lanes, " ") != "gw0 gw1 gw2" {
-		t.Errorf("lanes %v, want gw0 gw1 gw2", doc.lanes)
-	}
-	for w := range workers {
-		if doc.startups[w] != 1 {
-			t.Errorf("%s ran tests; its lane has %d start-up phases, want 1", w, doc.startups[w])
-		}
-	}
-	got := map[string]runCounts{}
-	ends := map[string]float64{}
+	doc := checkTimeline(t, b, j, "gw0 gw1 gw2")
 	crashed := 0
 	for _, p := range doc.procs {
-		if p.marks != p.counts.Runs {
-			t.Errorf("process of %s on %s: marks hold %d tests, its bar says %d", p.pkg, p.worker, p.marks, p.counts.Runs)
-		}
-		if p.end < p.start {
-			t.Errorf("process of %s on %s ends (%v) before it starts (%v)", p.pkg, p.worker, p.end, p.start)
-		}
-		// A gateway runs one process at a time.
-		if p.start < ends[p.worker] {
-			t.Errorf("process of %s on %s starts at %vms, before the lane's previous one ended (%vms)", p.pkg, p.worker, p.start, ends[p.worker])
-		}
-		ends[p.worker] = p.end
-		k := p.worker + " " + p.pkg
-		c := got[k]
-		c.Runs += p.counts.Runs
-		c.Pass += p.counts.Pass
-		c.Fail += p.counts.Fail
-		c.Skip += p.counts.Skip
-		c.Cut += p.counts.Cut
-		got[k] = c
 		if strings.HasSuffix(p.pkg, "/fixtures/panic") && p.exit != "ok" {
 			crashed++
-		}
-	}
-	for k, w := range want {
-		if got[k] != w {
-			t.Errorf("%s: the timeline has %+v, the --jsonfile %+v", k, got[k], w)
-		}
-	}
-	for k := range got {
-		if _, ok := want[k]; !ok {
-			t.Errorf("%s: a process in the timeline, no test of it in the --jsonfile", k)
 		}
 	}
 	if crashed == 0 {
@@ -260,5 +219,87 @@ func TestEndToEndTimeline(t *testing.T) {
 		if n := chromiumtest.CountColor(t, png, c.rgb, 6); n < 20 {
 			t.Errorf("the screenshot has %d pixels of the %s colour", n, c.name)
 		}
+	}
+}
+
+// checkTimeline checks a --timeline page against the --jsonfile of its run: the lanes are
+// the gateways, each with its start-up; every process's marks hold all its tests; a lane's
+// processes do not overlap; and per worker and package, the processes hold the test runs
+// the stream has, by outcome.
+func checkTimeline(t *testing.T, page, jsonfile []byte, lanes string) timelineDoc {
+	t.Helper()
+	doc := parseTimeline(t, page)
+	want, workers := jsonRuns(t, jsonfile)
+
+	if strings.Join(doc.lanes, " ") != lanes {
+		t.Errorf("lanes %v, want %s", doc.lanes, lanes)
+	}
+	for w := range workers {
+		if doc.startups[w] != 1 {
+			t.Errorf("%s ran tests; its lane has %d start-up phases, want 1", w, doc.startups[w])
+		}
+	}
+	got := map[string]runCounts{}
+	ends := map[string]float64{}
+	for _, p := range doc.procs {
+		if p.marks != p.counts.Runs {
+			t.Errorf("process of %s on %s: marks hold %d tests, its bar says %d", p.pkg, p.worker, p.marks, p.counts.Runs)
+		}
+		if p.end < p.start {
+			t.Errorf("process of %s on %s ends (%v) before it starts (%v)", p.pkg, p.worker, p.end, p.start)
+		}
+		// A gateway runs one process at a time.
+		if p.start < ends[p.worker] {
+			t.Errorf("process of %s on %s starts at %vms, before the lane's previous one ended (%vms)", p.pkg, p.worker, p.start, ends[p.worker])
+		}
+		ends[p.worker] = p.end
+		k := p.worker + " " + p.pkg
+		c := got[k]
+		c.Runs += p.counts.Runs
+		c.Pass += p.counts.Pass
+		c.Fail += p.counts.Fail
+		c.Skip += p.counts.Skip
+		c.Cut += p.counts.Cut
+		got[k] = c
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("%s: the timeline has %+v, the --jsonfile %+v", k, got[k], w)
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s: a process in the timeline, no test of it in the --jsonfile", k)
+		}
+	}
+	return doc
+}
+
+// In each mode every gateway runs every package: a process of each on every lane.
+func TestEndToEndTimelineEach(t *testing.T) {
+	t.Parallel()
+	dir := fixturesDir(t)
+	tmp := t.TempDir()
+	page, jf := filepath.Join(tmp, "timeline.html"), filepath.Join(tmp, "run.json")
+	_, stderr, code := runCmd(t, dir, godistBin, "--dist", "each", "--tx", "popen", "--tx", "2*popen//id=w", "--durations", filepath.Join(tmp, "d.json"),
+		"--timeline", page, "--jsonfile", jf, "./pass", "./skip", "./fail")
+	if code != 1 {
+		t.Fatalf("exit %d, want 1 (./fail fails); stderr:\n%s", code, stderr)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := checkTimeline(t, b, j, "gw0 w-0 w-1")
+	seen := map[string]bool{}
+	for _, p := range doc.procs {
+		seen[p.worker+" "+p.pkg] = true
+	}
+	if len(seen) != 9 {
+		t.Errorf("processes of %d gateway-package pairs, want 3 x 3: %v", len(seen), seen)
 	}
 }
