@@ -303,3 +303,57 @@ func TestEndToEndTimelineEach(t *testing.T) {
 		t.Errorf("processes of %d gateway-package pairs, want 3 x 3: %v", len(seen), seen)
 	}
 }
+
+// A gateway that gets the tree shipped (exec=sh: no shared files) has its sync drawn as a
+// phase of its own, after its start-up.
+func TestEndToEndTimelineSync(t *testing.T) {
+	t.Parallel()
+	dir := fixturesDir(t)
+	tmp := t.TempDir()
+	page, jf := filepath.Join(tmp, "timeline.html"), filepath.Join(tmp, "run.json")
+	env := append(os.Environ(), "NO_COLOR=1", "XDG_CACHE_HOME="+t.TempDir())
+	_, stderr, code := runWithEnv(t, env, dir, "--tx", "exec=sh", "--durations", filepath.Join(tmp, "d.json"),
+		"--timeline", page, "--jsonfile", jf, "./pass", "./files")
+	if code != 0 {
+		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
+	}
+	b, err := os.ReadFile(page)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, err := os.ReadFile(jf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkTimeline(t, b, j, "gw0")
+	root, err := html.Parse(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lane's phases, in the order drawn: start-up, then sync, each with a width.
+	var phases []string
+	var walk func(*html.Node)
+	walk = func(n *html.Node) {
+		if n.Type == html.ElementNode && n.Data == "rect" {
+			class, width := "", 0.0
+			for _, a := range n.Attr {
+				switch a.Key {
+				case "class":
+					class = a.Val
+				case "width":
+					width, _ = strconv.ParseFloat(a.Val, 64)
+				}
+			}
+			if (class == "starting" || class == "syncing") && width > 0 {
+				phases = append(phases, class)
+			}
+		}
+		for c := n.FirstChild; c != nil; c = c.NextSibling {
+			walk(c)
+		}
+	}
+	walk(root)
+	if strings.Join(phases, " ") != "starting syncing" {
+		t.Errorf("phases drawn on gw0: %v, want starting syncing", phases)
+	}
+}
