@@ -37,7 +37,7 @@ type Options struct {
 	// Gateways are the run's gateway ids, in order: each gets a lane even if it never
 	// started (everything came from the result cache). Lanes of other ids follow.
 	Gateways []string
-	// Title heads the page (e.g. the command line); "" for none.
+	// Title heads the page (the run's package patterns); "" for none.
 	Title string
 }
 

@@ -430,7 +430,12 @@ func runTests(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdo
 		for i, g := range cfg.Gateways {
 			ids[i] = g.ID
 		}
-		tl = timeline.New(timeline.Options{Gateways: ids, Title: invocation()})
+		// The page names the packages, not the command line: specs may hold env:NAME=VALUE.
+		title := strings.Join(cfg.Patterns, " ")
+		if title == "" {
+			title = "./..."
+		}
+		tl = timeline.New(timeline.Options{Gateways: ids, Title: title})
 		cfg.Observers = append(cfg.Observers, tl)
 	}
 	// With -json, stdout is the JSON stream alone, as with go test -json: the terminal
@@ -626,11 +631,6 @@ func (notesTo) SetTotal(int)               {}
 func (notesTo) Event(gotest.Event)         {}
 func (notesTo) WorkerState(string, string) {}
 func (n notesTo) Note(msg string)          { fmt.Fprintln(n.w, oneLine(msg)) }
-
-// invocation is how godist was called, for the heads of reports.
-func invocation() string {
-	return strings.Join(append([]string{filepath.Base(os.Args[0])}, os.Args[1:]...), " ")
-}
 
 // createOutput creates an output file named by flag; failing is bad usage.
 func createOutput(flag, path string) (*os.File, error) {
