@@ -48,7 +48,7 @@ func Write(w io.Writer, run Run) error {
 // The page's model: every number already laid out and formatted.
 type page struct {
 	Title, Started, Duration string
-	W, H, PlotX, PlotW       string
+	W, H                     string
 	Bottom                   string
 	Ticks                    []tick
 	Lanes                    []laneView
@@ -124,8 +124,6 @@ func layout(run Run) page {
 		Duration: fmtDur(total),
 		W:        num(labelW + plotW + padR),
 		H:        num(axisH + laneH*float64(len(run.Lanes)) + 6),
-		PlotX:    num(labelW),
-		PlotW:    num(plotW),
 		Bottom:   num(axisH + laneH*float64(len(run.Lanes))),
 		Procs:    a.Procs,
 		Cached:   run.Cached,
