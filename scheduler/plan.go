@@ -276,23 +276,47 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
-		q := p.queueOf(gateway)
-		if p.closed || q == nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return Batch{}, false
 		}
-		q.active[gateway] = true
-		if b, ok := p.take(q, gateway); ok {
-			q.inFlight++
-			return b, true
-		}
-		if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
-			delete(q.active, gateway)
-			delete(p.alive, gateway)
-			p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
-			return Batch{}, false
+		b, ok, done := p.nextLocked(gateway)
+		if ok || done {
+			return b, ok
 		}
 		p.cond.Wait()
 	}
+}
+
+// TryNext is Next without the wait: it returns a batch (ok), or reports that the worker's
+// work is done (done: Next would return ok=false), or neither, where Next would block until
+// a batch in flight comes back, a package is added or the plan is sealed. It is for a
+// caller that keeps its own clock: scheduler/sim drives the plan in virtual time with it,
+// asking again after each Finish, Return, Leave, Add or Seal (where Next wakes up). Every
+// batch it returns must be given back as Next's are.
+func (p *Plan) TryNext(gateway string) (b Batch, ok, done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextLocked(gateway)
+}
+
+// nextLocked is one attempt of Next, with p.mu held.
+func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
+	q := p.queueOf(gateway)
+	if p.closed || q == nil {
+		return Batch{}, false, true
+	}
+	q.active[gateway] = true
+	if b, ok := p.take(q, gateway); ok {
+		q.inFlight++
+		return b, true, false
+	}
+	if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
+		delete(q.active, gateway)
+		delete(p.alive, gateway)
+		p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
+		return Batch{}, false, true
+	}
+	return Batch{}, false, false
 }
 
 func (p *Plan) take(q *queue, gateway string) (Batch, bool) {

@@ -265,3 +265,40 @@ func TestRerunStaysWhenNoOtherWorker(t *testing.T) {
 		t.Fatalf("the only worker did not get its re-run: %+v %v", r, ok)
 	}
 }
+
+// TryNext answers at once what Next would do: a batch, done, or neither where Next would
+// block (the plan is open, or a batch in flight may give work back).
+func TestTryNextNeverWaits(t *testing.T) {
+	p := NewOpenPlan(Load, 2, []string{"gw0", "gw1"})
+	if _, ok, done := p.TryNext("gw0"); ok || done {
+		t.Fatalf("empty open plan: ok=%v done=%v, want neither (more may be added)", ok, done)
+	}
+	p.Add(Package{Path: "p", Tests: tests(1, time.Second)})
+	b, ok, done := p.TryNext("gw0")
+	if !ok || done || len(b.Tests) != 1 {
+		t.Fatalf("after Add: %+v ok=%v done=%v, want the package's test", b, ok, done)
+	}
+	p.Seal()
+	if _, ok, done := p.TryNext("gw1"); ok || done {
+		t.Fatalf("sealed, a batch in flight: ok=%v done=%v, want neither (it may come back)", ok, done)
+	}
+	p.Finish("gw0", b, b.Tests) // its process crashed before the test ran
+	r, ok, done := p.TryNext("gw1")
+	if !ok || done || !r.Retry || len(r.Tests) != 1 || r.Tests[0] != b.Tests[0] {
+		t.Fatalf("after the crash: %+v ok=%v done=%v, want the retry", r, ok, done)
+	}
+	if !p.Finish("gw1", r, nil) {
+		t.Fatal("the package is not done after its retry finished")
+	}
+	if _, ok, done := p.TryNext("gw1"); ok || !done {
+		t.Fatalf("all run: ok=%v done=%v, want done", ok, done)
+	}
+	if _, ok := p.Next(context.Background(), "gw0"); ok {
+		t.Fatal("Next disagrees with TryNext: it handed out a batch of a finished plan")
+	}
+	q := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 1, nil)
+	q.Close()
+	if _, ok, done := q.TryNext("gw0"); ok || !done {
+		t.Fatalf("closed plan: ok=%v done=%v, want done", ok, done)
+	}
+}
