@@ -99,6 +99,10 @@ type queue struct {
 	retries  []Batch // re-runs go first
 	inFlight int
 	active   map[string]bool // workers asking this queue for work
+	// nothingAt is the plan's ver when take last found no package work to hand out
+	// (re-runs aside, which it always looks at): until the plan changes, none appears,
+	// and the workers woken by one change do not each look through every package again.
+	nothingAt uint64
 }
 
 type pkgQueue struct {
@@ -152,12 +156,22 @@ type Plan struct {
 	// alive are the load mode's gateways that may still ask for work (started or still
 	// starting): a re-run avoids its gateway while another of them may take it.
 	alive map[string]bool
+	// ver counts the changes of the plan: each wakes the waiting Nexts (wake), and
+	// queue.nothingAt keeps the last at which take found nothing to hand out.
+	ver uint64
+}
+
+// wake wakes every Next waiting, after a change of the plan that may give them work.
+// Every change goes through it: it also makes take look at the packages again.
+func (p *Plan) wake() {
+	p.ver++
+	p.cond.Broadcast()
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
 // queue; in Each mode gateways names the gateways, each of which gets all of pkgs.
 func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
-	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}}
+	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}, ver: 1}
 	p.cond = sync.NewCond(&p.mu)
 	if mode != Each && len(gateways) > 0 {
 		p.alive = map[string]bool{}
@@ -190,7 +204,7 @@ func (p *Plan) Add(pkgs ...Package) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.addLocked(pkgs)
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // AwaitWork waits until the plan has a package, or can get none (sealed, closed, ctx
@@ -200,7 +214,7 @@ func (p *Plan) AwaitWork(ctx context.Context) bool {
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.cond.Broadcast()
+		p.wake()
 	})
 	defer stop()
 	p.mu.Lock()
@@ -224,7 +238,7 @@ func (p *Plan) Seal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.open = false
-	p.cond.Broadcast()
+	p.wake()
 }
 
 func (p *Plan) addLocked(pkgs []Package) {
@@ -270,7 +284,7 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.cond.Broadcast()
+		p.wake()
 	})
 	defer stop()
 	p.mu.Lock()
@@ -308,12 +322,13 @@ func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
 	q.active[gateway] = true
 	if b, ok := p.take(q, gateway); ok {
 		q.inFlight++
+		p.ver++ // what is left changed (waking no one: it is less)
 		return b, true, false
 	}
 	if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
 		delete(q.active, gateway)
 		delete(p.alive, gateway)
-		p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
+		p.wake() // a re-run someone else avoided may now be ours to take
 		return Batch{}, false, true
 	}
 	return Batch{}, false, false
@@ -332,6 +347,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			b.Gen = pq.gen
 		}
 		return b, true
+	}
+	if q.nothingAt == p.ver {
+		return Batch{}, false // looked since the last change: nothing
 	}
 	// A package's benchmarks run once all of its tests have ended, as in go test. (Only
 	// with -bench: otherwise no batch pays for looking.)
@@ -361,6 +379,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		}
 	}
 	if best == nil {
+		q.nothingAt = p.ver
 		return Batch{}, false
 	}
 	best.running++
@@ -412,7 +431,7 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 	}
 	q.inFlight--
 	pq := q.pkgs[b.Package]
-	p.cond.Broadcast()
+	p.wake()
 	if pq != nil && b.Gen != pq.gen {
 		pq.running-- // a batch of work that Reset replaced: what it leaves does not count
 		if pq.ended || !q.complete(pq) {
@@ -503,7 +522,7 @@ func (p *Plan) Reset(pkg Package) {
 		pq := q.pkgs[pkg.Path]
 		pq.gen, pq.running, pq.started = old.gen+1, old.running, old.started
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Hold stops handing out a package's work until Reset replaces it (its binary was built
@@ -521,7 +540,7 @@ func (p *Plan) Hold(path string) {
 		}
 		dropRetries(q, path)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Drop takes a package out of the plan: nothing more of it is handed out, and it is never
@@ -536,7 +555,7 @@ func (p *Plan) Drop(path string) {
 		}
 		dropRetries(q, path)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // NoNewPackages stops packages that have not started from starting (-failfast after the
@@ -545,7 +564,7 @@ func (p *Plan) NoNewPackages() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.noNew = true
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Return gives back a batch that did not run at all (its binary never reached the
@@ -562,7 +581,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 	if pq != nil {
 		pq.running--
 		if b.Gen != pq.gen {
-			p.cond.Broadcast()
+			p.wake()
 			return // replaced by Reset
 		}
 	}
@@ -574,7 +593,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 	default:
 		q.retries = append(q.retries, b)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Stop drops the tests of pkg that have not been handed out yet (for -failfast) and
@@ -602,7 +621,7 @@ func (p *Plan) Stop(gateway, pkg string) int {
 		}
 	}
 	dropRetries(q, pkg)
-	p.cond.Broadcast()
+	p.wake()
 	return n
 }
 
@@ -615,7 +634,7 @@ func (p *Plan) Leave(gateway string) {
 		delete(q.active, gateway)
 	}
 	delete(p.alive, gateway)
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // othersFor reports whether a worker other than gateway may still take work of q.
@@ -661,7 +680,7 @@ func (p *Plan) Abandon(gateway string) []Left {
 		left = append(left, Left{Package: pq.path, Tests: n})
 	}
 	delete(p.queues, gateway)
-	p.cond.Broadcast()
+	p.wake()
 	return left
 }
 
@@ -694,5 +713,5 @@ func (p *Plan) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	p.cond.Broadcast()
+	p.wake()
 }
