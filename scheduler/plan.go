@@ -389,20 +389,17 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit && best.tests[0].First > 0 {
-		// What failed last time (or is new) runs in a batch of its own, at once: with -x,
-		// a failure still there stops the run after a handful of tests.
+	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
+		// What failed last time (or is new) runs in batches of its own, at once: with -x,
+		// a failure still there stops the run after a handful of tests. Those batches,
+		// too, are no larger than the share: a package that gained many tests does not
+		// run them all in one process.
 		f := best.tests[0].First
-		n = 0
-		for n < len(best.tests) && best.tests[n].First == f {
-			n++
-		}
-	} else if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
 		target := total / time.Duration(2*p.workers)
 		target = max(target, MinBatch, best.startup)
 		var sum time.Duration
 		n = 0
-		for n < len(best.tests) && (n == 0 || sum+best.tests[n].Est <= target) {
+		for n < len(best.tests) && best.tests[n].First == f && (n == 0 || sum+best.tests[n].Est <= target) {
 			sum += best.tests[n].Est
 			n++
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -300,5 +301,40 @@ func TestTryNextNeverWaits(t *testing.T) {
 	q.Close()
 	if _, ok, done := q.TryNext("gw0"); ok || !done {
 		t.Fatalf("closed plan: ok=%v done=%v, want done", ok, done)
+	}
+}
+
+// New (and failed) tests go first, in batches of their own, none larger than the share:
+// a package that gained many tests does not run them all in one process.
+func TestFirstTestsGoFirstInBatchesOfTheShare(t *testing.T) {
+	ts := tests(200, 100*time.Millisecond) // 20 s recorded
+	for i := range 100 {
+		ts = append(ts, Test{Name: fmt.Sprintf("TestNew%03d", i), Est: 100 * time.Millisecond, First: 1}) // 10 s new
+	}
+	p := NewPlan(Load, []Package{{Path: "p", Tests: ts}}, 4, nil)
+	batches := drain(t, p, "gw0")
+	if n := len(batches[0].Tests); n != 37 { // 30 s / (2*4) = 3.75 s: 37 tests
+		t.Errorf("the first batch has %d tests, want 37", n)
+	}
+	seen, old := 0, false
+	for i, b := range batches {
+		news := 0
+		for _, n := range b.Tests {
+			if strings.HasPrefix(n, "TestNew") {
+				news++
+			}
+		}
+		switch {
+		case news > 0 && news < len(b.Tests):
+			t.Errorf("batch %d mixes new tests with the others: %v", i, b.Tests)
+		case news > 0 && old:
+			t.Errorf("batch %d of new tests comes after the others started", i)
+		case news == 0:
+			old = true
+		}
+		seen += len(b.Tests)
+	}
+	if seen != 300 {
+		t.Errorf("%d tests handed out, want 300", seen)
 	}
 }
