@@ -338,3 +338,23 @@ func TestFirstTestsGoFirstInBatchesOfTheShare(t *testing.T) {
 		t.Errorf("%d tests handed out, want 300", seen)
 	}
 }
+
+// Estimates takes a median (a sort of every record, for a package that never ran) only
+// for a test with no record: the runner asks for the start-up cost of each package that
+// runs unlisted, and of each listed package whose tests are all recorded.
+func TestDurationsEstimatesSortOnlyWhenNeeded(t *testing.T) {
+	d := NewDurations()
+	for i := range 1000 {
+		d.Record(fmt.Sprintf("p%d", i%10), fmt.Sprintf("Test%d", i), time.Duration(i)*time.Millisecond)
+	}
+	d.RecordStartup("p1", 5*time.Millisecond)
+	if n := testing.AllocsPerRun(10, func() { d.Estimates("never-ran", nil) }); n > 0 {
+		t.Errorf("the start-up of a package that never ran: %v allocations, want none (no median needed)", n)
+	}
+	if n := testing.AllocsPerRun(10, func() { d.Estimates("p1", []string{"Test1", "Test11"}) }); n > 1 {
+		t.Errorf("estimates of recorded tests: %v allocations, want 1 (no median needed)", n)
+	}
+	if est, startup := d.Estimates("p1", []string{"Test1", "TestNew"}); est[0] != time.Millisecond || est[1] != 501*time.Millisecond || startup != 5*time.Millisecond {
+		t.Errorf("estimates %v, start-up %v; want [1ms 501ms] (recorded, the package's median) and 5ms", est, startup)
+	}
+}
