@@ -7,11 +7,11 @@ import (
 	"time"
 )
 
-// take remembers that it found nothing to hand out until the plan changes: the memo never
-// hides work. Random sequences of every change the plan takes; whenever a worker is told
-// to wait (or that it is done), it asks again with the memo forgotten, and must be told
-// the same.
-func TestNothingMemoHidesNoWork(t *testing.T) {
+// take remembers that it found nothing to hand out until the plan changes, and looks only
+// at the packages that may have work: neither hides work. Random sequences of every change
+// the plan takes; whenever a worker is told to wait (or that it is done), no package may
+// have work to hand out, and asking again with the memo forgotten gives the same answer.
+func TestMemoAndLivePackagesHideNoWork(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 14))
 		gws := []string{"gw0", "gw1", "gw2"}
@@ -86,8 +86,17 @@ func TestNothingMemoHidesNoWork(t *testing.T) {
 				b, ok, done := p.TryNext(gw)
 				log = append(log, fmt.Sprintf("TryNext %s: %s %v ok=%v done=%v", gw, b.Package, b.Tests, ok, done))
 				if ok {
+					p.mu.Lock()
+					pq := p.queues[""].pkgs[b.Package]
+					p.mu.Unlock()
+					if pq == nil || pq.gen != b.Gen || pq.dropped {
+						t.Fatalf("seed %d: after\n%s\n%s got a batch of work that was replaced or dropped", seed, fmt.Sprint(log), gw)
+					}
 					flying = append(flying, held{gw, b})
 					continue
+				}
+				if pkg := handable(p); pkg != "" {
+					t.Fatalf("seed %d: after\n%s\n%s was told ok=%v done=%v, but %s has work to hand out", seed, fmt.Sprint(log), gw, ok, done, pkg)
 				}
 				p.mu.Lock()
 				p.ver++ // forget the memo
@@ -100,6 +109,26 @@ func TestNothingMemoHidesNoWork(t *testing.T) {
 			}
 		}
 	}
+}
+
+// handable names a package of p's load queue that take could hand work of out, looking at
+// every package (neither the memo nor the live list).
+func handable(p *Plan) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queues[""]
+	for _, pq := range sortedPkgs(q.pkgs) {
+		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
+			continue
+		}
+		if len(pq.tests) > 0 || pq.whole {
+			return pq.path
+		}
+		if pq.bench && len(pq.tests) == 0 && pq.running == 0 && !hasRetry(q, pq.path) {
+			return pq.path + " (benchmarks)"
+		}
+	}
+	return ""
 }
 
 // With nothing left to hand out and many workers waiting, each one woken by a change asks

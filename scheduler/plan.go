@@ -99,6 +99,11 @@ type queue struct {
 	retries  []Batch // re-runs go first
 	inFlight int
 	active   map[string]bool // workers asking this queue for work
+	// live are the packages that may have work to hand out, all of those that do: take
+	// looks through them, not through every package of a long run, and drops those it
+	// finds with nothing left (work comes back only as a new package, or a Whole
+	// package's batch given back, which Return puts back here).
+	live []*pkgQueue
 	// nothingAt is the plan's ver when take last found no package work to hand out
 	// (re-runs aside, which it always looks at): until the plan changes, none appears,
 	// and the workers woken by one change do not each look through every package again.
@@ -122,6 +127,7 @@ type pkgQueue struct {
 	dropped bool // Drop: nothing of it runs, and it is never done
 	held    bool // Hold: its work is being replaced; nothing of it is handed out
 	first   int  // Package.First: of a whole package, whose tests are not listed
+	live    bool // in queue.live
 }
 
 // firstLeft is how far ahead the package's next work goes (Test.First).
@@ -266,6 +272,8 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	pq.live = true
+	q.live = append(q.live, pq)
 	p.benches = p.benches || pk.Bench
 }
 
@@ -364,8 +372,14 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	// The package with the most work left goes first (longest processing time first).
 	var best *pkgQueue
 	var total time.Duration
-	for _, pq := range q.pkgs {
-		if pq.stopped || pq.dropped || pq.held || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
+	live := q.live[:0]
+	for _, pq := range q.live {
+		if len(pq.tests) == 0 && !pq.whole {
+			pq.live = false // nothing left to hand out
+			continue
+		}
+		live = append(live, pq)
+		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
 			continue
 		}
 		total += pq.work
@@ -378,6 +392,8 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			best = pq
 		}
 	}
+	clear(q.live[len(live):])
+	q.live = live
 	if best == nil {
 		q.nothingAt = p.ver
 		return Batch{}, false
@@ -514,6 +530,7 @@ func (p *Plan) Reset(pkg Package) {
 			continue
 		}
 		delete(q.pkgs, pkg.Path)
+		old.tests, old.whole = nil, false // replaced: take drops it from the live packages
 		dropRetries(q, pkg.Path)
 		p.addQueue(q, pkg)
 		pq := q.pkgs[pkg.Path]
@@ -587,6 +604,10 @@ func (p *Plan) Return(gateway string, b Batch) {
 		pq.bench = true
 	case b.Whole && pq != nil:
 		pq.whole = true
+		if !pq.live {
+			pq.live = true
+			q.live = append(q.live, pq)
+		}
 	default:
 		q.retries = append(q.retries, b)
 	}
