@@ -33,6 +33,9 @@ type Result struct {
 	LastStart time.Duration
 	// LongestBatch is the longest batch, as its worker took it (start-up included).
 	LongestBatch time.Duration
+	// LongestEnd is when the longest test ended, and LongestSlow its host's factor.
+	LongestEnd  time.Duration
+	LongestSlow float64
 	// WholeMax is the work of the largest package that ran unlisted (start-up and tests):
 	// it runs in one process, so the makespan is at least this after the first worker
 	// came up.
@@ -359,8 +362,13 @@ func (s *sim) end(i, n int) {
 		}
 	})
 	s.res.Calls += n + 1
+	at := wk.start + scale(p.Startup, wk.Slow)
 	for _, j := range wk.idx[:n] {
 		s.res.Runs[pi][j]++
+		at += scale(p.Tests[j].Dur, wk.Slow)
+		if p.Tests[j].Dur == s.res.LongestDur {
+			s.res.LongestEnd, s.res.LongestSlow = at, wk.Slow
+		}
 	}
 	s.res.Retried += len(retry)
 	b := wk.batch
