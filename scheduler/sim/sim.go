@@ -24,6 +24,9 @@ type Result struct {
 	LBKind string // "area" or "longest": which of the two it is
 	// PlainLB is max(Σt/N, t_max + its package's start-up), whatever the hosts.
 	PlainLB time.Duration
+	// PolicyLB is LB, or more where a package that never ran, which runs whole in one
+	// process (runner/list.go), takes longer on the fastest host from the first start.
+	PolicyLB time.Duration
 
 	Runs      [][]int // how many times each test ran to its end, as w.Pkgs[i].Tests[j]
 	Batches   int     // test processes started (those of lost workers too)
@@ -120,6 +123,9 @@ type sim struct {
 	now     time.Duration
 	res     *Result
 	sample  []metrics.Sample
+	// the first worker's start, the fastest host's factor
+	minReady time.Duration
+	minSlow  float64
 }
 
 // Run simulates the workload on the real scheduler.Plan, in virtual time: the plan is asked
@@ -163,6 +169,7 @@ func Run(w Workload) (*Result, error) {
 	// pipeline adds them (runner/pipeline.go), here all of them at the start.
 	var pkgs []scheduler.Package
 	s.timed(&s.res.DurCPU, func() { pkgs = s.packages() })
+	s.res.PolicyLB = max(s.res.LB, s.minReady+scale(s.res.WholeMax, s.minSlow))
 	s.timed(&s.res.PlanCPU, func() {
 		s.plan = scheduler.NewOpenPlan(scheduler.Load, len(w.Workers), ids)
 		for _, p := range pkgs {
@@ -458,6 +465,7 @@ func (s *sim) bounds() {
 	}
 	area := lo
 	long := minReady + scale(longest, minSlow)
+	s.minReady, s.minSlow = minReady, minSlow
 	s.res.LB, s.res.LBKind = area, "area"
 	if long > area {
 		s.res.LB, s.res.LBKind = long, "longest"

@@ -39,8 +39,8 @@ func TestShortScenarioInvariants(t *testing.T) {
 			if want := int(float64(c.Tests) * c.Unknown); by == "test" && r.Unknown != want {
 				t.Errorf("seed %d: %d tests unknown, want %d", seed, r.Unknown, want)
 			}
-			if r.Makespan < r.LB || r.Makespan < r.PlainLB || r.LB <= 0 {
-				t.Errorf("seed %d, by %s: makespan %v, lower bounds %v and %v", seed, by, r.Makespan, r.LB, r.PlainLB)
+			if r.Makespan < r.LB || r.Makespan < r.PlainLB || r.Makespan < r.PolicyLB || r.LB <= 0 {
+				t.Errorf("seed %d, by %s: makespan %v, lower bounds %v, %v and %v", seed, by, r.Makespan, r.LB, r.PlainLB, r.PolicyLB)
 			}
 			retried += r.Retried
 		}
@@ -138,6 +138,24 @@ func TestTrivialScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A package that never ran runs whole, in one process, as runner/list.go has it: on two
+// workers its four tests of 1 s take 4 s, twice the lower bound, and all of the bound of the
+// policy.
+func TestNeverRanPackageRunsWhole(t *testing.T) {
+	p := Pkg{Path: "new"}
+	for i := range 4 {
+		p.Tests = append(p.Tests, Test{Name: fmt.Sprintf("T%d", i), Dur: time.Second})
+	}
+	r, err := Run(Workload{[]Pkg{p}, workers(2, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Makespan != 4*time.Second || r.LB != 2*time.Second || r.PolicyLB != 4*time.Second || r.WholePkgs != 1 || r.Batches != 1 {
+		t.Errorf("makespan %v, bound %v, the policy's %v, %d whole packages in %d batches; want 4s, 2s, 4s, 1 in 1",
+			r.Makespan, r.LB, r.PolicyLB, r.WholePkgs, r.Batches)
 	}
 }
 
