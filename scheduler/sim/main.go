@@ -8,7 +8,8 @@
 //	plain_ratio     the makespan over max(Σt/N, t_max + start-up), ignoring the hosts
 //	scheduler_cpu_s process CPU time inside the scheduler package's calls (plan_cpu_s,
 //	                the Plan's; durations_cpu_s, the Durations' estimates and records)
-//	peak_mem_mb     the peak heap (bytes of heap objects, sampled after every event)
+//	peak_mem_mb     the peak heap (bytes of heap objects, garbage not yet collected too,
+//	                sampled after every event); peak_live_mb, the most live after a GC
 //
 // and more (see run). The same flags and seed give the same figures, but the CPU and
 // memory ones. Usage:
@@ -95,11 +96,11 @@ func (r *Result) Line() string {
 		return float64(a) / float64(b)
 	}
 	return fmt.Sprintf("makespan_ratio=%.4f scheduler_cpu_s=%.3f peak_mem_mb=%.1f"+
-		" plain_ratio=%.4f policy_ratio=%.4f makespan_s=%.3f lb_s=%.3f lb=%s sum_t_s=%.1f t_max_s=%.3f t_max_end_s=%.3f t_max_slow=%g last_start_s=%.3f longest_batch_s=%.3f whole_max_s=%.3f"+
+		" peak_live_mb=%.1f sched_mem_mb=%.1f plain_ratio=%.4f policy_ratio=%.4f makespan_s=%.3f lb_s=%.3f lb=%s sum_t_s=%.1f t_max_s=%.3f t_max_end_s=%.3f t_max_slow=%g last_start_s=%.3f longest_batch_s=%.3f whole_max_s=%.3f"+
 		" plan_cpu_s=%.3f durations_cpu_s=%.3f sched_wall_s=%.3f sched_calls=%d"+
 		" tests=%d unknown=%d whole_pkgs=%d batches=%d retried=%d",
 		ratio(int64(r.Makespan), int64(r.LB)), (r.PlanCPU + r.DurCPU).Seconds(), float64(r.PeakHeap)/(1<<20),
-		ratio(int64(r.Makespan), int64(r.PlainLB)), ratio(int64(r.Makespan), int64(r.PolicyLB)), r.Makespan.Seconds(), r.LB.Seconds(), r.LBKind,
+		float64(r.PeakLive)/(1<<20), float64(r.SchedMem)/(1<<20), ratio(int64(r.Makespan), int64(r.PlainLB)), ratio(int64(r.Makespan), int64(r.PolicyLB)), r.Makespan.Seconds(), r.LB.Seconds(), r.LBKind,
 		r.TotalWork.Seconds(), r.LongestDur.Seconds(), r.LongestEnd.Seconds(), r.LongestSlow, r.LastStart.Seconds(), r.LongestBatch.Seconds(), r.WholeMax.Seconds(),
 		r.PlanCPU.Seconds(), r.DurCPU.Seconds(), r.SchedWall.Seconds(), r.Calls,
 		r.Tests, r.Unknown, r.WholePkgs, r.Batches, r.Retried)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"runtime/metrics"
 	"slices"
 	"time"
@@ -47,7 +48,9 @@ type Result struct {
 	PlanCPU    time.Duration // process CPU time inside Plan's calls
 	DurCPU     time.Duration // process CPU time inside Durations' calls (estimates, records)
 	SchedWall  time.Duration // real time inside both
-	PeakHeap   uint64        // bytes, sampled after every event
+	PeakHeap   uint64        // bytes of heap objects (garbage too), sampled after every event
+	PeakLive   uint64        // bytes of the heap live at a GC, the largest
+	SchedMem   uint64        // bytes the durations store and the plan hold at the start
 	Tests      int
 	TotalWork  time.Duration // Σt
 	LongestDur time.Duration // t_max
@@ -123,6 +126,8 @@ type sim struct {
 	now     time.Duration
 	res     *Result
 	sample  []metrics.Sample
+	waitBuf []int
+	answers []answer
 	// the first worker's start, the fastest host's factor
 	minReady time.Duration
 	minSlow  float64
@@ -133,9 +138,10 @@ type sim struct {
 // start-up, times its host's factor, and nothing sleeps.
 func Run(w Workload) (*Result, error) {
 	s := &sim{w: w, pkgOf: map[string]int{}, res: &Result{}}
-	s.sample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	s.sample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	s.res.Runs = make([][]int, len(w.Pkgs))
 	s.testOf = make([]map[string]int, len(w.Pkgs))
+	base := liveHeap()
 	// The durations file of the previous run: what it recorded.
 	s.durs = scheduler.NewDurations()
 	for i, p := range w.Pkgs {
@@ -180,6 +186,9 @@ func Run(w Workload) (*Result, error) {
 		s.res.Calls += 2
 	})
 	pkgs = nil
+	if after := liveHeap(); after > base {
+		s.res.SchedMem = after - base // the store and the plan, at the start
+	}
 	for i, wk := range s.workers {
 		s.push(event{at: wk.Ready, kind: evReady, w: i})
 		if wk.Dies > 0 {
@@ -202,10 +211,10 @@ func Run(w Workload) (*Result, error) {
 			}
 			s.end(e.w, len(wk.idx))
 			s.res.Makespan = s.now
-			s.ask(append([]int{e.w}, s.waiters()...)) // it asks again; the others wake up
+			s.ask(s.waiters(e.w)) // it asks again; the others wake up
 		case evDeath:
 			s.lose(e.w)
-			s.ask(s.waiters())
+			s.ask(s.waiters(-1))
 		}
 		s.samplePeak()
 	}
@@ -282,27 +291,33 @@ func (s *sim) samplePeak() {
 	if s.sample[0].Value.Kind() == metrics.KindUint64 {
 		s.res.PeakHeap = max(s.res.PeakHeap, s.sample[0].Value.Uint64())
 	}
+	if s.sample[1].Value.Kind() == metrics.KindUint64 {
+		s.res.PeakLive = max(s.res.PeakLive, s.sample[1].Value.Uint64())
+	}
 }
 
 // waiters are the workers blocked in Next, in a fixed order: each Finish or Leave wakes
 // them all, and each asks again, as the runner's goroutines do (runner/drive.go workLoop).
-func (s *sim) waiters() []int {
-	var out []int
+// With first >= 0, worker first comes before them. (The slice is reused: the simulation's
+// garbage would count in the peak heap.)
+func (s *sim) waiters(first int) []int {
+	out := s.waitBuf[:0]
+	if first >= 0 {
+		out = append(out, first)
+	}
 	for i := range s.workers {
 		if s.workers[i].state == waiting {
 			out = append(out, i)
 		}
 	}
+	s.waitBuf = out
 	return out
 }
 
 // ask lets each of ws ask the plan for a batch, in order, and starts what they get.
 func (s *sim) ask(ws []int) {
-	type answer struct {
-		b        scheduler.Batch
-		ok, done bool
-	}
-	got := make([]answer, len(ws))
+	got := slices.Grow(s.answers[:0], len(ws))[:len(ws)]
+	s.answers = got
 	s.timed(&s.res.PlanCPU, func() {
 		for k, i := range ws {
 			got[k].b, got[k].ok, got[k].done = s.plan.TryNext(s.workers[i].ID)
@@ -311,7 +326,9 @@ func (s *sim) ask(ws []int) {
 	s.res.Calls += len(ws)
 	for k, i := range ws {
 		wk := &s.workers[i]
-		switch a := got[k]; {
+		a := got[k]
+		got[k] = answer{} // let the batch go
+		switch {
 		case a.ok:
 			s.begin(i, a.b)
 		case a.done:
@@ -320,6 +337,11 @@ func (s *sim) ask(ws []int) {
 			wk.state = waiting
 		}
 	}
+}
+
+type answer struct {
+	b        scheduler.Batch
+	ok, done bool
 }
 
 // begin starts batch b on worker i: its end is an event.
@@ -470,6 +492,14 @@ func (s *sim) bounds() {
 	if long > area {
 		s.res.LB, s.res.LBKind = long, "longest"
 	}
+}
+
+// liveHeap collects garbage and returns the bytes of the heap objects left.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func scale(d time.Duration, f float64) time.Duration {
