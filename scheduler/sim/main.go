@@ -98,10 +98,10 @@ func (r *Result) Line() string {
 	return fmt.Sprintf("makespan_ratio=%.4f scheduler_cpu_s=%.3f peak_mem_mb=%.1f"+
 		" peak_live_mb=%.1f sched_mem_mb=%.1f plain_ratio=%.4f policy_ratio=%.4f makespan_s=%.3f lb_s=%.3f lb=%s sum_t_s=%.1f t_max_s=%.3f t_max_end_s=%.3f t_max_slow=%g last_start_s=%.3f longest_batch_s=%.3f whole_max_s=%.3f"+
 		" plan_cpu_s=%.3f durations_cpu_s=%.3f sched_wall_s=%.3f sched_calls=%d"+
-		" tests=%d unknown=%d whole_pkgs=%d batches=%d retried=%d",
+		" pkgs=%d tests=%d unknown=%d whole_pkgs=%d batches=%d retried=%d",
 		ratio(int64(r.Makespan), int64(r.LB)), (r.PlanCPU + r.DurCPU).Seconds(), float64(r.PeakHeap)/(1<<20),
 		float64(r.PeakLive)/(1<<20), float64(r.SchedMem)/(1<<20), ratio(int64(r.Makespan), int64(r.PlainLB)), ratio(int64(r.Makespan), int64(r.PolicyLB)), r.Makespan.Seconds(), r.LB.Seconds(), r.LBKind,
 		r.TotalWork.Seconds(), r.LongestDur.Seconds(), r.LongestEnd.Seconds(), r.LongestSlow, r.LastStart.Seconds(), r.LongestBatch.Seconds(), r.WholeMax.Seconds(),
 		r.PlanCPU.Seconds(), r.DurCPU.Seconds(), r.SchedWall.Seconds(), r.Calls,
-		r.Tests, r.Unknown, r.WholePkgs, r.Batches, r.Retried)
+		r.Pkgs, r.Tests, r.Unknown, r.WholePkgs, r.Batches, r.Retried)
 }

@@ -52,6 +52,7 @@ type Result struct {
 	PeakLive   uint64        // bytes of the heap live at a GC, the largest
 	SchedMem   uint64        // bytes the durations store and the plan hold at the start
 	Tests      int
+	Pkgs       int
 	TotalWork  time.Duration // Σt
 	LongestDur time.Duration // t_max
 }
@@ -140,6 +141,7 @@ func Run(w Workload) (*Result, error) {
 	s := &sim{w: w, pkgOf: map[string]int{}, res: &Result{}}
 	s.sample = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/gc/heap/live:bytes"}}
 	s.res.Runs = make([][]int, len(w.Pkgs))
+	s.res.Pkgs = len(w.Pkgs)
 	s.testOf = make([]map[string]int, len(w.Pkgs))
 	base := liveHeap()
 	// The durations file of the previous run: what it recorded.
