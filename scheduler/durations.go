@@ -224,19 +224,22 @@ func (d *Durations) Estimates(pkg string, tests []string) ([]time.Duration, time
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	known := d.Tests[pkg]
-	fallback := DefaultEstimate
-	if len(known) > 0 {
-		fallback = median(known)
-	} else if all := d.allMedian(); all > 0 {
-		fallback = all
-	}
+	var fallback time.Duration // a median costs a sort: only for a test with no record
 	est := make([]time.Duration, len(tests))
 	for i, t := range tests {
 		if s, ok := known[t]; ok {
 			est[i] = secs(s)
-		} else {
-			est[i] = fallback
+			continue
 		}
+		if fallback == 0 {
+			fallback = DefaultEstimate
+			if len(known) > 0 {
+				fallback = median(known)
+			} else if all := d.allMedian(); all > 0 {
+				fallback = all
+			}
+		}
+		est[i] = fallback
 	}
 	return est, secs(d.Startup[pkg])
 }

@@ -99,6 +99,15 @@ type queue struct {
 	retries  []Batch // re-runs go first
 	inFlight int
 	active   map[string]bool // workers asking this queue for work
+	// live are the packages that may have work to hand out, all of those that do: take
+	// looks through them, not through every package of a long run, and drops those it
+	// finds with nothing left (work comes back only as a new package, or a Whole
+	// package's batch given back, which Return puts back here).
+	live []*pkgQueue
+	// nothingAt is the plan's ver when take last found no package work to hand out
+	// (re-runs aside, which it always looks at): until the plan changes, none appears,
+	// and the workers woken by one change do not each look through every package again.
+	nothingAt uint64
 }
 
 type pkgQueue struct {
@@ -118,6 +127,7 @@ type pkgQueue struct {
 	dropped bool // Drop: nothing of it runs, and it is never done
 	held    bool // Hold: its work is being replaced; nothing of it is handed out
 	first   int  // Package.First: of a whole package, whose tests are not listed
+	live    bool // in queue.live
 }
 
 // firstLeft is how far ahead the package's next work goes (Test.First).
@@ -152,12 +162,22 @@ type Plan struct {
 	// alive are the load mode's gateways that may still ask for work (started or still
 	// starting): a re-run avoids its gateway while another of them may take it.
 	alive map[string]bool
+	// ver counts the changes of the plan: each wakes the waiting Nexts (wake), and
+	// queue.nothingAt keeps the last at which take found nothing to hand out.
+	ver uint64
+}
+
+// wake wakes every Next waiting, after a change of the plan that may give them work.
+// Every change goes through it: it also makes take look at the packages again.
+func (p *Plan) wake() {
+	p.ver++
+	p.cond.Broadcast()
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
 // queue; in Each mode gateways names the gateways, each of which gets all of pkgs.
 func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
-	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}}
+	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}, ver: 1}
 	p.cond = sync.NewCond(&p.mu)
 	if mode != Each && len(gateways) > 0 {
 		p.alive = map[string]bool{}
@@ -190,7 +210,7 @@ func (p *Plan) Add(pkgs ...Package) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.addLocked(pkgs)
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // AwaitWork waits until the plan has a package, or can get none (sealed, closed, ctx
@@ -200,7 +220,7 @@ func (p *Plan) AwaitWork(ctx context.Context) bool {
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.cond.Broadcast()
+		p.wake()
 	})
 	defer stop()
 	p.mu.Lock()
@@ -224,7 +244,7 @@ func (p *Plan) Seal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.open = false
-	p.cond.Broadcast()
+	p.wake()
 }
 
 func (p *Plan) addLocked(pkgs []Package) {
@@ -252,6 +272,8 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	pq.live = true
+	q.live = append(q.live, pq)
 	p.benches = p.benches || pk.Bench
 }
 
@@ -270,29 +292,54 @@ func (p *Plan) Next(ctx context.Context, gateway string) (b Batch, ok bool) {
 	stop := context.AfterFunc(ctx, func() {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.cond.Broadcast()
+		p.wake()
 	})
 	defer stop()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
-		q := p.queueOf(gateway)
-		if p.closed || q == nil || ctx.Err() != nil {
+		if ctx.Err() != nil {
 			return Batch{}, false
 		}
-		q.active[gateway] = true
-		if b, ok := p.take(q, gateway); ok {
-			q.inFlight++
-			return b, true
-		}
-		if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
-			delete(q.active, gateway)
-			delete(p.alive, gateway)
-			p.cond.Broadcast() // a re-run someone else avoided may now be ours to take
-			return Batch{}, false
+		b, ok, done := p.nextLocked(gateway)
+		if ok || done {
+			return b, ok
 		}
 		p.cond.Wait()
 	}
+}
+
+// TryNext is Next without the wait: it returns a batch (ok), or reports that the worker's
+// work is done (done: Next would return ok=false), or neither, where Next would block until
+// a batch in flight comes back, a package is added or the plan is sealed. It is for a
+// caller that keeps its own clock: scheduler/sim drives the plan in virtual time with it,
+// asking again after each Finish, Return, Leave, Add or Seal (where Next wakes up). Every
+// batch it returns must be given back as Next's are.
+func (p *Plan) TryNext(gateway string) (b Batch, ok, done bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.nextLocked(gateway)
+}
+
+// nextLocked is one attempt of Next, with p.mu held.
+func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
+	q := p.queueOf(gateway)
+	if p.closed || q == nil {
+		return Batch{}, false, true
+	}
+	q.active[gateway] = true
+	if b, ok := p.take(q, gateway); ok {
+		q.inFlight++
+		p.ver++ // what is left changed (waking no one: it is less)
+		return b, true, false
+	}
+	if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
+		delete(q.active, gateway)
+		delete(p.alive, gateway)
+		p.wake() // a re-run someone else avoided may now be ours to take
+		return Batch{}, false, true
+	}
+	return Batch{}, false, false
 }
 
 func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
@@ -309,6 +356,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		}
 		return b, true
 	}
+	if q.nothingAt == p.ver {
+		return Batch{}, false // looked since the last change: nothing
+	}
 	// A package's benchmarks run once all of its tests have ended, as in go test. (Only
 	// with -bench: otherwise no batch pays for looking.)
 	for _, pq := range p.benchPkgs(q) {
@@ -319,24 +369,42 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
-	// The package with the most work left goes first (longest processing time first).
-	var best *pkgQueue
+	// Failed last time first, then new tests; then the package whose longest piece (a test,
+	// or all of a package that is not split) is longer than a batch's share, longest piece
+	// first: splitting cannot even it out, so it bounds the run unless it starts at once;
+	// then the package with the most work left (longest processing time first).
 	var total time.Duration
-	for _, pq := range q.pkgs {
-		if pq.stopped || pq.dropped || pq.held || (len(pq.tests) == 0 && !pq.whole) || (p.noNew && !pq.started) {
+	live := q.live[:0]
+	for _, pq := range q.live {
+		if len(pq.tests) == 0 && !pq.whole {
+			pq.live = false // nothing left to hand out
 			continue
 		}
-		total += pq.work
-		// Failed last time first, then new tests, then longest processing time first.
+		live = append(live, pq)
+		if !pq.stopped && !pq.dropped && !pq.held && !(p.noNew && !pq.started) {
+			total += pq.work
+		}
+	}
+	clear(q.live[len(live):])
+	q.live = live
+	share := max(total/time.Duration(2*p.workers), MinBatch)
+	var best *pkgQueue
+	var bestPiece time.Duration
+	for _, pq := range live {
+		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
+			continue
+		}
 		f, bf := pq.firstLeft(), 0
 		if best != nil {
 			bf = best.firstLeft()
 		}
-		if best == nil || f > bf || (f == bf && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
-			best = pq
+		piece := p.longPiece(pq, share)
+		if best == nil || f > bf || (f == bf && (piece > bestPiece || (piece == bestPiece && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))))) {
+			best, bestPiece = pq, piece
 		}
 	}
 	if best == nil {
+		q.nothingAt = p.ver
 		return Batch{}, false
 	}
 	best.running++
@@ -346,20 +414,17 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit && best.tests[0].First > 0 {
-		// What failed last time (or is new) runs in a batch of its own, at once: with -x,
-		// a failure still there stops the run after a handful of tests.
+	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
+		// What failed last time (or is new) runs in batches of its own, at once: with -x,
+		// a failure still there stops the run after a handful of tests. Those batches,
+		// too, are no larger than the share: a package that gained many tests does not
+		// run them all in one process.
 		f := best.tests[0].First
-		n = 0
-		for n < len(best.tests) && best.tests[n].First == f {
-			n++
-		}
-	} else if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
 		target := total / time.Duration(2*p.workers)
 		target = max(target, MinBatch, best.startup)
 		var sum time.Duration
 		n = 0
-		for n < len(best.tests) && (n == 0 || sum+best.tests[n].Est <= target) {
+		for n < len(best.tests) && best.tests[n].First == f && (n == 0 || sum+best.tests[n].Est <= target) {
 			sum += best.tests[n].Est
 			n++
 		}
@@ -372,6 +437,20 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	best.tests = best.tests[n:]
 	best.work -= b.Est
 	return b, true
+}
+
+// longPiece is the longest piece of pq's work that one process must run, if it is longer
+// than share (else 0): its longest test left (the first: they are longest first within
+// Test.First), or its whole work where it is not split.
+func (p *Plan) longPiece(pq *pkgQueue, share time.Duration) time.Duration {
+	piece := pq.work
+	if p.mode == Load && pq.total >= SplitThreshold && !pq.noSplit && len(pq.tests) > 0 {
+		piece = pq.tests[0].Est
+	}
+	if piece+pq.startup <= share {
+		return 0
+	}
+	return piece
 }
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a
@@ -388,7 +467,7 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 	}
 	q.inFlight--
 	pq := q.pkgs[b.Package]
-	p.cond.Broadcast()
+	p.wake()
 	if pq != nil && b.Gen != pq.gen {
 		pq.running-- // a batch of work that Reset replaced: what it leaves does not count
 		if pq.ended || !q.complete(pq) {
@@ -474,12 +553,13 @@ func (p *Plan) Reset(pkg Package) {
 			continue
 		}
 		delete(q.pkgs, pkg.Path)
+		old.tests, old.whole = nil, false // replaced: take drops it from the live packages
 		dropRetries(q, pkg.Path)
 		p.addQueue(q, pkg)
 		pq := q.pkgs[pkg.Path]
 		pq.gen, pq.running, pq.started = old.gen+1, old.running, old.started
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Hold stops handing out a package's work until Reset replaces it (its binary was built
@@ -497,7 +577,7 @@ func (p *Plan) Hold(path string) {
 		}
 		dropRetries(q, path)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Drop takes a package out of the plan: nothing more of it is handed out, and it is never
@@ -512,7 +592,7 @@ func (p *Plan) Drop(path string) {
 		}
 		dropRetries(q, path)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // NoNewPackages stops packages that have not started from starting (-failfast after the
@@ -521,7 +601,7 @@ func (p *Plan) NoNewPackages() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.noNew = true
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Return gives back a batch that did not run at all (its binary never reached the
@@ -538,7 +618,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 	if pq != nil {
 		pq.running--
 		if b.Gen != pq.gen {
-			p.cond.Broadcast()
+			p.wake()
 			return // replaced by Reset
 		}
 	}
@@ -547,10 +627,14 @@ func (p *Plan) Return(gateway string, b Batch) {
 		pq.bench = true
 	case b.Whole && pq != nil:
 		pq.whole = true
+		if !pq.live {
+			pq.live = true
+			q.live = append(q.live, pq)
+		}
 	default:
 		q.retries = append(q.retries, b)
 	}
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // Stop drops the tests of pkg that have not been handed out yet (for -failfast) and
@@ -578,7 +662,7 @@ func (p *Plan) Stop(gateway, pkg string) int {
 		}
 	}
 	dropRetries(q, pkg)
-	p.cond.Broadcast()
+	p.wake()
 	return n
 }
 
@@ -591,7 +675,7 @@ func (p *Plan) Leave(gateway string) {
 		delete(q.active, gateway)
 	}
 	delete(p.alive, gateway)
-	p.cond.Broadcast()
+	p.wake()
 }
 
 // othersFor reports whether a worker other than gateway may still take work of q.
@@ -637,7 +721,7 @@ func (p *Plan) Abandon(gateway string) []Left {
 		left = append(left, Left{Package: pq.path, Tests: n})
 	}
 	delete(p.queues, gateway)
-	p.cond.Broadcast()
+	p.wake()
 	return left
 }
 
@@ -670,5 +754,5 @@ func (p *Plan) Close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.closed = true
-	p.cond.Broadcast()
+	p.wake()
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -263,5 +264,117 @@ func TestRerunStaysWhenNoOtherWorker(t *testing.T) {
 	r, ok := p.Next(context.Background(), "gw0")
 	if !ok || r.Attempt != 1 {
 		t.Fatalf("the only worker did not get its re-run: %+v %v", r, ok)
+	}
+}
+
+// TryNext answers at once what Next would do: a batch, done, or neither where Next would
+// block (the plan is open, or a batch in flight may give work back).
+func TestTryNextNeverWaits(t *testing.T) {
+	p := NewOpenPlan(Load, 2, []string{"gw0", "gw1"})
+	if _, ok, done := p.TryNext("gw0"); ok || done {
+		t.Fatalf("empty open plan: ok=%v done=%v, want neither (more may be added)", ok, done)
+	}
+	p.Add(Package{Path: "p", Tests: tests(1, time.Second)})
+	b, ok, done := p.TryNext("gw0")
+	if !ok || done || len(b.Tests) != 1 {
+		t.Fatalf("after Add: %+v ok=%v done=%v, want the package's test", b, ok, done)
+	}
+	p.Seal()
+	if _, ok, done := p.TryNext("gw1"); ok || done {
+		t.Fatalf("sealed, a batch in flight: ok=%v done=%v, want neither (it may come back)", ok, done)
+	}
+	p.Finish("gw0", b, b.Tests) // its process crashed before the test ran
+	r, ok, done := p.TryNext("gw1")
+	if !ok || done || !r.Retry || len(r.Tests) != 1 || r.Tests[0] != b.Tests[0] {
+		t.Fatalf("after the crash: %+v ok=%v done=%v, want the retry", r, ok, done)
+	}
+	if !p.Finish("gw1", r, nil) {
+		t.Fatal("the package is not done after its retry finished")
+	}
+	if _, ok, done := p.TryNext("gw1"); ok || !done {
+		t.Fatalf("all run: ok=%v done=%v, want done", ok, done)
+	}
+	if _, ok := p.Next(context.Background(), "gw0"); ok {
+		t.Fatal("Next disagrees with TryNext: it handed out a batch of a finished plan")
+	}
+	q := NewPlan(Load, []Package{{Path: "p", Tests: tests(1, time.Second)}}, 1, nil)
+	q.Close()
+	if _, ok, done := q.TryNext("gw0"); ok || !done {
+		t.Fatalf("closed plan: ok=%v done=%v, want done", ok, done)
+	}
+}
+
+// New (and failed) tests go first, in batches of their own, none larger than the share:
+// a package that gained many tests does not run them all in one process.
+func TestFirstTestsGoFirstInBatchesOfTheShare(t *testing.T) {
+	ts := tests(200, 100*time.Millisecond) // 20 s recorded
+	for i := range 100 {
+		ts = append(ts, Test{Name: fmt.Sprintf("TestNew%03d", i), Est: 100 * time.Millisecond, First: 1}) // 10 s new
+	}
+	p := NewPlan(Load, []Package{{Path: "p", Tests: ts}}, 4, nil)
+	batches := drain(t, p, "gw0")
+	if n := len(batches[0].Tests); n != 37 { // 30 s / (2*4) = 3.75 s: 37 tests
+		t.Errorf("the first batch has %d tests, want 37", n)
+	}
+	seen, old := 0, false
+	for i, b := range batches {
+		news := 0
+		for _, n := range b.Tests {
+			if strings.HasPrefix(n, "TestNew") {
+				news++
+			}
+		}
+		switch {
+		case news > 0 && news < len(b.Tests):
+			t.Errorf("batch %d mixes new tests with the others: %v", i, b.Tests)
+		case news > 0 && old:
+			t.Errorf("batch %d of new tests comes after the others started", i)
+		case news == 0:
+			old = true
+		}
+		seen += len(b.Tests)
+	}
+	if seen != 300 {
+		t.Errorf("%d tests handed out, want 300", seen)
+	}
+}
+
+// Estimates takes a median (a sort of every record, for a package that never ran) only
+// for a test with no record: the runner asks for the start-up cost of each package that
+// runs unlisted, and of each listed package whose tests are all recorded.
+func TestDurationsEstimatesSortOnlyWhenNeeded(t *testing.T) {
+	d := NewDurations()
+	for i := range 1000 {
+		d.Record(fmt.Sprintf("p%d", i%10), fmt.Sprintf("Test%d", i), time.Duration(i)*time.Millisecond)
+	}
+	d.RecordStartup("p1", 5*time.Millisecond)
+	if n := testing.AllocsPerRun(10, func() { d.Estimates("never-ran", nil) }); n > 0 {
+		t.Errorf("the start-up of a package that never ran: %v allocations, want none (no median needed)", n)
+	}
+	if n := testing.AllocsPerRun(10, func() { d.Estimates("p1", []string{"Test1", "Test11"}) }); n > 1 {
+		t.Errorf("estimates of recorded tests: %v allocations, want 1 (no median needed)", n)
+	}
+	if est, startup := d.Estimates("p1", []string{"Test1", "TestNew"}); est[0] != time.Millisecond || est[1] != 501*time.Millisecond || startup != 5*time.Millisecond {
+		t.Errorf("estimates %v, start-up %v; want [1ms 501ms] (recorded, the package's median) and 5ms", est, startup)
+	}
+}
+
+// A package with a test longer than a batch's share goes before packages with more work:
+// no split evens that test out, so it starts at once. Below the share, the most work first.
+func TestLoadTestLongerThanTheShareFirst(t *testing.T) {
+	long := append([]Test{{Name: "TestLong", Est: 3 * time.Second}}, tests(5, 10*time.Millisecond)...)
+	p := NewPlan(Load, []Package{
+		{Path: "big", Tests: tests(100, 100*time.Millisecond)}, // 10 s, no test over 100 ms
+		{Path: "long", Tests: long},                            // 3.05 s
+	}, 4, nil)
+	// The share: 13.05 s / (2*4) = 1.63 s, under TestLong's 3 s.
+	b, _ := p.Next(context.Background(), "gw0")
+	if b.Package != "long" || len(b.Tests) != 1 || b.Tests[0] != "TestLong" {
+		t.Fatalf("first batch %s %v, want long's TestLong alone", b.Package, b.Tests)
+	}
+	// What is left: no piece over the share (10.05 s / 8 = 1.26 s): the most work first.
+	b, _ = p.Next(context.Background(), "gw1")
+	if b.Package != "big" {
+		t.Fatalf("second batch of %s, want big's (the most work left)", b.Package)
 	}
 }

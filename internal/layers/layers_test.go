@@ -15,7 +15,7 @@ var layer = map[string]int{
 	"rsync":   1,             // sync
 	"gateway": 2,             // transports
 	"worker":  3, "serve": 3, // the worker side
-	"gobuild": 4, "scheduler": 4, "ledger": 4, "report": 4, "resultcache": 4, "timeline": 4, "deploy": 5, "runner": 6, // the master side
+	"gobuild": 4, "scheduler": 4, "scheduler/sim": 4, "ledger": 4, "report": 4, "resultcache": 4, "timeline": 4, "deploy": 5, "runner": 6, // the master side
 	"cmd/godist": 7,
 }
 
