@@ -369,10 +369,8 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
-	// Failed last time first, then new tests; then the package whose longest piece (a test,
-	// or all of a package that is not split) is longer than a batch's share, longest piece
-	// first: splitting cannot even it out, so it bounds the run unless it starts at once;
-	// then the package with the most work left (longest processing time first).
+	// The package with the most work left goes first (longest processing time first).
+	var best *pkgQueue
 	var total time.Duration
 	live := q.live[:0]
 	for _, pq := range q.live {
@@ -381,28 +379,21 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			continue
 		}
 		live = append(live, pq)
-		if !pq.stopped && !pq.dropped && !pq.held && !(p.noNew && !pq.started) {
-			total += pq.work
-		}
-	}
-	clear(q.live[len(live):])
-	q.live = live
-	share := max(total/time.Duration(2*p.workers), MinBatch)
-	var best *pkgQueue
-	var bestPiece time.Duration
-	for _, pq := range live {
 		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
 			continue
 		}
+		total += pq.work
+		// Failed last time first, then new tests, then longest processing time first.
 		f, bf := pq.firstLeft(), 0
 		if best != nil {
 			bf = best.firstLeft()
 		}
-		piece := p.longPiece(pq, share)
-		if best == nil || f > bf || (f == bf && (piece > bestPiece || (piece == bestPiece && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))))) {
-			best, bestPiece = pq, piece
+		if best == nil || f > bf || (f == bf && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
+			best = pq
 		}
 	}
+	clear(q.live[len(live):])
+	q.live = live
 	if best == nil {
 		q.nothingAt = p.ver
 		return Batch{}, false
@@ -437,20 +428,6 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	best.tests = best.tests[n:]
 	best.work -= b.Est
 	return b, true
-}
-
-// longPiece is the longest piece of pq's work that one process must run, if it is longer
-// than share (else 0): its longest test left (the first: they are longest first within
-// Test.First), or its whole work where it is not split.
-func (p *Plan) longPiece(pq *pkgQueue, share time.Duration) time.Duration {
-	piece := pq.work
-	if p.mode == Load && pq.total >= SplitThreshold && !pq.noSplit && len(pq.tests) > 0 {
-		piece = pq.tests[0].Est
-	}
-	if piece+pq.startup <= share {
-		return 0
-	}
-	return piece
 }
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a

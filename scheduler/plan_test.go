@@ -358,23 +358,3 @@ func TestDurationsEstimatesSortOnlyWhenNeeded(t *testing.T) {
 		t.Errorf("estimates %v, start-up %v; want [1ms 501ms] (recorded, the package's median) and 5ms", est, startup)
 	}
 }
-
-// A package with a test longer than a batch's share goes before packages with more work:
-// no split evens that test out, so it starts at once. Below the share, the most work first.
-func TestLoadTestLongerThanTheShareFirst(t *testing.T) {
-	long := append([]Test{{Name: "TestLong", Est: 3 * time.Second}}, tests(5, 10*time.Millisecond)...)
-	p := NewPlan(Load, []Package{
-		{Path: "big", Tests: tests(100, 100*time.Millisecond)}, // 10 s, no test over 100 ms
-		{Path: "long", Tests: long},                            // 3.05 s
-	}, 4, nil)
-	// The share: 13.05 s / (2*4) = 1.63 s, under TestLong's 3 s.
-	b, _ := p.Next(context.Background(), "gw0")
-	if b.Package != "long" || len(b.Tests) != 1 || b.Tests[0] != "TestLong" {
-		t.Fatalf("first batch %s %v, want long's TestLong alone", b.Package, b.Tests)
-	}
-	// What is left: no piece over the share (10.05 s / 8 = 1.26 s): the most work first.
-	b, _ = p.Next(context.Background(), "gw1")
-	if b.Package != "big" {
-		t.Fatalf("second batch of %s, want big's (the most work left)", b.Package)
-	}
-}
