@@ -284,15 +284,30 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			inGroup := map[string]bool{}
+			for _, p := range g {
+				inGroup[p.ImportPath] = true
+			}
+			groupFailed := map[string]bool{} // the group's packages go said did not build
+			vague := false                   // a failure go did not pin on a package of the group
 			failed, err := buildGroup(ctx, opts, g, dir, tell, func(e gotest.Event) {
 				if e.Action == gotest.ActionBuildFail {
 					mu.Lock()
-					failedBuild[buildPackage(e.ImportPath)] = e.ImportPath
+					pkg := buildPackage(e.ImportPath)
+					failedBuild[pkg] = e.ImportPath
+					if inGroup[pkg] {
+						groupFailed[pkg] = true
+					} else {
+						vague = true // a dependency's: which test packages it fails is not said here
+					}
 					mu.Unlock()
 				}
 				if e.Package != "" {
 					mu.Lock()
 					res.Reported[e.Package] = true
+					if e.Action == gotest.ActionFail && inGroup[e.Package] {
+						groupFailed[e.Package] = true
+					}
 					mu.Unlock()
 				}
 				locked(e)
@@ -300,17 +315,29 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			if err == nil && failed {
 				// Something in the group did not build. dir is kept between runs (go test
 				// -c does not link again a binary that is up to date there), so a binary of
-				// an earlier run may stand where this one failed: remove the group's
-				// binaries that this build did not link and build again, quietly, to be
-				// left with exactly those that build now.
+				// an earlier run may stand where this one failed. go builds the others all
+				// the same: when it named each package that failed, those binaries go, and
+				// nothing else is touched (an up-to-date binary stays the file it is: a run
+				// that speculated on it stands). Otherwise remove the group's binaries that
+				// this build did not link and build again, quietly, to be left with exactly
+				// those that build now.
 				mu.Lock()
-				for name := range byName {
-					if !told[name] {
-						os.Remove(filepath.Join(dir, name))
+				if !vague && len(groupFailed) > 0 {
+					for _, p := range g {
+						if groupFailed[p.ImportPath] {
+							os.Remove(filepath.Join(dir, ExecName(p.ImportPath)+".test"))
+						}
 					}
+					mu.Unlock()
+				} else {
+					for name := range byName {
+						if !told[name] {
+							os.Remove(filepath.Join(dir, name))
+						}
+					}
+					mu.Unlock()
+					_, err = buildGroup(ctx, opts, g, dir, tell, func(gotest.Event) {})
 				}
-				mu.Unlock()
-				_, err = buildGroup(ctx, opts, g, dir, tell, func(gotest.Event) {})
 			}
 			if err == nil {
 				// What go did not link again was up to date.

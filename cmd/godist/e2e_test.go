@@ -617,3 +617,47 @@ func writeTestFile(t *testing.T, root, name, body string) {
 		t.Fatal(err)
 	}
 }
+
+// A package of its own that stops building loses its old binary; the up-to-date binaries
+// beside it stay (no relink), and a run that speculated on them stands, once: a test with a
+// side effect is not run twice.
+func TestEndToEndOneBrokenPackageLeavesTheOthers(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) { writeTestFile(t, dir, name, body) }
+	write("go.mod", "module broken1.example\n\ngo 1.26\n")
+	write("a/a_test.go", `package a
+
+import ("os"; "path/filepath"; "testing")
+
+func TestCountsItsRuns(t *testing.T) {
+	f, err := os.OpenFile(filepath.Join(os.Getenv("RUNS_DIR"), "runs"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil { t.Fatal(err) }
+	f.WriteString("x")
+	f.Close()
+}
+`)
+	write("b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestB(t *testing.T) {}\n")
+	d := filepath.Join(t.TempDir(), "d.json")
+	runs := t.TempDir()
+	env := []string{"RUNS_DIR=" + runs, "NO_COLOR=1"}
+	if _, _, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "--durations", d, "./..."); code != 0 {
+		t.Fatalf("first run: exit %d", code)
+	}
+	os.Remove(filepath.Join(runs, "runs"))
+	write("b/b_test.go", "package b\n\nimport \"testing\"\n\nfunc TestB(t *testing.T) { undefined() }\n")
+	jf := filepath.Join(t.TempDir(), "run.json")
+	if _, _, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "--durations", d, "--jsonfile", jf, "./..."); code != 1 {
+		t.Errorf("exit %d with b broken, want 1", code)
+	}
+	got := parseStream(t, mustRead(t, jf), false)
+	if acts := got.pkgs["broken1.example/b"]; len(acts) != 1 || acts[0] != "fail" {
+		t.Errorf("package b: %v, want one fail (its build)", acts)
+	}
+	if acts := got.pkgs["broken1.example/a"]; len(acts) != 1 || acts[0] != "pass" {
+		t.Errorf("package a: %v, want one pass", acts)
+	}
+	if n := len(mustRead(t, filepath.Join(runs, "runs"))); n != 1 {
+		t.Errorf("a's test ran %d times in the run, want once", n)
+	}
+}
