@@ -131,7 +131,6 @@ type Record struct {
 	Passed  bool
 	Cover   string  // go test's coverage text, "" for none
 	Elapsed float64 // seconds
-	Cached  bool    // it was replayed (Replay), not run
 }
 
 // Ledger is the one owner of a run's result state.

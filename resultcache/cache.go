@@ -12,10 +12,8 @@
 package resultcache
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -340,22 +338,4 @@ func (c *Cache) Trim(max int64) (removed Stats, err error) {
 // empty); the directory and its marker stay.
 func (c *Cache) Clear() (Stats, error) {
 	return c.Trim(-1)
-}
-
-// Equal reports whether two event lists are the same apart from their times (for tests
-// and for the replay check).
-func Equal(a, b []gotest.Event) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		x, y := a[i], b[i]
-		x.Time, y.Time = nil, nil
-		bx, _ := json.Marshal(x)
-		by, _ := json.Marshal(y)
-		if !bytes.Equal(bx, by) {
-			return false
-		}
-	}
-	return true
 }

@@ -331,7 +331,7 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 			defer listing.Done()
 			// Beside go's check, not before it: what the result cache has never runs. (Not
 			// under sem: the build waits for this answer, not for other packages' lists.)
-			sp.cached = r.results != nil && !sp.broken && r.cachedValid(b)
+			sp.cached = r.results != nil && !sp.broken && r.cachedValid(b, ids)
 			close(sp.checked)
 			if sp.cached {
 				return

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,6 @@ import (
 	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/proto"
 	"github.com/godist/godist/resultcache"
-	"github.com/godist/godist/scheduler"
 )
 
 // The result cache (resultcache): a package that passed is recorded with what its tests
@@ -199,6 +197,52 @@ func (r *runner) resultKey(s ledger.Scope, bin string) (string, bool) {
 	return resultcache.Key(parts...), true
 }
 
+// validEntry is the cache's entry under key for scope s if it is valid now, its events
+// read; checked once a run (valid remembers it). An entry recorded on a remote gateway
+// waits for that gateway's environment, unless wait is false (then it is no hit).
+func (r *runner) validEntry(ctx context.Context, s ledger.Scope, key string, wait bool) (*resultcache.Entry, bool) {
+	rs := r.results
+	rs.mu.Lock()
+	e, ok := rs.valid[key]
+	rs.mu.Unlock()
+	if ok {
+		return e, true
+	}
+	e, ok = rs.cache.Get(key)
+	if !ok || e.Package != s.Package || (e.Remote && !wait) {
+		return nil, false
+	}
+	var info *proto.Info
+	if e.Remote {
+		if info = r.remoteInfo(ctx, e.Worker); info == nil {
+			return nil, false
+		}
+	}
+	if ok, _ := resultcache.Valid(e.Inputs, r.envOf(e.Worker, info)); !ok || e.LoadEvents() != nil {
+		return nil, false
+	}
+	rs.mu.Lock()
+	rs.valid[key] = e
+	rs.mu.Unlock()
+	return e, true
+}
+
+// cachedValid reports whether the cache has a valid result of b in every scope (ids:
+// the gateways), without waiting for a remote gateway: beside go's build, so that a
+// package it has is not run speculatively.
+func (r *runner) cachedValid(b gobuild.Binary, ids []string) bool {
+	for _, s := range r.scopesOf(b.Package.ImportPath, ids) {
+		key, ok := r.resultKey(s, b.Path)
+		if !ok {
+			return false
+		}
+		if _, ok := r.validEntry(context.Background(), s, key, false); !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // replayCached replays every scope of pkg from the cache, if all of them have a valid
 // entry for binary b, and reports whether it did (the package then needs no run).
 func (r *runner) replayCached(ctx context.Context, b gobuild.Binary, ids []string) bool {
@@ -206,14 +250,7 @@ func (r *runner) replayCached(ctx context.Context, b gobuild.Binary, ids []strin
 	if rs == nil {
 		return false
 	}
-	pkg := b.Package.ImportPath
-	scopes := []ledger.Scope{{Package: pkg}}
-	if r.cfg.Mode == scheduler.Each {
-		scopes = scopes[:0]
-		for _, id := range ids {
-			scopes = append(scopes, ledger.Scope{Package: pkg, Worker: id})
-		}
-	}
+	scopes := r.scopesOf(b.Package.ImportPath, ids)
 	entries := make([]*resultcache.Entry, len(scopes))
 	hit := true
 	for i, s := range scopes {
@@ -222,39 +259,14 @@ func (r *runner) replayCached(ctx context.Context, b gobuild.Binary, ids []strin
 			return false
 		}
 		rs.mu.Lock()
-		rs.keys[s] = key
+		rs.keys[s] = key // for recording, hit or not
 		rs.mu.Unlock()
-		rs.mu.Lock()
-		e, ok := rs.valid[key]
-		rs.mu.Unlock()
-		if ok {
-			entries[i] = e
-			continue
+		if hit {
+			entries[i], hit = r.validEntry(ctx, s, key, true)
 		}
-		e, ok = rs.cache.Get(key)
-		if hit && ok && e.Package == pkg {
-			var info *proto.Info
-			if e.Remote {
-				if info = r.remoteInfo(ctx, e.Worker); info == nil {
-					ok = false
-				}
-			}
-			if ok {
-				ok, _ = resultcache.Valid(e.Inputs, r.envOf(e.Worker, info))
-			}
-		} else {
-			ok = false
-		}
-		hit = hit && ok
-		entries[i] = e
 	}
 	if !hit {
 		return false
-	}
-	for _, e := range entries {
-		if err := e.LoadEvents(); err != nil {
-			return false
-		}
 	}
 	tests := 0
 	for i, s := range scopes {
@@ -322,7 +334,7 @@ func (r *runner) markUncacheable(s ledger.Scope) {
 // to reuse), is recorded.
 func (r *runner) scopeEnded(s ledger.Scope, rec ledger.Record) {
 	rs := r.results
-	if rs == nil || !rec.Passed || rec.Cached {
+	if rs == nil || !rec.Passed {
 		return
 	}
 	rs.mu.Lock()
@@ -415,11 +427,6 @@ func (r *runner) noteResults() {
 		pkgs[s.Package] = true
 	}
 	if len(pkgs) > 0 {
-		names := make([]string, 0, len(hits))
-		for p := range hits {
-			names = append(names, p)
-		}
-		sort.Strings(names)
 		r.ledger.Note(fmt.Sprintf("godist: %d of %d package(s) from the result cache, %d recorded (%s)", len(hits), len(pkgs), saved, rs.cache.Dir()))
 	}
 	max := r.cfg.CacheMax
@@ -429,36 +436,4 @@ func (r *runner) noteResults() {
 	if max > 0 {
 		rs.cache.Trim(max)
 	}
-}
-
-// cachedValid reports whether the cache has a valid result of b in every scope.
-func (r *runner) cachedValid(b gobuild.Binary) bool {
-	rs := r.results
-	scopes := []ledger.Scope{{Package: b.Package.ImportPath}}
-	if r.cfg.Mode == scheduler.Each {
-		scopes = scopes[:0]
-		for _, g := range r.cfg.Gateways {
-			scopes = append(scopes, ledger.Scope{Package: b.Package.ImportPath, Worker: g.ID})
-		}
-	}
-	for _, s := range scopes {
-		key, ok := r.resultKey(s, b.Path)
-		if !ok {
-			return false
-		}
-		e, ok := rs.cache.Get(key)
-		if !ok || e.Package != s.Package || e.Remote {
-			return false
-		}
-		if ok, _ := resultcache.Valid(e.Inputs, r.envOf(e.Worker, nil)); !ok {
-			return false
-		}
-		if e.LoadEvents() != nil {
-			return false
-		}
-		rs.mu.Lock()
-		rs.valid[key] = e // checked and read, beside go's build: replayCached only writes it
-		rs.mu.Unlock()
-	}
-	return true
 }
