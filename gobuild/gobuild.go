@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/internal/filesum"
 )
 
 // ErrNoPackages is returned by Resolve when the patterns match no packages.
@@ -519,7 +520,7 @@ func watchLinks(dir string, g []Package, linked func(name string)) (stop func())
 		if err != nil {
 			return id{}, false
 		}
-		return id{ino: inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
+		return id{ino: filesum.Inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
 	}
 	before := map[string]id{}
 	var names []string

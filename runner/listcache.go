@@ -94,7 +94,7 @@ func binarySum(path string) (string, error) {
 	}
 	var fk fileKey
 	if fi, err := os.Stat(path); err == nil {
-		if ino := inodeOf(fi); ino != 0 {
+		if ino := filesum.Inode(fi); ino != 0 {
 			fk = fileKey{int64(ino), fi.Size(), fi.ModTime().UnixNano()}
 			if v, ok := sums.Load(fk); ok {
 				sums.Store(path, v)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/internal/filesum"
 	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/scheduler"
 )
@@ -259,7 +260,7 @@ func idOf(path string) (fileID, bool) {
 	if err != nil {
 		return fileID{}, false
 	}
-	return fileID{ino: inodeOf(fi), size: fi.Size()}, true
+	return fileID{ino: filesum.Inode(fi), size: fi.Size()}, true
 }
 
 // canSpeculate says whether packages may run with their earlier binaries: not with

@@ -1,13 +1,14 @@
 //go:build unix
 
-package runner
+package filesum
 
 import (
 	"os"
 	"syscall"
 )
 
-func inodeOf(fi os.FileInfo) uint64 {
+// Inode is fi's inode number, 0 where the platform has none.
+func Inode(fi os.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return uint64(st.Ino)
 	}
