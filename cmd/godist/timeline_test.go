@@ -170,14 +170,7 @@ func TestEndToEndTimeline(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (fixtures fail); stderr:\n%s", code, stderr)
 	}
-	b, err := os.ReadFile(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := os.ReadFile(jf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, j := mustRead(t, page), mustRead(t, jf)
 	doc := checkTimeline(t, b, j, "gw0 gw1 gw2")
 	crashed := 0
 	for _, p := range doc.procs {
@@ -286,14 +279,7 @@ func TestEndToEndTimelineEach(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (./fail fails); stderr:\n%s", code, stderr)
 	}
-	b, err := os.ReadFile(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := os.ReadFile(jf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, j := mustRead(t, page), mustRead(t, jf)
 	doc := checkTimeline(t, b, j, "gw0 w-0 w-1")
 	seen := map[string]bool{}
 	for _, p := range doc.procs {
@@ -317,14 +303,7 @@ func TestEndToEndTimelineSync(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
-	b, err := os.ReadFile(page)
-	if err != nil {
-		t.Fatal(err)
-	}
-	j, err := os.ReadFile(jf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, j := mustRead(t, page), mustRead(t, jf)
 	checkTimeline(t, b, j, "gw0")
 	root, err := html.Parse(bytes.NewReader(b))
 	if err != nil {
