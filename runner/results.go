@@ -433,7 +433,9 @@ func (r *runner) noteResults() {
 	if max == 0 {
 		max = resultcache.DefaultMax
 	}
-	if max > 0 {
+	if max > 0 && saved > 0 {
+		// Only a Put grows the cache: a run that recorded nothing has nothing to trim, and
+		// need not walk the whole directory (a cached run is the one that must be quick).
 		rs.cache.Trim(max)
 	}
 }
