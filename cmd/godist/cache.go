@@ -76,11 +76,11 @@ It removes only the files godist wrote there (DIR/XX/KEY.res); the directory sta
 				dir = defaultCacheDir()
 			}
 			if dir == "" {
-				return usagef("godist cache: no user cache directory here; give --cache-dir DIR")
+				return usagef("cache: no user cache directory here; give --cache-dir DIR")
 			}
 			op := args[0]
 			if op != "stat" && op != "trim" && op != "clean" {
-				return usagef("godist cache %s: unknown operation (accepted: stat, trim, clean)", printable(op))
+				return usagef("cache %s: unknown operation (accepted: stat, trim, clean)", printable(op))
 			}
 			c, err := resultcache.Open(dir)
 			if err != nil {
