@@ -84,6 +84,10 @@ type Options struct {
 	// linked it (while other packages still build), or, for one that was up to date, when
 	// its go command ends. Calls come one at a time (with emit's), each binary once.
 	Ready func(Binary)
+	// Early, if set, is a go test -c that StartEarly began on the patterns pkgs came from.
+	// Build takes it as its go command when pkgs fit one command (no two packages of one
+	// binary name) in outDir/0, and stops it otherwise; either way Build owns it.
+	Early *Early
 }
 
 // listFlags are the build flags that change what go list finds.
@@ -200,6 +204,72 @@ func isVersionElement(s string) bool {
 	return true
 }
 
+// Early is a go test -c started on package patterns before go list has answered, so that
+// a first run's build does not wait for its resolve: go loads the packages in both
+// commands at once. Nothing reaches the caller before Build takes it (with the packages
+// go list resolved); Build stops it where the packages do not fit one go command.
+type Early struct {
+	dir    string            // outDir/0
+	before map[string]fileID // the binaries in dir before go started
+	run    *groupRun
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	taken  bool
+}
+
+// StartEarly starts go test -c on patterns ("" = ./...) into outDir/0, as Build would for
+// the packages they match when no two of them share a binary name. The caller must give
+// it to Build through Options.Early, or call Abandon.
+func StartEarly(ctx context.Context, opts Options, patterns []string, outDir string) (*Early, error) {
+	if len(patterns) == 0 {
+		patterns = []string{"./..."}
+	}
+	dir := filepath.Join(outDir, "0")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	e := &Early{dir: dir, before: snapshot(dir), cancel: cancel}
+	run, err := startGroup(ctx, opts, patterns, dir, true)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	e.run = run
+	return e, nil
+}
+
+// Abandon stops the go command, unless Build took it, and returns once it has ended. It
+// may be called more than once, and after Build.
+func (e *Early) Abandon() {
+	e.mu.Lock()
+	if e.taken {
+		e.mu.Unlock()
+		return
+	}
+	e.taken = true
+	e.mu.Unlock()
+	e.cancel()
+	e.run.finish(context.Background(), func(gotest.Event) {})
+}
+
+// adopt is buildGroup for group 0, g, with the go command already running.
+func (e *Early) adopt(ctx context.Context, opts Options, g []Package, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
+	e.mu.Lock()
+	taken := e.taken
+	e.taken = true
+	e.mu.Unlock()
+	if taken {
+		return false, errors.New("go test -c: the early build was abandoned")
+	}
+	defer e.cancel()
+	if opts.Ready != nil {
+		stopWatch := watchLinks(e.dir, execNames(g), e.before, linked)
+		defer stopWatch()
+	}
+	return e.run.finish(ctx, emit)
+}
+
 // BuildError is a go test -c that failed without saying which package did not build: a
 // toolchain or flag problem that concerns every package (-race on a platform without it,
 // a bad -ldflags). Msg is the first line of what go printed.
@@ -245,20 +315,26 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 	}
 	now := time.Now()
 	clock := func() time.Time { return now }
-	// Packages without test files: report as go test does, without a build.
+	// Every package goes to go test -c, as go test builds them all: one without test
+	// files is reported "no test files" by go, or "build failed" when it does not build.
+	// go refuses two packages of one binary name (with or without tests) in one command.
 	var groups [][]Package
-	seen := map[string]int{}
+	groupIdx := groupsOf(pkgs)
 	for _, p := range pkgs {
-		if !p.HasTests {
-			continue
-		}
-		elem := ExecName(p.ImportPath)
-		k := seen[elem]
-		seen[elem] = k + 1
+		k := groupIdx[p.ImportPath]
 		for len(groups) <= k {
 			groups = append(groups, nil)
 		}
 		groups[k] = append(groups[k], p)
+	}
+	early := opts.Early
+	opts.Early = nil
+	if early != nil && (len(groups) != 1 || early.dir != filepath.Join(outDir, "0")) {
+		early.Abandon() // its go refuses the packages, or builds elsewhere
+		early = nil
+	}
+	if early != nil {
+		defer context.AfterFunc(ctx, early.cancel)()
 	}
 	failedBuild := map[string]string{} // package -> FailedBuild of its build-fail event
 	var wg sync.WaitGroup
@@ -268,9 +344,11 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		byName := map[string]Package{}
+		byName := map[string]Package{} // the binaries the group makes
 		for _, p := range g {
-			byName[ExecName(p.ImportPath)+".test"] = p
+			if p.HasTests {
+				byName[ExecName(p.ImportPath)+".test"] = p
+			}
 		}
 		told := map[string]bool{} // binaries given to opts.Ready
 		tell := func(name string) {
@@ -291,15 +369,17 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			}
 			groupFailed := map[string]bool{} // the group's packages go said did not build
 			vague := false                   // a failure go did not pin on a package of the group
-			failed, err := buildGroup(ctx, opts, g, dir, tell, func(e gotest.Event) {
+			onEvent := func(e gotest.Event) {
 				if e.Action == gotest.ActionBuildFail {
 					mu.Lock()
 					pkg := buildPackage(e.ImportPath)
 					failedBuild[pkg] = e.ImportPath
-					if inGroup[pkg] {
-						groupFailed[pkg] = true
+					if inGroup[pkg] && strings.HasSuffix(e.ImportPath, ".test]") {
+						groupFailed[pkg] = true // "p [p.test]": p's test binary alone
 					} else {
-						vague = true // a dependency's: which test packages it fails is not said here
+						// A package itself ("p"): every test binary that imports it fails
+						// too, and go test -c does not say which.
+						vague = true
 					}
 					mu.Unlock()
 				}
@@ -312,7 +392,14 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 					mu.Unlock()
 				}
 				locked(e)
-			})
+			}
+			var failed bool
+			var err error
+			if i == 0 && early != nil {
+				failed, err = early.adopt(ctx, opts, g, tell, onEvent)
+			} else {
+				failed, err = buildGroup(ctx, opts, g, dir, tell, onEvent)
+			}
 			if err == nil && failed {
 				// Something in the group did not build. dir is kept between runs (go test
 				// -c does not link again a binary that is up to date there), so a binary of
@@ -355,7 +442,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	for i, p := range pkgs {
+	for _, p := range pkgs {
 		if res.Reported[p.ImportPath] {
 			continue
 		}
@@ -366,13 +453,7 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			res.Reported[p.ImportPath] = true
 			continue
 		}
-		k := 0
-		for _, q := range pkgs[:i] {
-			if q.HasTests && ExecName(q.ImportPath) == ExecName(p.ImportPath) {
-				k++
-			}
-		}
-		bin := filepath.Join(outDir, fmt.Sprint(k), ExecName(p.ImportPath)+".test")
+		bin := filepath.Join(outDir, fmt.Sprint(groupIdx[p.ImportPath]), ExecName(p.ImportPath)+".test")
 		if _, err := os.Stat(bin); err != nil {
 			fb := failedBuild[p.ImportPath]
 			if fb == "" {
@@ -410,6 +491,53 @@ func buildPackage(importPath string) string {
 // buildGroup runs one go test -c; failed reports that it exited with an error (some
 // package did not build).
 func buildGroup(ctx context.Context, opts Options, g []Package, dir string, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
+	targets := make([]string, len(g))
+	for i, p := range g { // in the caller's order: go starts the packages named first first
+		targets[i] = p.ImportPath
+	}
+	var before map[string]fileID
+	if opts.Ready != nil {
+		before = snapshot(dir)
+	}
+	run, err := startGroup(ctx, opts, targets, dir, opts.Ready != nil)
+	if err != nil {
+		return false, err
+	}
+	if opts.Ready != nil {
+		stopWatch := watchLinks(dir, execNames(g), before, linked)
+		defer stopWatch()
+	}
+	return run.finish(ctx, emit)
+}
+
+func execNames(g []Package) []string {
+	names := make([]string, len(g))
+	for i, p := range g {
+		names[i] = ExecName(p.ImportPath) + ".test"
+	}
+	return names
+}
+
+// groupRun is one go test -c that runs: its events are read as go writes them (go never
+// waits on its pipe) and kept until finish takes them.
+type groupRun struct {
+	cmd    *exec.Cmd
+	env    []string // opts.Env, for a BuildError
+	stderr bytes.Buffer
+	work   string // go's work directory, removed at finish ("" if none)
+
+	mu       sync.Mutex
+	evs      []gotest.Event
+	loose    []gotest.Event // lines that were not JSON, kept for the error
+	reported bool           // go said which package failed
+	eof      bool
+	wake     chan struct{} // a token when evs grew or eof came
+}
+
+// startGroup starts go test -c -json -o dir/ on targets (import paths or patterns). With
+// rename, go's work directory is on dir's file system, so that go renames each new
+// binary into dir (it copies across file systems, and a copy is seen half written).
+func startGroup(ctx context.Context, opts Options, targets []string, dir string, rename bool) (*groupRun, error) {
 	args := []string{"test", "-c", "-json", "-o", dir + string(filepath.Separator)}
 	if opts.Tags != "" {
 		args = append(args, "-tags", opts.Tags)
@@ -424,51 +552,85 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, link
 		args = append(args, "-vet="+opts.Vet)
 	}
 	args = append(args, linkFlags(opts.Flags)...)
-	// In the caller's order: go starts the packages named first first.
-	for _, p := range g {
-		args = append(args, p.ImportPath)
-	}
+	args = append(args, targets...)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opts.Dir
 	cmd.Env = append(os.Environ(), opts.Env...)
-	if opts.Ready != nil {
-		// go's work directory on dir's file system, so that go renames each new binary
-		// into dir (it copies across file systems, and a copy is seen half written).
-		work := filepath.Join(dir, ".work")
-		if err := os.MkdirAll(work, 0o755); err != nil {
-			return false, err
+	g := &groupRun{cmd: cmd, env: opts.Env, wake: make(chan struct{}, 1)}
+	if rename {
+		g.work = filepath.Join(dir, ".work")
+		if err := os.MkdirAll(g.work, 0o755); err != nil {
+			return nil, err
 		}
-		defer os.RemoveAll(work)
-		cmd.Env = append(cmd.Env, "GOTMPDIR="+work)
-		stopWatch := watchLinks(dir, g, linked)
-		defer stopWatch()
+		cmd.Env = append(cmd.Env, "GOTMPDIR="+g.work)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = &g.stderr
 	stdout, err := cmd.StdoutPipe()
+	if err == nil {
+		err = cmd.Start()
+	}
 	if err != nil {
-		return false, err
-	}
-	if err := cmd.Start(); err != nil {
-		return false, fmt.Errorf("go test -c: %w", err)
-	}
-	sc := bufio.NewScanner(stdout)
-	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	reported := false // go said which package failed
-	var loose []gotest.Event
-	for sc.Scan() {
-		var e gotest.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			// go test -c -json writes only JSON; keep anything else for the error.
-			loose = append(loose, gotest.Event{Action: gotest.ActionBuildOutput, Output: sc.Text() + "\n"})
-			continue
+		if g.work != "" {
+			os.RemoveAll(g.work)
 		}
-		if e.Action == gotest.ActionBuildFail || (e.Package != "" && e.Action == gotest.ActionFail) {
-			reported = true
-		}
-		emit(e)
+		return nil, fmt.Errorf("go test -c: %w", err)
 	}
-	err = cmd.Wait()
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64<<10), 16<<20)
+		for sc.Scan() {
+			var e gotest.Event
+			g.mu.Lock()
+			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+				// go test -c -json writes only JSON; keep anything else for the error.
+				g.loose = append(g.loose, gotest.Event{Action: gotest.ActionBuildOutput, Output: sc.Text() + "\n"})
+			} else {
+				if e.Action == gotest.ActionBuildFail || (e.Package != "" && e.Action == gotest.ActionFail) {
+					g.reported = true
+				}
+				g.evs = append(g.evs, e)
+			}
+			g.mu.Unlock()
+			g.poke()
+		}
+		io.Copy(io.Discard, stdout) // a line too long: the rest, so that go can end
+		g.mu.Lock()
+		g.eof = true
+		g.mu.Unlock()
+		g.poke()
+	}()
+	return g, nil
+}
+
+func (g *groupRun) poke() {
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// finish passes every event of the run to emit, in go's order, waits for go to end and
+// says whether it failed, as buildGroup does. It must be called exactly once.
+func (g *groupRun) finish(ctx context.Context, emit func(gotest.Event)) (failed bool, err error) {
+	if g.work != "" {
+		defer os.RemoveAll(g.work)
+	}
+	for {
+		g.mu.Lock()
+		evs, eof := g.evs, g.eof
+		g.evs = nil
+		g.mu.Unlock()
+		for _, e := range evs {
+			emit(e)
+		}
+		if eof && len(evs) == 0 {
+			break
+		}
+		if !eof {
+			<-g.wake
+		}
+	}
+	err = g.cmd.Wait()
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}
@@ -476,18 +638,18 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, link
 	if err != nil && !errors.As(err, &ee) {
 		return false, fmt.Errorf("go test -c: %w", err)
 	}
-	if err != nil && !reported {
+	if err != nil && !g.reported {
 		// go failed without naming a package that did not build: bad flags, toolchain
 		// trouble, a platform without -race. Nothing of the group can run; say why.
-		msg := strings.TrimSpace(stderr.String())
-		for _, e := range loose {
+		msg := strings.TrimSpace(g.stderr.String())
+		for _, e := range g.loose {
 			msg += "\n" + e.Output
 		}
 		msg = firstLine(msg)
 		if msg == "" {
 			msg = err.Error()
 		}
-		return true, &BuildError{Env: opts.Env, Msg: msg}
+		return true, &BuildError{Env: g.env, Msg: msg}
 	}
 	return err != nil, nil
 }
@@ -505,32 +667,40 @@ func GOROOT(ctx context.Context, opts Options) string {
 	return strings.TrimSpace(string(out))
 }
 
-// watchLinks watches dir for the test binaries of g that go links anew (a file that was
-// not there, or another file than before: go renames a new binary into place) and calls
-// linked with each one's name, once, from its own goroutine, until stop, which returns once
-// the watching has ended.
-func watchLinks(dir string, g []Package, linked func(name string)) (stop func()) {
-	type id struct {
-		ino  uint64
-		mod  time.Time
-		size int64
+// fileID tells a file from the one that was there before: go renames a new binary into
+// place.
+type fileID struct {
+	ino  uint64
+	mod  time.Time
+	size int64
+}
+
+func idOf(path string) (fileID, bool) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileID{}, false
 	}
-	idOf := func(name string) (id, bool) {
-		fi, err := os.Stat(filepath.Join(dir, name))
-		if err != nil {
-			return id{}, false
+	return fileID{ino: filesum.Inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
+}
+
+// snapshot is the identity of every test binary in dir now.
+func snapshot(dir string) map[string]fileID {
+	out := map[string]fileID{}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.HasSuffix(e.Name(), ".test") {
+			if v, ok := idOf(filepath.Join(dir, e.Name())); ok {
+				out[e.Name()] = v
+			}
 		}
-		return id{ino: filesum.Inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
 	}
-	before := map[string]id{}
-	var names []string
-	for _, p := range g {
-		name := ExecName(p.ImportPath) + ".test"
-		names = append(names, name)
-		if v, ok := idOf(name); ok {
-			before[name] = v
-		}
-	}
+	return out
+}
+
+// watchLinks watches dir for the test binaries names that go links anew (a file that was
+// not there before, or another file than before) and calls linked with each one's name,
+// once, from its own goroutine, until stop, which returns once the watching has ended.
+func watchLinks(dir string, names []string, before map[string]fileID, linked func(name string)) (stop func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
@@ -543,7 +713,7 @@ func watchLinks(dir string, g []Package, linked func(name string)) (stop func())
 				if seen[name] {
 					continue
 				}
-				if v, ok := idOf(name); ok && v != before[name] {
+				if v, ok := idOf(filepath.Join(dir, name)); ok && v != before[name] {
 					seen[name] = true
 					linked(name)
 				}
@@ -563,19 +733,30 @@ func watchLinks(dir string, g []Package, linked func(name string)) (stop func())
 
 // BinaryPaths says where Build(…, pkgs, outDir, …) puts the test binary of each package
 // with tests: in outDir/K/NAME.test, K counting the earlier packages whose binary has the
-// same NAME (go test -c -o DIR/ writes one binary per name).
+// same NAME, tested or not (go test -c -o DIR/ writes one binary per name).
 func BinaryPaths(pkgs []Package, outDir string) map[string]string {
 	out := map[string]string{}
-	seen := map[string]int{}
+	idx := groupsOf(pkgs)
 	for _, p := range pkgs {
-		if !p.HasTests {
-			continue
+		if p.HasTests {
+			out[p.ImportPath] = filepath.Join(outDir, fmt.Sprint(idx[p.ImportPath]), ExecName(p.ImportPath)+".test")
 		}
-		name := ExecName(p.ImportPath)
-		out[p.ImportPath] = filepath.Join(outDir, fmt.Sprint(seen[name]), name+".test")
-		seen[name]++
 	}
 	return out
+}
+
+// groupsOf says which go command (and directory) of Build builds each package: the number
+// of packages before it in pkgs with its binary name, with or without tests (go refuses
+// two of one name in one command).
+func groupsOf(pkgs []Package) map[string]int {
+	idx := map[string]int{}
+	seen := map[string]int{}
+	for _, p := range pkgs {
+		name := ExecName(p.ImportPath)
+		idx[p.ImportPath] = seen[name]
+		seen[name]++
+	}
+	return idx
 }
 
 // linkFlags are flags with what go test gives the link of a binary it runs: no symbol

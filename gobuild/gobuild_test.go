@@ -2,8 +2,10 @@ package gobuild
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -204,6 +206,192 @@ func TestLinkFlagsOmitDebugAsGoTest(t *testing.T) {
 	} {
 		if got := strings.Join(linkFlags(c.in), " "); got != c.want {
 			t.Errorf("linkFlags(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+// Packages without test files go to go test -c as go test builds them: one that does not
+// build is reported "build failed", as go test -json reports it, not "no test files"; one
+// that builds is "no test files"; a package of one name with a tested one builds beside it.
+func TestBuildReportsUntestedPackagesAsGoTest(t *testing.T) {
+	root := t.TempDir()
+	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+	writeFiles(t, root, map[string]string{
+		"go.mod":            "module example.com/m\n\ngo 1.21\n",
+		"ok/ok_test.go":     "package ok\n" + pass,
+		"plain/plain.go":    "package plain\n",
+		"bad/bad.go":        "package bad\n\nvar x int = \"no\"\n",
+		"a/util/u_test.go":  "package util\n" + pass,
+		"b/util/util.go":    "package util\n",
+		"c/util/util.go":    "package util\n\nfunc f() { undefined() }\n",
+		"d/util/u_test.go":  "package util\n" + pass,
+		"d/util/u.go":       "package util\n",
+		"usesbad/u_test.go": "package usesbad\n\nimport _ \"example.com/m/bad\"\n" + pass,
+	})
+	ctx := context.Background()
+	opts := Options{Dir: root}
+	pkgs, err := Resolve(ctx, opts, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	res, err := Build(ctx, opts, pkgs, t.TempDir(), func(e gotest.Event) {
+		if e.Package != "" && e.Test == "" && (e.Action == gotest.ActionPass || e.Action == gotest.ActionFail || e.Action == gotest.ActionSkip) {
+			got[e.Package] += e.Action
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range res.Binaries {
+		got[b.Package.ImportPath] += "built"
+	}
+	// go test itself is the oracle.
+	cmd := exec.Command("go", "test", "-count=1", "-json", "./...")
+	cmd.Dir = root
+	out, _ := cmd.Output()
+	want := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		var e gotest.Event
+		if json.Unmarshal([]byte(line), &e) != nil || e.Package == "" || e.Test != "" {
+			continue
+		}
+		switch e.Action {
+		case gotest.ActionSkip, gotest.ActionFail:
+			want[e.Package] = e.Action
+		case gotest.ActionPass:
+			want[e.Package] = "built" // it ran, so it built
+		}
+	}
+	if len(want) != 8 {
+		t.Fatalf("go test -json reported %d packages, want 8: %v\n%s", len(want), want, out)
+	}
+	for pkg, w := range want {
+		if got[pkg] != w {
+			t.Errorf("%s: Build gave %q, go test %q", pkg, got[pkg], w)
+		}
+	}
+}
+
+// A go test -c started early on the patterns is taken over by Build: every binary is
+// built once, each given to Ready once, with the events of a Build of its own.
+func TestEarlyBuildIsTakenOver(t *testing.T) {
+	root := t.TempDir()
+	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+	writeFiles(t, root, map[string]string{
+		"go.mod":          "module example.com/m\n\ngo 1.21\n",
+		"a/a_test.go":     "package a\n" + pass,
+		"b/b_test.go":     "package b\n" + pass,
+		"plain/plain.go":  "package plain\n",
+		"bad/bad_test.go": "package bad\n\nvar x int = \"no\"\n",
+	})
+	ctx := context.Background()
+	outDir := t.TempDir()
+	early, err := StartEarly(ctx, Options{Dir: root}, nil, outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := Resolve(ctx, Options{Dir: root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := map[string]int{}
+	opts := Options{Dir: root, Early: early, Ready: func(b Binary) { ready[b.Package.ImportPath]++ }}
+	terminal := map[string]string{}
+	res, err := Build(ctx, opts, pkgs, outDir, func(e gotest.Event) {
+		if e.Package != "" && e.Test == "" && (e.Action == gotest.ActionFail || e.Action == gotest.ActionSkip) {
+			terminal[e.Package] += e.Action
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Binaries) != 2 || ready["example.com/m/a"] != 1 || ready["example.com/m/b"] != 1 || len(ready) != 2 {
+		t.Errorf("binaries %v, Ready calls %v: want a and b, once each", res.Binaries, ready)
+	}
+	if terminal["example.com/m/plain"] != "skip" || terminal["example.com/m/bad"] != "fail" || len(terminal) != 2 {
+		t.Errorf("package results %v: want plain skip (no test files), bad fail", terminal)
+	}
+	early.Abandon() // after Build: nothing to stop, and no hang
+	if _, err := os.Stat(filepath.Join(outDir, "0", ".work")); !os.IsNotExist(err) {
+		t.Errorf("go's work directory is left: %v", err)
+	}
+}
+
+// An early go test -c on packages two of which share a binary name is refused by go;
+// Build stops it and builds the packages as it would have, in groups, without go's
+// complaint among the events.
+func TestEarlyBuildStoppedWhenNamesClash(t *testing.T) {
+	root := t.TempDir()
+	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+	writeFiles(t, root, map[string]string{
+		"go.mod":           "module example.com/m\n\ngo 1.21\n",
+		"a/util/u_test.go": "package util\n" + pass,
+		"b/util/u_test.go": "package util\n" + pass,
+	})
+	ctx := context.Background()
+	outDir := t.TempDir()
+	early, err := StartEarly(ctx, Options{Dir: root}, []string{"./..."}, outDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgs, err := Resolve(ctx, Options{Dir: root}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []gotest.Event
+	res, err := Build(ctx, Options{Dir: root, Early: early}, pkgs, outDir, func(e gotest.Event) { evs = append(evs, e) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Binaries) != 2 {
+		t.Errorf("binaries %v, want both util.test", res.Binaries)
+	}
+	for _, e := range evs {
+		if e.Action == gotest.ActionFail || strings.Contains(e.Output, "cannot write") {
+			t.Errorf("event %+v: the early command's refusal reached the run", e)
+		}
+	}
+}
+
+// A package that stops building takes down the binaries of the packages that import it,
+// though go test -c names only it: the binary an earlier build left for an importer is not
+// kept as if up to date, whether the broken package has tests of its own or not.
+func TestBuildDropsBinariesOfImportersOfABrokenPackage(t *testing.T) {
+	for _, tested := range []bool{false, true} {
+		root := t.TempDir()
+		pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+		files := map[string]string{
+			"go.mod":      "module example.com/m\n\ngo 1.21\n",
+			"lib/lib.go":  "package lib\n\nfunc V() int { return 1 }\n",
+			"a/a_test.go": "package a\n\nimport (\n\t\"testing\"\n\n\t\"example.com/m/lib\"\n)\n\nfunc TestA(t *testing.T) { _ = lib.V() }\n",
+			"b/b_test.go": "package b\n" + pass,
+		}
+		if tested {
+			files["lib/lib_test.go"] = "package lib\n" + pass
+		}
+		writeFiles(t, root, files)
+		ctx := context.Background()
+		opts := Options{Dir: root}
+		pkgs, err := Resolve(ctx, opts, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outDir := t.TempDir()
+		if _, err := Build(ctx, opts, pkgs, outDir, func(gotest.Event) {}); err != nil {
+			t.Fatal(err)
+		}
+		writeFiles(t, root, map[string]string{"lib/lib.go": "package lib\n\nfunc V() int { return undefined }\n"})
+		res, err := Build(ctx, opts, pkgs, outDir, func(gotest.Event) {})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var built []string
+		for _, b := range res.Binaries {
+			built = append(built, b.Package.ImportPath)
+		}
+		if len(built) != 1 || built[0] != "example.com/m/b" {
+			t.Errorf("lib with tests %v, broken: binaries %v, want only b's", tested, built)
 		}
 	}
 }

@@ -66,9 +66,14 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 // ones this run executes. opts.Ready, if set, gets each binary as soon as it is linked
 // there, with its own path.
 func (r *runner) buildLocked(ctx context.Context, opts gobuild.Options, pkgs []gobuild.Package, keep, own string, emit func(gotest.Event)) (*gobuild.Result, error) {
-	unlock, err := lockDir(keep)
-	if err != nil {
-		return nil, fmt.Errorf("test binary cache: %w", err)
+	var unlock func()
+	if e := r.takeEarly(keep); e != nil {
+		unlock, opts.Early = e.unlock, e.b // its go command runs, holding the lock
+	} else {
+		var err error
+		if unlock, err = lockDir(keep); err != nil {
+			return nil, fmt.Errorf("test binary cache: %w", err)
+		}
 	}
 	defer unlock()
 	var mu sync.Mutex

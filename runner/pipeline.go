@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -36,11 +35,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		r.drive(ctx, gws)
 	}()
 
-	opts := bopts
-	if pl != hostPlatform() {
-		goos, goarch, _ := strings.Cut(pl, "/")
-		opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
-	}
+	opts := platformOptions(bopts, pl)
 	var listing sync.WaitGroup
 	sem := make(chan struct{}, runtime.NumCPU())
 	keep := r.binDir(tmp, pl, bopts)

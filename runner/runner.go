@@ -173,6 +173,7 @@ type runner struct {
 	unlisted    map[string]gobuild.Binary  // packages run whole before (or without) a list
 	results     *results                   // the result cache, nil when off
 	check       *resolveCheck              // go list's answer, when the run started from a record
+	early       *earlyBuild                // go test -c on the patterns, started beside go list
 	stopStale   context.CancelFunc         // stops a run whose record go list disagrees with
 	lastFailed  map[string]string          // --lf: package -> its -run pattern
 }
@@ -234,6 +235,13 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 		}(ctx)
 		pkgs, ctx = rec, bctx
 	} else {
+		if rec == nil {
+			if err := r.loadDurations(); err != nil {
+				return nil, err
+			}
+			r.startEarly(ctx, bopts)
+			defer r.abandonEarly()
+		}
 		pkgs, err = gobuild.Resolve(ctx, bopts, cfg.Patterns)
 		if err == nil {
 			r.saveResolveRecord(key, pkgs)
@@ -263,8 +271,10 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 			pd.PackageDirs(dirs)
 		}
 	}
-	if err := r.loadDurations(); err != nil {
-		return nil, err
+	if r.durations == nil {
+		if err := r.loadDurations(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.LastFailed {
 		pkgs = r.onlyLastFailed(pkgs)

@@ -661,3 +661,42 @@ func TestCountsItsRuns(t *testing.T) {
 		t.Errorf("a's test ran %d times in the run, want once", n)
 	}
 }
+
+// Packages without test files are built as go test builds them: one that does not build
+// fails the run ("FAIL p [build failed]", exit 1), one that builds is "no test files" —
+// on a first run, whose go test -c starts beside go list, and on the run after it.
+func TestEndToEndUntestedPackagesBuildAsGoTest(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, body string) { writeTestFile(t, dir, name, body) }
+	write("go.mod", "module untested.example\n\ngo 1.26\n")
+	write("plain/plain.go", "package plain\n")
+	write("bad/bad.go", "package bad\n\nvar x int = \"no\"\n")
+	write("ok/ok_test.go", "package ok\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n")
+	cmd := exec.Command("go", "test", "-count=1", "-json", "./...")
+	cmd.Dir = dir
+	goOut, _ := cmd.Output()
+	want := parseStream(t, goOut, false)
+	// A user cache of its own (no resolve record, no kept binaries), go's build cache as it is.
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache))}
+	for _, run := range []string{"first", "second"} {
+		jf := filepath.Join(t.TempDir(), "run.json")
+		stdout, _, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "--jsonfile", jf, "./...")
+		if code != 1 {
+			t.Errorf("%s run: exit %d, want 1 (bad does not build)", run, code)
+		}
+		if !strings.Contains(string(stdout), "FAIL\tuntested.example/bad [build failed]") {
+			t.Errorf("%s run: no FAIL line for bad:\n%s", run, stdout)
+		}
+		got := parseStream(t, mustRead(t, jf), false)
+		for _, p := range []string{"untested.example/plain", "untested.example/bad", "untested.example/ok"} {
+			if strings.Join(got.pkgs[p], ",") != strings.Join(want.pkgs[p], ",") {
+				t.Errorf("%s run: package %s: %v, go test %v", run, p, got.pkgs[p], want.pkgs[p])
+			}
+		}
+	}
+}
