@@ -113,10 +113,46 @@ func (r *runner) buildLocked(ctx context.Context, opts gobuild.Options, pkgs []g
 			ready(b)
 		}
 	}
-	res, err := gobuild.Build(ctx, opts, pkgs, keep, emit)
+	if bins, ok := r.tree.fresh(keep); ok {
+		// The tree is as the last build left it, and so are its binaries: no go command.
+		tracef("binaries up to date (tree unchanged)")
+		res := &gobuild.Result{Reported: map[string]bool{}}
+		for _, p := range pkgs {
+			if !p.HasTests {
+				for _, e := range gotest.NoTestFiles(p.ImportPath, time.Now) {
+					emit(e)
+				}
+				res.Reported[p.ImportPath] = true
+			}
+		}
+		if opts.Ready != nil {
+			for _, b := range bins {
+				opts.Ready(b) // linked into this run's directory by the wrapper above
+			}
+		}
+		res.Binaries = bins
+		return r.ownBinaries(res, link)
+	}
+	r.tree.forget() // the binaries it names are about to change
+	failed := false
+	res, err := gobuild.Build(ctx, opts, pkgs, keep, func(e gotest.Event) {
+		if e.Action == gotest.ActionBuildFail || e.Action == gotest.ActionFail {
+			failed = true
+		}
+		emit(e)
+	})
 	if err != nil {
 		return res, err
 	}
+	if !failed && r.check.confirmed() {
+		r.tree.save(keep, r.resolved, res.Binaries)
+	}
+	return r.ownBinaries(res, link)
+}
+
+// ownBinaries puts in res the binaries' own paths (link's).
+func (r *runner) ownBinaries(res *gobuild.Result, link func(gobuild.Binary) (gobuild.Binary, error)) (*gobuild.Result, error) {
+	var err error
 	bins := res.Binaries[:0]
 	for _, b := range res.Binaries {
 		if b, err = link(b); err != nil {

@@ -85,10 +85,12 @@ func (r *runner) abandonEarly() {
 	}
 }
 
-// moduleRootOf is the directory of the nearest go.mod at or above dir, "" if none (or
-// GOWORK or -modfile choose something else).
+// moduleRootOf is the directory of the nearest go.mod at or above dir, "" if none or if
+// go would take a workspace (GOWORK, a go.work at or above it) or another go.mod
+// (-modfile) instead.
 func moduleRootOf(dir string) string {
-	if w := os.Getenv("GOWORK"); w != "" && w != "off" {
+	work := os.Getenv("GOWORK")
+	if work != "" && work != "off" {
 		return ""
 	}
 	if strings.Contains(os.Getenv("GOFLAGS"), "-modfile") {
@@ -98,13 +100,19 @@ func moduleRootOf(dir string) string {
 	if err != nil {
 		return ""
 	}
+	root := ""
 	for {
-		if fi, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && !fi.IsDir() {
-			return d
+		if root == "" {
+			if fi, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && !fi.IsDir() {
+				root = d
+			}
+		}
+		if _, err := os.Stat(filepath.Join(d, "go.work")); err == nil && work != "off" {
+			return ""
 		}
 		up := filepath.Dir(d)
 		if up == d {
-			return ""
+			return root
 		}
 		d = up
 	}

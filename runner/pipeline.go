@@ -42,9 +42,16 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	own := r.ownBinDir(tmp, keep)
 	defer r.cleanRuns(keep)
 	var spec map[string]*speculation
-	if r.canSpeculate() && own != keep {
+	if r.canSpeculate() && own != keep && (r.tree == nil || r.tree.rec == nil) {
 		// What an earlier run left runs now, while go checks it (held back until it has).
 		spec = r.speculate(ctx, pkgs, keep, own+".spec", pl, ids, &listing, sem)
+	}
+	// Binaries that are there at once (the tree is unchanged) join the plan in the build's
+	// order, as go test would start them (-p 1 -failfast stops where go test stops);
+	// others join as they are linked and listed.
+	var order *readyOrder
+	if r.tree != nil && r.tree.rec != nil {
+		order = &readyOrder{}
 	}
 	opts.Ready = func(b gobuild.Binary) {
 		if !r.check.confirmed() {
@@ -70,14 +77,17 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		}
 		r.setBin(pl, pkg, b.Path)
 		listing.Add(1)
+		turn := order.ticket()
 		go func() {
 			defer listing.Done()
+			defer order.done(turn)
 			if sp == nil && r.replayCached(ctx, b, ids) {
 				return // passed before, and nothing it read has changed
 			}
 			if sp == nil && r.runsUnlisted(b.Package) {
 				// One process, as go test runs it: no list before it (a TestMain's set-up
 				// would run twice); listed only if its process dies.
+				order.wait(turn)
 				r.addUnit(r.unlistedUnit(b), ids)
 				return
 			}
@@ -85,6 +95,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 			u := r.listOne(ctx, b)
 			<-sem
 			tracef("listed %s", pkg)
+			order.wait(turn)
 			if sp != nil {
 				r.replanUnit(u, ids)
 				return
@@ -392,4 +403,50 @@ func (r *runner) dropUnit(pkg string, ids []string) {
 		r.ledger.Drop(s)
 		r.ledger.Planned(ledger.Planned{Scope: s, Gone: true})
 	}
+}
+
+// readyOrder lets goroutines act in the order of their tickets; a nil readyOrder imposes
+// none.
+type readyOrder struct {
+	mu   sync.Mutex
+	cond *sync.Cond
+	n    int // tickets given
+	next int // the ticket whose turn it is
+}
+
+func (o *readyOrder) ticket() int {
+	if o == nil {
+		return 0
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.n++
+	return o.n - 1
+}
+
+// wait returns once every earlier ticket is done.
+func (o *readyOrder) wait(t int) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.cond == nil {
+		o.cond = sync.NewCond(&o.mu)
+	}
+	for o.next < t {
+		o.cond.Wait()
+	}
+}
+
+// done ends ticket t's turn (once its own has come).
+func (o *readyOrder) done(t int) {
+	if o == nil {
+		return
+	}
+	o.wait(t)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.next = t + 1
+	o.cond.Broadcast()
 }

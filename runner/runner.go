@@ -105,6 +105,9 @@ type Config struct {
 	// gitignore-style patterns left out of every tree shipped.
 	RsyncDirs, RsyncIgnore []string
 	DurationsFile          string // "" = the user cache
+	// OwnFiles are the files the caller writes of the run (--jsonfile, JUnit, --timeline):
+	// in the module's tree they are not inputs of its build.
+	OwnFiles []string
 	// ResultCache is the result cache's directory ("" = none: nothing is reused or
 	// recorded); CacheMax the size it is trimmed to after the run (0: resultcache's
 	// default, negative: no trim).
@@ -174,6 +177,8 @@ type runner struct {
 	results     *results                   // the result cache, nil when off
 	check       *resolveCheck              // go list's answer, when the run started from a record
 	early       *earlyBuild                // go test -c on the patterns, started beside go list
+	tree        *upToDate                  // the module tree before go ran, and its record
+	resolved    []gobuild.Package          // what the patterns resolved to, in go list's order
 	stopStale   context.CancelFunc         // stops a run whose record go list disagrees with
 	lastFailed  map[string]string          // --lf: package -> its -run pattern
 }
@@ -218,7 +223,15 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	key := resolveKey(cfg, bopts)
 	var pkgs []gobuild.Package
 	var err error
-	if rec := r.loadResolveRecord(key); fromRecord && rec != nil && r.canStartFromRecord() {
+	if fromRecord {
+		r.tree = r.takeTree(key, bopts)
+		tracef("tree walked")
+	}
+	if r.tree != nil && r.tree.rec != nil {
+		// Nothing changed since a build that succeeded: its packages and binaries stand.
+		pkgs = r.tree.rec.Packages
+		tracef("tree unchanged since the last build")
+	} else if rec := r.loadResolveRecord(key); fromRecord && rec != nil && r.canStartFromRecord() {
 		// go list beside the build; the build's first word waits for its answer.
 		var bctx context.Context
 		bctx, r.stopStale = context.WithCancel(ctx)
@@ -248,6 +261,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 		}
 	}
 	tracef("resolved %d packages", len(pkgs))
+	r.resolved = pkgs
 	if err != nil {
 		var pe *gobuild.PatternError
 		if errors.As(err, &pe) || errors.Is(err, gobuild.ErrNoPackages) {

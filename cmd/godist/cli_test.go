@@ -359,9 +359,13 @@ func TestFlagConfig(t *testing.T) {
 			c.BuildFlags = []string{"-ldflags=-X main.v=1 -s", "-gcflags=all=-N -l", "-gcflags=p=-m", "-trimpath", "-mod=mod", "-buildvcs=auto", "-a"}
 		}},
 		{[]string{"-trimpath=false", "-buildvcs"}, func(c *runner.Config) { c.BuildFlags = []string{"-trimpath=false", "-buildvcs=true"} }},
-		{[]string{"-coverprofile", "c.out"}, func(c *runner.Config) { c.Cover, c.CoverProfile = true, filepath.Join(wd, "c.out") }},
+		{[]string{"-coverprofile", "c.out"}, func(c *runner.Config) {
+			c.Cover, c.CoverProfile = true, filepath.Join(wd, "c.out")
+			c.OwnFiles = []string{c.CoverProfile}
+		}},
 		{[]string{"-C", dir, "-coverprofile", "c.out"}, func(c *runner.Config) {
 			c.Dir, c.Cover, c.CoverProfile = dir, true, filepath.Join(realDir, "c.out")
+			c.OwnFiles = []string{c.CoverProfile}
 		}},
 		{[]string{"-outputdir", dir, "-artifacts"}, func(c *runner.Config) {
 			c.TestFlags = []string{"-test.outputdir=" + realDir, "-test.artifacts"}

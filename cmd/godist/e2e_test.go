@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/gotest"
+	"github.com/godist/godist/internal/filesum"
 )
 
 // godistBin is the godist binary built once for the end-to-end tests; godistRaceBin is
@@ -697,6 +699,78 @@ func TestEndToEndUntestedPackagesBuildAsGoTest(t *testing.T) {
 			if strings.Join(got.pkgs[p], ",") != strings.Join(want.pkgs[p], ",") {
 				t.Errorf("%s run: package %s: %v, go test %v", run, p, got.pkgs[p], want.pkgs[p])
 			}
+		}
+	}
+}
+
+// settle waits until everything under dir is older than treesnap trusts (100 ms): a run
+// vouches for a tree only when no change is that recent. It waits on the clock, not on
+// anything the run does.
+func settle(t *testing.T, dir string) {
+	t.Helper()
+	newest := time.Time{}
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil {
+			if fi, err := os.Lstat(path); err == nil {
+				if ct, ok := filesum.ChangeTime(fi); ok && ct.After(newest) {
+					newest = ct
+				}
+			}
+		}
+		return nil
+	})
+	time.Sleep(time.Until(newest.Add(200 * time.Millisecond)))
+}
+
+// A run of a tree that has not changed since a build that succeeded runs its binaries
+// without go list or go test -c, with go test's results (a package without tests still
+// says so), also with its --jsonfile inside the tree; a file rewritten with its old size
+// and modification time is seen, and the run builds and fails as go test would. In a
+// workspace (a go.work above the module) the tree alone cannot tell, and go always runs.
+func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
+	t.Parallel()
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, workspace := range []bool{false, true} {
+		top := t.TempDir()
+		dir := top
+		if workspace {
+			dir = filepath.Join(top, "m")
+			writeTestFile(t, top, "go.work", "go 1.26\n\nuse ./m\n")
+		}
+		write := func(name, body string) { writeTestFile(t, dir, name, body) }
+		write("go.mod", "module fresh.example\n\ngo 1.26\n")
+		write("a/a.go", "package a\n\nconst X = 1\n")
+		write("a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestX(t *testing.T) {\n\tif X != 1 {\n\t\tt.Fatal(X)\n\t}\n}\n")
+		write("plain/plain.go", "package plain\n")
+		env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache)), "GODIST_TRACE=1", "NO_COLOR=1"}
+		settle(t, top)
+		const fast = "binaries up to date (tree unchanged)"
+		jf := filepath.Join(dir, "out.json")
+		for i, wantFast := range []bool{false, !workspace, !workspace} {
+			stdout, stderr, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "--jsonfile", jf, "./...")
+			if code != 0 {
+				t.Fatalf("workspace %v, run %d: exit %d\n%s%s", workspace, i+1, code, stdout, stderr)
+			}
+			if got := strings.Contains(string(stderr), fast); got != wantFast {
+				t.Errorf("workspace %v, run %d: without go %v, want %v", workspace, i+1, got, wantFast)
+			}
+			for _, line := range []string{"?   \tfresh.example/plain\t[no test files]", "ok  \tfresh.example/a\t"} {
+				if !strings.Contains(string(stdout), line) {
+					t.Errorf("workspace %v, run %d: no line %q in\n%s", workspace, i+1, line, stdout)
+				}
+			}
+		}
+		a := filepath.Join(dir, "a", "a.go")
+		fi, _ := os.Stat(a)
+		write("a/a.go", "package a\n\nconst X = 2\n")
+		os.Chtimes(a, fi.ModTime(), fi.ModTime())
+		settle(t, top)
+		stdout, stderr, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "./...")
+		if code != 1 || strings.Contains(string(stderr), fast) || !strings.Contains(string(stdout), "FAIL\tfresh.example/a") {
+			t.Errorf("workspace %v, a.go rewritten, same size and mtime: exit %d, want 1 from a new build\n%s%s", workspace, code, stdout, stderr)
 		}
 	}
 }

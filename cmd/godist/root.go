@@ -231,6 +231,11 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		Bench: o.bench, List: o.list, Vet: o.vet,
 		DurationsFile: o.durations, RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
 	}
+	for _, f := range []string{o.jsonfile, o.junitfile, o.coverprofile, o.durations, o.timeline} {
+		if f != "" {
+			cfg.OwnFiles = append(cfg.OwnFiles, absIn(o.dir, f))
+		}
+	}
 	switch o.dist {
 	case "load":
 	case "loadpkg":

@@ -11,7 +11,7 @@ const mod = "github.com/godist/godist/"
 // layer of each package, bottom first; a package may import only packages of its own
 // layer or below (and never one of the same layer it is not listed as allowed to).
 var layer = map[string]int{
-	"internal/child": 0, "internal/filesum": 0, "internal/tail": 0, "internal/proc": 0, "internal/mdtest": 0, "proto": 0, "gotest": 0, "xspec": 0, "channel": 0,
+	"internal/child": 0, "internal/filesum": 0, "internal/treesnap": 0, "internal/tail": 0, "internal/proc": 0, "internal/mdtest": 0, "proto": 0, "gotest": 0, "xspec": 0, "channel": 0,
 	"rsync":   1,             // sync
 	"gateway": 2,             // transports
 	"worker":  3, "serve": 3, // the worker side
