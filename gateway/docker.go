@@ -1,0 +1,261 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/godist/godist/internal/child"
+	"github.com/godist/godist/internal/tail"
+	"github.com/godist/godist/xspec"
+)
+
+// docker=IMAGE: each gateway is a container of its own, started by the docker client on
+// this machine (or on a hop's, with via=) from IMAGE:
+//
+//	docker run --rm -i --network none --log-driver none --cidfile F --label godist.gateway=ID IMAGEID sh
+//
+// and bootstrapped exactly as exec= is (bootstrap.go): the container needs only a POSIX sh.
+// The container's one process is that shell, then the worker it execs, reading the
+// master's pipe through docker's attach: when the master goes — it closes the session, is
+// interrupted, or is SIGKILLed, which kills the docker client with it (package child) — the
+// engine closes the container's stdin, the worker sees its stream end and exits (killing
+// its test processes, as every worker does), the container stops, and --rm has the engine
+// remove it. The docker client waits for that removal before it exits, so a gateway whose
+// client exited with status 0 has left nothing behind; when the client ended otherwise
+// (killed, or broke off), the gateway removes its container itself (docker rm -f, by the id
+// docker wrote to the cidfile) before its teardown returns.
+//
+// Before the run, `docker image inspect` resolves IMAGE to its id (pulling it first as
+// pull= says), so all containers of a spec run the same image, and a missing client, a
+// daemon that does not answer or a missing image is one line naming it, not a bootstrap
+// that found no shell.
+
+// Docker's defaults for docker= specs without network= and pull=.
+const (
+	DefaultDockerNetwork = "none"
+	DefaultDockerPull    = xspec.PullMissing
+)
+
+// DefaultPullTimeout bounds a docker pull of a docker= image. Other docker commands (the
+// image's inspection, a container's removal) are bounded by the bootstrap timeout.
+const DefaultPullTimeout = 10 * time.Minute
+
+// ErrNoDockerClient is the cause of a docker= gateway's start on a machine without a
+// docker client in PATH.
+var ErrNoDockerClient = errors.New("gateway: no docker client")
+
+// DockerError is a docker= gateway whose container could not be started: no docker client,
+// an engine that does not answer, an image that is not there or cannot be pulled, or a
+// docker run that failed. Msg is one line, docker's own words where it said any.
+type DockerError struct {
+	Command string // what failed: "docker", "docker image inspect IMAGE", "docker pull IMAGE", "docker run"
+	Msg     string
+	Err     error // ErrNoDockerClient, or what running the command returned
+}
+
+// Error is one line: "COMMAND: MSG".
+func (e *DockerError) Error() string { return e.Command + ": " + e.Msg }
+func (e *DockerError) Unwrap() error { return e.Err }
+
+// startDocker starts spec's container and bootstraps the worker in it.
+func startDocker(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
+	p, err := startContainer(ctx, id, spec, opts.Env, opts.BootstrapTimeout)
+	if err != nil {
+		return nil, err
+	}
+	g, err := connect(ctx, id, spec, opts, p.link, &bootstrapConfig{binaries: opts.Binaries})
+	if err != nil {
+		// connect has killed the link: the docker client is reaped, its exit status known.
+		if derr := dockerRunError(p); derr != nil {
+			return nil, derr
+		}
+		return nil, err
+	}
+	return g, nil
+}
+
+// startContainer resolves spec's image and starts `docker run` for gateway id, whose
+// stdin and stdout reach the shell in the new container. The link's kill also makes sure
+// the container is gone (see above). env is the worker's environment; only its
+// GODIST_TESTRUNUID is used, as a label. timeout bounds each short docker command (0 =
+// DefaultBootstrapTimeout).
+func startContainer(ctx context.Context, id string, spec *xspec.Spec, env []string, timeout time.Duration) (*process, error) {
+	if timeout <= 0 {
+		timeout = DefaultBootstrapTimeout
+	}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		return nil, &DockerError{Command: "docker", Msg: `docker=IMAGE needs the docker client, and there is no "docker" in PATH`, Err: ErrNoDockerClient}
+	}
+	image, err := dockerImage(ctx, docker, spec, timeout)
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "godist-docker-")
+	if err != nil {
+		return nil, err
+	}
+	cidfile := filepath.Join(dir, "cid")
+	p, err := startProcess(dockerRunArgv(docker, id, spec, image, cidfile, env), "", os.Environ(), "docker run")
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	kill := p.link.kill
+	var once sync.Once
+	p.link.kill = func() {
+		kill()
+		once.Do(func() {
+			if p.waitErr != nil {
+				// The client did not see the container removed: it may be there still.
+				removeContainer(docker, cidfile, timeout)
+			}
+			os.RemoveAll(dir)
+		})
+	}
+	return p, nil
+}
+
+// dockerRunArgv is the docker client's command line that starts gateway id's container
+// from image (an image id).
+func dockerRunArgv(docker, id string, spec *xspec.Spec, image, cidfile string, env []string) []string {
+	network := spec.Network
+	if network == "" {
+		network = DefaultDockerNetwork
+	}
+	argv := []string{docker, "run", "--rm", "-i", "--network", network,
+		// The container's output is the worker's channel stream: no use logging it.
+		"--log-driver", "none",
+		"--cidfile", cidfile}
+	if id != "" {
+		argv = append(argv, "--label", "godist.gateway="+id)
+	}
+	for _, kv := range env {
+		if uid, ok := strings.CutPrefix(kv, "GODIST_TESTRUNUID="); ok {
+			argv = append(argv, "--label", "godist.testrunuid="+uid)
+		}
+	}
+	return append(argv, "--", image, "sh")
+}
+
+// dockerImage resolves spec's IMAGE to the id of an image the engine has, pulling it as
+// spec's pull= says.
+func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout time.Duration) (string, error) {
+	pull := spec.Pull
+	if pull == "" {
+		pull = DefaultDockerPull
+	}
+	inspect := func() (string, error) {
+		out, msg, err := runDocker(ctx, timeout, docker, "image", "inspect", "--format", "{{.Id}}", "--", spec.Target)
+		if err == nil && out == "" {
+			err, msg = errors.New("no id"), "docker gave no image id"
+		}
+		if err != nil {
+			if pull == xspec.PullNever {
+				msg += " (and pull=never)"
+			}
+			return "", &DockerError{Command: "docker image inspect " + spec.Target, Msg: msg, Err: err}
+		}
+		return out, nil
+	}
+	if pull != xspec.PullAlways {
+		id, err := inspect()
+		if err == nil || pull == xspec.PullNever || ctx.Err() != nil {
+			return id, err
+		}
+		// Not there (or the engine does not answer, which the pull will say too).
+	}
+	if _, msg, err := runDocker(ctx, DefaultPullTimeout, docker, "pull", "--quiet", "--", spec.Target); err != nil {
+		return "", &DockerError{Command: "docker pull " + spec.Target, Msg: msg, Err: err}
+	}
+	return inspect()
+}
+
+// removeContainer removes the container whose id docker wrote to cidfile, if it did and
+// the container is there, within timeout.
+func removeContainer(docker, cidfile string, timeout time.Duration) {
+	b, err := os.ReadFile(cidfile)
+	cid := strings.TrimSpace(string(b))
+	if err != nil || cid == "" {
+		return
+	}
+	runDocker(context.Background(), timeout, docker, "rm", "--force", "--", cid)
+}
+
+// runDocker runs the docker client with args, within timeout, and returns its output
+// trimmed and, if it failed, a one-line message: docker's first line on stderr (without
+// its "Error response from daemon:" and the like), or how it ended.
+func runDocker(ctx context.Context, timeout time.Duration, docker string, args ...string) (out, msg string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.Command(docker, args...)
+	var stdout bytes.Buffer
+	stderr := tail.New(8 << 10)
+	cmd.Stdout, cmd.Stderr = &stdout, stderr
+	p, err := child.Start(cmd)
+	if err != nil {
+		return "", err.Error(), err
+	}
+	stop := context.AfterFunc(ctx, func() { p.Kill() })
+	err = p.Wait(nil)
+	stop()
+	out = strings.TrimSpace(stdout.String())
+	switch {
+	case ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return out, fmt.Sprintf("no answer within %v (is the docker daemon running?)", timeout), ctx.Err()
+	case ctx.Err() != nil:
+		return out, ctx.Err().Error(), ctx.Err()
+	case err != nil:
+		if m := dockerSaid(stderr.Bytes(), ""); m != "" {
+			return out, m, err
+		}
+		return out, err.Error(), err
+	}
+	return out, "", nil
+}
+
+// dockerRunError is the docker client's own failure to start the container (exit status
+// 125: docker's error; 126, 127: the container's sh could not be run), nil if the client
+// did not fail so (the container ran, and the bootstrap's error says what went wrong).
+func dockerRunError(p *process) error {
+	var ee *exec.ExitError
+	if !errors.As(p.waitErr, &ee) {
+		return nil
+	}
+	switch ee.ExitCode() {
+	case 125, 126, 127:
+	default:
+		return nil
+	}
+	m := dockerSaid(p.link.stderr.Bytes(), "docker: ")
+	if m == "" {
+		return nil
+	}
+	return &DockerError{Command: "docker run", Msg: m, Err: p.waitErr}
+}
+
+// dockerSaid is the first line of docker's stderr that starts with prefix ("" = any
+// non-empty line), without prefix and the "Error response from daemon: " before docker's
+// reason, shown as printable; "" if there is none.
+func dockerSaid(stderr []byte, prefix string) string {
+	for _, line := range strings.Split(string(stderr), "\n") {
+		line = strings.TrimSpace(line)
+		m, ok := strings.CutPrefix(line, prefix)
+		if !ok || m == "" {
+			continue
+		}
+		for _, p := range []string{"Error response from daemon: ", "Error: "} {
+			m = strings.TrimPrefix(m, p)
+		}
+		return printable(m)
+	}
+	return ""
+}
