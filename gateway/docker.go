@@ -159,10 +159,11 @@ func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout t
 			err, msg = errors.New("no id"), "docker gave no image id"
 		}
 		if err != nil {
+			cmd := "docker image inspect " + spec.Target
 			if pull == xspec.PullNever {
-				msg += " (and pull=never)"
+				cmd += " (pull=never)"
 			}
-			return "", &DockerError{Command: "docker image inspect " + spec.Target, Msg: msg, Err: err}
+			return "", &DockerError{Command: cmd, Msg: msg, Err: err}
 		}
 		return out, nil
 	}

@@ -1,0 +1,131 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/godist/godist/internal/dockertest"
+	"github.com/godist/godist/xspec"
+)
+
+func TestDockerRunArgv(t *testing.T) {
+	s, err := xspec.Parse("docker=img:1//network=host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dockerRunArgv("/usr/bin/docker", "gw3", s, "sha256:abc", "/tmp/x/cid", []string{"A=1", "GODIST_TESTRUNUID=u1"})
+	want := []string{"/usr/bin/docker", "run", "--rm", "-i", "--network", "host", "--log-driver", "none", "--cidfile", "/tmp/x/cid",
+		"--label", "godist.gateway=gw3", "--label", "godist.testrunuid=u1", "--", "sha256:abc", "sh"}
+	if !slices.Equal(got, want) {
+		t.Errorf("argv\n got %q\nwant %q", got, want)
+	}
+	s, _ = xspec.Parse("docker=img")
+	if got := dockerRunArgv("docker", "", s, "i", "c", nil); !slices.Contains(got, "none") || slices.Contains(got, "--label") {
+		t.Errorf("default network none, no labels without an id: %q", got)
+	}
+}
+
+// startDockerT starts spec as gateway gw0 and returns Start's error, failing the test if
+// the start took longer than within (it hung) or succeeded.
+func startDockerT(t *testing.T, spec string, within time.Duration) error {
+	t.Helper()
+	s, err := xspec.Parse(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	g, err := Start(ctx, "gw0", s, Options{Binaries: testBinaries(t), BootstrapTimeout: within / 2})
+	if g != nil {
+		g.Close()
+		t.Fatalf("%s started", spec)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("%s: Start still there after %v (hung): %v", spec, within, err)
+	}
+	var se *StartError
+	if !errors.As(err, &se) || strings.Contains(err.Error(), "\n") {
+		t.Fatalf("%s: error %T %q, want a one-line *StartError", spec, err, err)
+	}
+	t.Logf("%s", err)
+	return err
+}
+
+// A docker= gateway that cannot start says why in one line, in docker's words where docker
+// said something: no client, no engine, no image, no shell in the image.
+func TestDockerStartErrors(t *testing.T) {
+	t.Run("no client", func(t *testing.T) {
+		t.Setenv("PATH", t.TempDir())
+		err := startDockerT(t, "docker=busybox", 10*time.Second)
+		if !errors.Is(err, ErrNoDockerClient) || err.Error() != `gateway gw0 (docker=busybox): docker: docker=IMAGE needs the docker client, and there is no "docker" in PATH` {
+			t.Errorf("got %q", err)
+		}
+	})
+	dockertest.Require(t)
+	t.Run("no engine", func(t *testing.T) {
+		sock := t.TempDir() + "/docker.sock"
+		t.Setenv("DOCKER_HOST", "unix://"+sock)
+		for _, pull := range []string{"", "//pull=never"} {
+			err := startDockerT(t, "docker=busybox"+pull, 20*time.Second)
+			if !strings.Contains(err.Error(), "Cannot connect to the Docker daemon at unix://"+sock) {
+				t.Errorf("got %q", err)
+			}
+		}
+	})
+	im := dockertest.NewImage(t, dockertest.ImageOptions{Applets: []string{}})
+	t.Run("no image", func(t *testing.T) {
+		ref := strings.Replace(im.Ref, ":latest", ":missing", 1)
+		err := startDockerT(t, "docker="+ref+"//pull=never", 20*time.Second)
+		want := "gateway gw0 (docker=" + ref + "//pull=never): docker image inspect " + ref + " (pull=never): "
+		if !strings.HasPrefix(err.Error(), want) || !strings.Contains(err.Error(), "No such image") {
+			t.Errorf("got  %q\nwant %q...No such image...", err, want)
+		}
+	})
+	t.Run("no shell", func(t *testing.T) {
+		err := startDockerT(t, "docker="+im.Ref, 20*time.Second)
+		var de *DockerError
+		if !errors.As(err, &de) || de.Command != "docker run" || !strings.Contains(err.Error(), `"sh"`) {
+			t.Errorf("got %q", err)
+		}
+	})
+	if left := im.Containers(t); len(left) > 0 {
+		t.Errorf("failed starts left containers %v", left)
+	}
+}
+
+// A container whose docker client is killed (the master gave up on it) is removed before
+// the kill returns: docker rm -f by the id in the cidfile.
+func TestDockerKilledClientRemovesContainer(t *testing.T) {
+	dockertest.Require(t)
+	im := dockertest.NewImage(t, dockertest.ImageOptions{})
+	s, err := xspec.Parse("docker=" + im.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := startContainer(context.Background(), "gw0", s, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The shell answers: the container runs.
+	if _, err := p.link.rwc.Write([]byte("echo up\n")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 3)
+	if _, err := p.link.rwc.Read(buf); err != nil || string(buf) != "up\n" {
+		t.Fatalf("read %q, %v", buf, err)
+	}
+	if n := len(im.Containers(t)); n != 1 {
+		t.Fatalf("%d containers of the image, want 1", n)
+	}
+	p.link.kill()
+	if p.waitErr == nil {
+		t.Fatalf("the docker client exited 0 when killed")
+	}
+	if left := im.Containers(t); len(left) > 0 {
+		t.Errorf("container %v still there after the kill", left)
+	}
+}
