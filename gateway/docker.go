@@ -28,10 +28,10 @@ import (
 // interrupted, or is SIGKILLed, which kills the docker client with it (package child) — the
 // engine closes the container's stdin, the worker sees its stream end and exits (killing
 // its test processes, as every worker does), the container stops, and --rm has the engine
-// remove it. The docker client waits for that removal before it exits, so a gateway whose
-// client exited with status 0 has left nothing behind; when the client ended otherwise
-// (killed, or broke off), the gateway removes its container itself (docker rm -f, by the id
-// docker wrote to the cidfile) before its teardown returns.
+// remove it. The gateway's teardown returns only once the container is gone: it asks the
+// engine (docker inspect, by the id docker wrote to the cidfile), and when the container is
+// still there and not being removed — its client was killed, or broke off when the master
+// closed its output — removes it (docker rm -f).
 //
 // Before the run, `docker image inspect` resolves IMAGE to its id (pulling it first as
 // pull= says), so all containers of a spec run the same image, and a missing client, a
@@ -114,9 +114,8 @@ func startContainer(ctx context.Context, id string, spec *xspec.Spec, env []stri
 	p.link.kill = func() {
 		kill()
 		once.Do(func() {
-			if p.waitErr != nil {
-				// The client did not see the container removed: it may be there still.
-				removeContainer(docker, cidfile, timeout)
+			if b, err := os.ReadFile(cidfile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+				removeContainer(docker, string(bytes.TrimSpace(b)), timeout)
 			}
 			os.RemoveAll(dir)
 		})
@@ -180,15 +179,28 @@ func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout t
 	return inspect()
 }
 
-// removeContainer removes the container whose id docker wrote to cidfile, if it did and
-// the container is there, within timeout.
-func removeContainer(docker, cidfile string, timeout time.Duration) {
-	b, err := os.ReadFile(cidfile)
-	cid := strings.TrimSpace(string(b))
-	if err != nil || cid == "" {
-		return
+// removeContainer returns once container cid is gone, or after timeout: the engine may be
+// removing it already (--rm, once its process ended), or it is there still (its docker
+// client was killed, or broke off when its output was closed), and then docker rm -f
+// removes it. It polls docker inspect: one call when the container is gone.
+func removeContainer(docker, cid string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	removed := false
+	for {
+		status, _, err := runDocker(context.Background(), timeout, docker, "container", "inspect", "--format", "{{.State.Status}}", "--", cid)
+		if err != nil {
+			return // no such container (or an engine that no longer answers: nothing to do)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		if status != "removing" && !removed {
+			runDocker(context.Background(), timeout, docker, "rm", "--force", "--", cid)
+			removed = true
+			continue
+		}
+		time.Sleep(20 * time.Millisecond) // polling the engine, bounded by deadline
 	}
-	runDocker(context.Background(), timeout, docker, "rm", "--force", "--", cid)
 }
 
 // runDocker runs the docker client with args, within timeout, and returns its output

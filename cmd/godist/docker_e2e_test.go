@@ -35,20 +35,21 @@ func dockerEnv(t *testing.T) []string {
 	return env
 }
 
-// runCompared runs godist with txs on dockerArgs and compares each test's and package's
-// result with go test's.
-func runCompared(t *testing.T, txs ...string) outcome {
+// runCompared runs godist with txs on dockerArgs in --dist mode (load or each) and
+// compares each test's and package's result with go test's: in load mode once, in each
+// mode on every one of the gateways ids.
+func runCompared(t *testing.T, mode string, ids []string, txs ...string) {
 	t.Helper()
 	dir := fixturesDir(t)
 	want := goTestJSON(t, dir, dockerArgs...)
 	jf := filepath.Join(t.TempDir(), "run.json")
-	args := []string{"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}
+	args := []string{"--dist", mode, "--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json")}
 	for _, tx := range txs {
 		args = append(args, "--tx", tx)
 	}
 	start := time.Now()
 	stdout, stderr, code := runWithEnv(t, dockerEnv(t), dir, append(args, dockerArgs...)...)
-	t.Logf("godist took %v", time.Since(start))
+	t.Logf("godist --dist %s took %v", mode, time.Since(start))
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (fixtures fail):\n%s%s", code, stdout, stderr)
 	}
@@ -56,28 +57,48 @@ func runCompared(t *testing.T, txs ...string) outcome {
 	if err != nil {
 		t.Fatalf("no --jsonfile: %v\n%s%s", err, stdout, stderr)
 	}
-	got := parseStream(t, data, false)
-	compareOutcomes(t, want, got, nil)
+	if mode != "each" {
+		compareOutcomes(t, want, parseStream(t, data, false), nil)
+	} else {
+		got := parseStream(t, data, true)
+		for k, acts := range want.tests {
+			pkg, test, _ := strings.Cut(k, " ")
+			if crashPackages[pkg] {
+				continue // the tests after a crash: go test never runs them
+			}
+			for _, w := range ids {
+				if g := got.tests[pkg+" @"+w+" "+test]; len(g) != 1 || g[0] != acts[len(acts)-1] {
+					t.Errorf("%s on %s: %v, want [%s]", k, w, g, acts[len(acts)-1])
+				}
+			}
+		}
+		for pkg, acts := range want.pkgs {
+			for _, w := range ids {
+				if g := got.pkgs[pkg+" @"+w]; len(g) != 1 || g[0] != acts[0] {
+					t.Errorf("package %s on %s: %v, want [%s]", pkg, w, g, acts[0])
+				}
+			}
+		}
+	}
 	if t.Failed() {
 		t.Logf("godist said:\n%s%s", stdout, stderr)
 	}
-	return got
 }
 
 // --tx 'exec=docker exec -i CTR sh': containers someone else started (here the test) are
-// hosts like any other; a counted spec runs several workers in one container. Every test
-// gets go test's result.
+// hosts like any other; a counted spec runs several workers in one container. In each
+// mode every gateway runs every test: each gets go test's results, and in load mode the
+// run as a whole does.
 func TestDockerExecGateways(t *testing.T) {
 	t.Parallel()
 	dockertest.Require(t)
 	im := dockertest.NewImage(t, dockertest.ImageOptions{})
 	a, b, c := im.Start(t), im.Start(t), im.Start(t)
-	got := runCompared(t, "exec=docker exec -i "+a.ID+" sh", "exec=docker exec -i "+b.ID+" sh//chdir=/tmp/w",
-		"2*exec=docker exec -i "+c.ID+" sh")
-	if len(got.workers) < 2 {
-		t.Errorf("events came from workers %v; want the work spread over several", got.workers)
-	}
-	// The containers are the test's: godist leaves them running, with its worker gone.
+	txs := []string{"exec=docker exec -i " + a.ID + " sh", "exec=docker exec -i " + b.ID + " sh//chdir=/tmp/w",
+		"2*exec=docker exec -i " + c.ID + " sh"}
+	runCompared(t, "each", []string{"gw0", "gw1", "gw2", "gw3"}, txs...)
+	runCompared(t, "load", nil, txs...)
+	// The containers are the test's: godist leaves them running, with its workers gone.
 	for _, ctr := range []*dockertest.Container{a, b, c} {
 		if !waitFor(10*time.Second, func() bool {
 			return !strings.Contains(dockertest.Docker(t, "top", ctr.ID), " worker")
@@ -88,18 +109,18 @@ func TestDockerExecGateways(t *testing.T) {
 }
 
 // --tx docker=IMAGE: godist starts a container of its own for each gateway (N*docker: N
-// containers), runs the tests there with go test's results, and has removed every
-// container by the time it exits.
+// containers), runs the tests there with go test's results (in each mode on every
+// gateway), and has removed every container by the time it exits.
 func TestDockerGatewayRun(t *testing.T) {
 	t.Parallel()
 	dockertest.Require(t)
 	im := dockertest.NewImage(t, dockertest.ImageOptions{})
-	got := runCompared(t, "docker="+im.Ref, "2*docker="+im.Ref+"//chdir=/work//env:GODIST_DOCKER_TEST=1")
-	if len(got.workers) < 2 {
-		t.Errorf("events came from workers %v; want the work spread over several", got.workers)
-	}
-	if left := im.Containers(t); len(left) > 0 {
-		t.Errorf("containers %v still there after godist exited", left)
+	txs := []string{"docker=" + im.Ref, "2*docker=" + im.Ref + "//chdir=/work//env:GODIST_DOCKER_TEST=1"}
+	for _, mode := range []string{"load", "each"} {
+		runCompared(t, mode, []string{"gw0", "gw1", "gw2"}, txs...)
+		if left := im.Containers(t); len(left) > 0 {
+			t.Errorf("--dist %s: containers %v still there after godist exited", mode, left)
+		}
 	}
 }
 
@@ -209,10 +230,12 @@ func TestDockerInterruptLeavesNoContainer(t *testing.T) {
 	im := dockertest.NewImage(t, dockertest.ImageOptions{})
 	cmd, out, _ := startDockerHang(t, im)
 	cmd.Process.Signal(os.Interrupt)
+	start := time.Now()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	select {
 	case <-exited:
+		t.Logf("godist exited %v after the SIGINT", time.Since(start))
 	case <-time.After(30 * time.Second):
 		t.Fatalf("godist did not exit within 30s of SIGINT:\n%s", out.String())
 	}
