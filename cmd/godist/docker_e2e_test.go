@@ -265,3 +265,28 @@ func TestDockerBadImage(t *testing.T) {
 		t.Errorf("packages reported although nothing ran:\n%s", stdout)
 	}
 }
+
+// docker=IMAGE//via=ID: the hop's docker client starts the container (here the hop is a
+// local worker, so the engine is this one), and removes it with the run; a start error on
+// the hop comes back as one line.
+func TestDockerViaHop(t *testing.T) {
+	t.Parallel()
+	dockertest.Require(t)
+	im := dockertest.NewImage(t, dockertest.ImageOptions{})
+	res, out, code := pingJSON(t, dockerEnv(t), "popen//id=hop", "docker="+im.Ref+"//via=hop//chdir=/v")
+	if code != 0 || len(res) != 2 {
+		t.Fatalf("exit %d, %d results:\n%s", code, len(res), out)
+	}
+	if r := res[1]; r.PID != 1 || r.Cwd != "/v" || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(r.Hostname) {
+		t.Errorf("via the hop: %+v, want the container's worker", r)
+	}
+	if left := im.Containers(t); len(left) > 0 {
+		t.Errorf("containers %v still there after godist ping", left)
+	}
+	ref := strings.Replace(im.Ref, ":latest", ":missing", 1)
+	res, out, code = pingJSON(t, dockerEnv(t), "popen//id=hop", "docker="+ref+"//via=hop//pull=never")
+	t.Logf("via the hop: %s", res[1].Error)
+	if code != 3 || len(res) != 2 || !strings.Contains(res[1].Error, "docker image inspect "+ref+" (pull=never): ") || strings.Contains(res[1].Error, "\n") {
+		t.Errorf("exit %d, want 3 and gw1's one-line error naming the image:\n%s", code, out)
+	}
+}
