@@ -77,8 +77,9 @@ type Options struct {
 	SSH *sshPoolConfig
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries
-	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=): the shell's answer to
-	// each line, each piece of the worker binary it takes (0 = DefaultBootstrapTimeout).
+	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=, docker=): the shell's
+	// answer to each line, each piece of the worker binary it takes; and for docker= each
+	// docker command but a pull (DefaultPullTimeout) (0 = DefaultBootstrapTimeout).
 	BootstrapTimeout time.Duration
 }
 
