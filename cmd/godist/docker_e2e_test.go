@@ -194,8 +194,22 @@ func startDockerHang(t *testing.T, im *dockertest.Image) (*exec.Cmd, *bytes.Buff
 	}) {
 		t.Fatalf("the hang test never started in a container; godist said:\n%s", out.String())
 	}
-	if n := len(im.Containers(t)); n != 2 {
-		t.Fatalf("%d containers of the image, want 2", n)
+	ids := im.Containers(t)
+	if len(ids) != 2 {
+		t.Fatalf("%d containers of the image, want 2", len(ids))
+	}
+	// Labelled with their gateway and the run.
+	gws := map[string]bool{}
+	for _, id := range ids {
+		l := dockertest.Docker(t, "inspect", "--format", `{{index .Config.Labels "godist.gateway"}} {{index .Config.Labels "godist.testrunuid"}}`, id)
+		gw, uid, _ := strings.Cut(l, " ")
+		if uid == "" {
+			t.Errorf("container %s: labels %q, want godist.gateway and godist.testrunuid", id, l)
+		}
+		gws[gw] = true
+	}
+	if !gws["gw0"] || !gws["gw1"] {
+		t.Errorf("containers labelled for gateways %v, want gw0 and gw1", gws)
 	}
 	return cmd, &out, tests
 }
