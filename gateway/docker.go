@@ -3,11 +3,12 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -20,7 +21,7 @@ import (
 // docker=IMAGE: each gateway is a container of its own, started by the docker client on
 // this machine (or on a hop's, with via=) from IMAGE:
 //
-//	docker run --rm -i --network none --log-driver none --cidfile F --label godist.gateway=ID IMAGEID sh
+//	docker run --rm -i --network none --log-driver none --name godist-ID-RANDOM --label godist.gateway=ID IMAGEID sh
 //
 // and bootstrapped exactly as exec= is (bootstrap.go): the container needs only a POSIX sh.
 // The container's one process is that shell, then the worker it execs, reading the
@@ -29,9 +30,9 @@ import (
 // engine closes the container's stdin, the worker sees its stream end and exits (killing
 // its test processes, as every worker does), the container stops, and --rm has the engine
 // remove it. The gateway's teardown returns only once the container is gone: it asks the
-// engine (docker inspect, by the id docker wrote to the cidfile), and when the container is
-// still there and not being removed — its client was killed, or broke off when the master
-// closed its output — removes it (docker rm -f).
+// engine (docker inspect, by the container's name, which godist chose), and when the
+// container is still there and not being removed — its client was killed, or broke off
+// when the master closed its output — removes it (docker rm -f).
 //
 // Before the run, `docker image inspect` resolves IMAGE to its id (pulling it first as
 // pull= says), so all containers of a spec run the same image, and a missing client, a
@@ -99,33 +100,36 @@ func startContainer(ctx context.Context, id string, spec *xspec.Spec, env []stri
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "godist-docker-")
+	name := containerName(id)
+	p, err := startProcess(dockerRunArgv(docker, id, spec, image, name, env), "", os.Environ(), "docker run")
 	if err != nil {
-		return nil, err
-	}
-	cidfile := filepath.Join(dir, "cid")
-	p, err := startProcess(dockerRunArgv(docker, id, spec, image, cidfile, env), "", os.Environ(), "docker run")
-	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	kill := p.link.kill
 	var once sync.Once
 	p.link.kill = func() {
 		kill()
-		once.Do(func() {
-			if b, err := os.ReadFile(cidfile); err == nil && len(bytes.TrimSpace(b)) > 0 {
-				removeContainer(docker, string(bytes.TrimSpace(b)), timeout)
-			}
-			os.RemoveAll(dir)
-		})
+		// By its name: a client killed before it heard the container's id (or before
+		// the engine made it) leaves no container the name does not find.
+		once.Do(func() { removeContainer(docker, name, timeout) })
 	}
 	return p, nil
 }
 
-// dockerRunArgv is the docker client's command line that starts gateway id's container
-// from image (an image id).
-func dockerRunArgv(docker, id string, spec *xspec.Spec, image, cidfile string, env []string) []string {
+// containerName is a name for a container of gateway id that no other container has:
+// godist-ID-RANDOM.
+func containerName(id string) string {
+	var r [8]byte
+	rand.Read(r[:])
+	if id == "" {
+		return "godist-" + hex.EncodeToString(r[:])
+	}
+	return "godist-" + id + "-" + hex.EncodeToString(r[:])
+}
+
+// dockerRunArgv is the docker client's command line that starts gateway id's container,
+// named name, from image (an image id).
+func dockerRunArgv(docker, id string, spec *xspec.Spec, image, name string, env []string) []string {
 	network := spec.Network
 	if network == "" {
 		network = DefaultDockerNetwork
@@ -133,7 +137,7 @@ func dockerRunArgv(docker, id string, spec *xspec.Spec, image, cidfile string, e
 	argv := []string{docker, "run", "--rm", "-i", "--network", network,
 		// The container's output is the worker's channel stream: no use logging it.
 		"--log-driver", "none",
-		"--cidfile", cidfile}
+		"--name", name}
 	if id != "" {
 		argv = append(argv, "--label", "godist.gateway="+id)
 	}
@@ -179,15 +183,15 @@ func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout t
 	return inspect()
 }
 
-// removeContainer returns once container cid is gone, or after timeout: the engine may be
-// removing it already (--rm, once its process ended), or it is there still (its docker
-// client was killed, or broke off when its output was closed), and then docker rm -f
-// removes it. It polls docker inspect: one call when the container is gone.
-func removeContainer(docker, cid string, timeout time.Duration) {
+// removeContainer returns once container ctr (a name or id) is gone, or after timeout:
+// the engine may be removing it already (--rm, once its process ended), or it is there
+// still (its docker client was killed, or broke off when its output was closed), and then
+// docker rm -f removes it. It polls docker inspect: one call when the container is gone.
+func removeContainer(docker, ctr string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	removed := false
 	for {
-		status, _, err := runDocker(context.Background(), timeout, docker, "container", "inspect", "--format", "{{.State.Status}}", "--", cid)
+		status, _, err := runDocker(context.Background(), timeout, docker, "container", "inspect", "--format", "{{.State.Status}}", "--", ctr)
 		if err != nil {
 			return // no such container (or an engine that no longer answers: nothing to do)
 		}
@@ -195,7 +199,7 @@ func removeContainer(docker, cid string, timeout time.Duration) {
 			return
 		}
 		if status != "removing" && !removed {
-			runDocker(context.Background(), timeout, docker, "rm", "--force", "--", cid)
+			runDocker(context.Background(), timeout, docker, "rm", "--force", "--", ctr)
 			removed = true
 			continue
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -17,8 +18,8 @@ func TestDockerRunArgv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := dockerRunArgv("/usr/bin/docker", "gw3", s, "sha256:abc", "/tmp/x/cid", []string{"A=1", "GODIST_TESTRUNUID=u1"})
-	want := []string{"/usr/bin/docker", "run", "--rm", "-i", "--network", "host", "--log-driver", "none", "--cidfile", "/tmp/x/cid",
+	got := dockerRunArgv("/usr/bin/docker", "gw3", s, "sha256:abc", "godist-gw3-x", []string{"A=1", "GODIST_TESTRUNUID=u1"})
+	want := []string{"/usr/bin/docker", "run", "--rm", "-i", "--network", "host", "--log-driver", "none", "--name", "godist-gw3-x",
 		"--label", "godist.gateway=gw3", "--label", "godist.testrunuid=u1", "--", "sha256:abc", "sh"}
 	if !slices.Equal(got, want) {
 		t.Errorf("argv\n got %q\nwant %q", got, want)
@@ -98,7 +99,7 @@ func TestDockerStartErrors(t *testing.T) {
 }
 
 // A container whose docker client is killed (the master gave up on it) is removed before
-// the kill returns: docker rm -f by the id in the cidfile.
+// the kill returns: docker rm -f by the name godist gave it.
 func TestDockerKilledClientRemovesContainer(t *testing.T) {
 	dockertest.Require(t)
 	im := dockertest.NewImage(t, dockertest.ImageOptions{})
@@ -118,8 +119,12 @@ func TestDockerKilledClientRemovesContainer(t *testing.T) {
 	if _, err := p.link.rwc.Read(buf); err != nil || string(buf) != "up\n" {
 		t.Fatalf("read %q, %v", buf, err)
 	}
-	if n := len(im.Containers(t)); n != 1 {
-		t.Fatalf("%d containers of the image, want 1", n)
+	ids := im.Containers(t)
+	if len(ids) != 1 {
+		t.Fatalf("%d containers of the image, want 1", len(ids))
+	}
+	if name := dockertest.Docker(t, "inspect", "--format", "{{.Name}}", ids[0]); !regexp.MustCompile(`^/godist-gw0-[0-9a-f]{16}$`).MatchString(name) {
+		t.Errorf("container name %q, want godist-gw0-RANDOM", name)
 	}
 	p.link.kill()
 	if p.waitErr == nil {
