@@ -35,7 +35,7 @@ import (
 // when the master closed its output — removes it (docker rm -f).
 //
 // Before the run, `docker image inspect` resolves IMAGE to its id (pulling it first as
-// pull= says), so all containers of a spec run the same image, and a missing client, a
+// pull= says), so the container runs the very image inspected, and a missing client, a
 // daemon that does not answer or a missing image is one line naming it, not a bootstrap
 // that found no shell.
 
