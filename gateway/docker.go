@@ -21,7 +21,8 @@ import (
 // docker=IMAGE: each gateway is a container of its own, started by the docker client on
 // this machine (or on a hop's, with via=) from IMAGE:
 //
-//	docker run --rm -i --network none --log-driver none --name godist-ID-RANDOM --label godist.gateway=ID IMAGEID sh
+//	docker run --rm -i --network none --log-driver none --name godist-ID-RANDOM \
+//	    --hostname godist-RANDOM --label godist.gateway=ID IMAGEID sh
 //
 // and bootstrapped exactly as exec= is (bootstrap.go): the container needs only a POSIX sh.
 // The container's one process is that shell, then the worker it execs, reading the
@@ -100,8 +101,8 @@ func startContainer(ctx context.Context, id string, spec *xspec.Spec, env []stri
 	if err != nil {
 		return nil, err
 	}
-	name := containerName(id)
-	p, err := startProcess(dockerRunArgv(docker, id, spec, image, name, env), "", os.Environ(), "docker run")
+	name, hostname := containerName(id)
+	p, err := startProcess(dockerRunArgv(docker, id, spec, image, name, hostname, env), "", os.Environ(), "docker run")
 	if err != nil {
 		return nil, err
 	}
@@ -116,20 +117,23 @@ func startContainer(ctx context.Context, id string, spec *xspec.Spec, env []stri
 	return p, nil
 }
 
-// containerName is a name for a container of gateway id that no other container has:
-// godist-ID-RANDOM.
-func containerName(id string) string {
-	var r [8]byte
-	rand.Read(r[:])
+// containerName is a name for a container of gateway id that no other container has,
+// godist-ID-RANDOM, and its hostname, godist-RANDOM: a hostname of its own, as godist
+// takes gateways with one hostname (and cache directory) for one host, sharing files.
+// Docker would give every container of network=host this machine's.
+func containerName(id string) (name, hostname string) {
+	var b [8]byte
+	rand.Read(b[:])
+	r := hex.EncodeToString(b[:])
 	if id == "" {
-		return "godist-" + hex.EncodeToString(r[:])
+		return "godist-" + r, "godist-" + r
 	}
-	return "godist-" + id + "-" + hex.EncodeToString(r[:])
+	return "godist-" + id + "-" + r, "godist-" + r
 }
 
 // dockerRunArgv is the docker client's command line that starts gateway id's container,
-// named name, from image (an image id).
-func dockerRunArgv(docker, id string, spec *xspec.Spec, image, name string, env []string) []string {
+// named name, with hostname, from image (an image id).
+func dockerRunArgv(docker, id string, spec *xspec.Spec, image, name, hostname string, env []string) []string {
 	network := spec.Network
 	if network == "" {
 		network = DefaultDockerNetwork
@@ -137,7 +141,7 @@ func dockerRunArgv(docker, id string, spec *xspec.Spec, image, name string, env 
 	argv := []string{docker, "run", "--rm", "-i", "--network", network,
 		// The container's output is the worker's channel stream: no use logging it.
 		"--log-driver", "none",
-		"--name", name}
+		"--name", name, "--hostname", hostname}
 	if id != "" {
 		argv = append(argv, "--label", "godist.gateway="+id)
 	}

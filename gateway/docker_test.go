@@ -18,14 +18,23 @@ func TestDockerRunArgv(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := dockerRunArgv("/usr/bin/docker", "gw3", s, "sha256:abc", "godist-gw3-x", []string{"A=1", "GODIST_TESTRUNUID=u1"})
-	want := []string{"/usr/bin/docker", "run", "--rm", "-i", "--network", "host", "--log-driver", "none", "--name", "godist-gw3-x",
+	got := dockerRunArgv("/usr/bin/docker", "gw3", s, "sha256:abc", "godist-gw3-x", "godist-x", []string{"A=1", "GODIST_TESTRUNUID=u1"})
+	want := []string{"/usr/bin/docker", "run", "--rm", "-i", "--network", "host", "--log-driver", "none", "--name", "godist-gw3-x", "--hostname", "godist-x",
 		"--label", "godist.gateway=gw3", "--label", "godist.testrunuid=u1", "--", "sha256:abc", "sh"}
 	if !slices.Equal(got, want) {
 		t.Errorf("argv\n got %q\nwant %q", got, want)
 	}
+	// A hostname of its own, whatever the network: with network=host docker would give
+	// each container this machine's, and godist would take them all for one host (and
+	// ship the tree to one of them only).
+	if name, host := containerName("gw3"); !regexp.MustCompile(`^godist-gw3-[0-9a-f]{16}$`).MatchString(name) || host != "godist-"+name[len(name)-16:] {
+		t.Errorf("containerName: %q, %q", name, host)
+	}
+	if a, _ := containerName("gw3"); a == func() string { b, _ := containerName("gw3"); return b }() {
+		t.Errorf("two names alike: %q", a)
+	}
 	s, _ = xspec.Parse("docker=img")
-	if got := dockerRunArgv("docker", "", s, "i", "c", nil); !slices.Contains(got, "none") || slices.Contains(got, "--label") {
+	if got := dockerRunArgv("docker", "", s, "i", "c", "h", nil); !slices.Contains(got, "none") || slices.Contains(got, "--label") {
 		t.Errorf("default network none, no labels without an id: %q", got)
 	}
 }

@@ -35,8 +35,9 @@
 //     an optional port); TAG is 1 to 128 letters, digits, '_', '.', '-', not starting
 //     with '.' or '-'; DIGEST is ALGORITHM:HEX (sha256: 64 lower-case hex digits). It
 //     never starts with '-' and never contains "//".
-//   - NETWORK: the docker network the containers join: NAME or container:NAME, NAME of
-//     letters, digits, '.', '-', '_' starting with a letter or digit. network= and pull=
+//   - NETWORK: the docker network the containers join: letters, digits, '.', '-', '_'
+//     starting with a letter or digit (docker's container:NAME is refused: such
+//     containers would share that container's hostname). network= and pull=
 //     are keys of docker= specs only; any other type refuses them.
 //   - ID: 1 to 64 letters, digits, '.', '-', '_', starting with a letter or
 //     digit.

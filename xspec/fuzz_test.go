@@ -25,6 +25,7 @@ func FuzzParse(f *testing.F) {
 		"ssh=::1",
 		"4*docker=registry.example.com:5000/team/go_lang:1.26@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef//pull=never//network=none",
 		"docker=busybox//network=container:c1//chdir=/w",
+		"docker=busybox//network=host//chdir=/w",
 		"docker=-v/:/x",
 		"popen//pull=never",
 	} {

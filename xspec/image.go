@@ -156,15 +156,19 @@ func checkDigest(d string) string {
 }
 
 // network checks network=NAME: a docker network's name ("none", "host", "bridge" or one
-// made with docker network create), or container:NAME (another container's network).
+// made with docker network create). Another container's network (docker's
+// container:NAME) is refused: its containers would share that container's hostname, and
+// with it what godist takes for one host.
 func (p *parser) network(v string, off int) *Error {
-	n := strings.TrimPrefix(v, "container:")
-	ok := n != "" && len(v) <= MaxNetworkLen && (isLetter(n[0]) || isDigit(n[0]))
-	for i := 0; ok && i < len(n); i++ {
-		ok = isWord(n[i])
+	if strings.HasPrefix(v, "container:") {
+		return p.errf(off, "network %q is not accepted: containers that share another's network share its hostname, which godist takes for the host (expected network=NAME, a docker network)", v)
+	}
+	ok := len(v) <= MaxNetworkLen && (isLetter(v[0]) || isDigit(v[0]))
+	for i := 0; ok && i < len(v); i++ {
+		ok = isWord(v[i])
 	}
 	if !ok {
-		return p.errf(off, "bad network %q (expected network=NAME or network=container:NAME, NAME of letters, digits, '.', '-', '_' starting with a letter or digit, at most %d bytes)", v, MaxNetworkLen)
+		return p.errf(off, "bad network %q (expected network=NAME, NAME of letters, digits, '.', '-', '_' starting with a letter or digit, at most %d bytes)", v, MaxNetworkLen)
 	}
 	return nil
 }

@@ -124,8 +124,8 @@ func TestDockerGatewayRun(t *testing.T) {
 	}
 }
 
-// godist ping --tx docker=IMAGE reports the container's platform and host (the container's
-// id is its hostname), its worker as the container's process 1, chdir= and N containers.
+// godist ping --tx docker=IMAGE reports the container's platform and host (a hostname of
+// its own, godist-RANDOM), its worker as the container's process 1, chdir= and N containers.
 func TestDockerPing(t *testing.T) {
 	t.Parallel()
 	dockertest.Require(t)
@@ -137,8 +137,8 @@ func TestDockerPing(t *testing.T) {
 	host, _ := os.Hostname()
 	hosts := map[string]bool{}
 	for i, r := range res {
-		if r.GOOS != "linux" || r.GOARCH == "" || r.PID != 1 || r.NCPU < 1 || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(r.Hostname) || r.Hostname == host {
-			t.Errorf("ping result %+v: want linux, pid 1 and a container's id as hostname", r)
+		if r.GOOS != "linux" || r.GOARCH == "" || r.PID != 1 || r.NCPU < 1 || !regexp.MustCompile(`^godist-[0-9a-f]{16}$`).MatchString(r.Hostname) || r.Hostname == host {
+			t.Errorf("ping result %+v: want linux, pid 1 and the container's own hostname", r)
 		}
 		if wantCwd := map[bool]string{true: "/", false: "/w"}[i == 0]; r.Cwd != wantCwd {
 			t.Errorf("%s: cwd %q, want %q", r.ID, r.Cwd, wantCwd)
@@ -291,7 +291,7 @@ func TestDockerViaHop(t *testing.T) {
 	if code != 0 || len(res) != 2 {
 		t.Fatalf("exit %d, %d results:\n%s", code, len(res), out)
 	}
-	if r := res[1]; r.PID != 1 || r.Cwd != "/v" || !regexp.MustCompile(`^[0-9a-f]{12}$`).MatchString(r.Hostname) {
+	if r := res[1]; r.PID != 1 || r.Cwd != "/v" || !regexp.MustCompile(`^godist-[0-9a-f]{16}$`).MatchString(r.Hostname) {
 		t.Errorf("via the hop: %+v, want the container's worker", r)
 	}
 	if left := im.Containers(t); len(left) > 0 {
