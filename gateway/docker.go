@@ -176,10 +176,10 @@ func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout t
 	}
 	if pull != xspec.PullAlways {
 		id, err := inspect()
-		if err == nil || pull == xspec.PullNever || ctx.Err() != nil {
-			return id, err
+		if err == nil || pull == xspec.PullNever || ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) {
+			return id, err // a stuck engine would not answer a pull either
 		}
-		// Not there (or the engine does not answer, which the pull will say too).
+		// Not there (or no engine at all, which the pull will say too).
 	}
 	if _, msg, err := runDocker(ctx, DefaultPullTimeout, docker, "pull", "--quiet", "--", spec.Target); err != nil {
 		return "", &DockerError{Command: "docker pull " + spec.Target, Msg: msg, Err: err}

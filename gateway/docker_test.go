@@ -3,9 +3,13 @@ package gateway
 import (
 	"context"
 	"errors"
+	"net"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -141,5 +145,55 @@ func TestDockerKilledClientRemovesContainer(t *testing.T) {
 	}
 	if left := im.Containers(t); len(left) > 0 {
 		t.Errorf("container %v still there after the kill", left)
+	}
+}
+
+// An engine that takes the connection and never answers costs the bootstrap timeout, not
+// a hang: a unix socket that accepts and stays silent stands for a stuck daemon.
+func TestDockerEngineSilent(t *testing.T) {
+	if _, err := exec.LookPath("docker"); err != nil {
+		t.Skip("no docker client")
+	}
+	sock := filepath.Join(t.TempDir(), "docker.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	t.Setenv("DOCKER_HOST", "unix://"+sock)
+	for _, pull := range []string{"//pull=never", ""} { // no pull after an inspect that got no answer
+		s, _ := xspec.Parse("docker=busybox" + pull)
+		start := time.Now()
+		_, err = Start(context.Background(), "gw0", s, Options{Binaries: testBinaries(t), BootstrapTimeout: time.Second})
+		took := time.Since(start)
+		want := "gateway gw0 (docker=busybox" + pull + "): docker image inspect busybox" + strings.ReplaceAll(pull, "//pull=never", " (pull=never)") + ": no answer within 1s (is the docker daemon running?)"
+		if err == nil || err.Error() != want {
+			t.Errorf("got  %v\nwant %s", err, want)
+		}
+		if took > 10*time.Second {
+			t.Errorf("took %v with a 1s timeout", took)
+		}
 	}
 }
