@@ -304,3 +304,34 @@ func TestDockerViaHop(t *testing.T) {
 		t.Errorf("exit %d, want 3 and gw1's one-line error naming the image:\n%s", code, out)
 	}
 }
+
+// A master killed with SIGKILL leaves nothing running in a container it reached with
+// exec=docker exec: the docker exec client dies with the master, the worker's input ends,
+// and it exits with its test processes. The container stays (it is not godist's).
+func TestDockerExecMasterKilledLeavesNothing(t *testing.T) {
+	t.Parallel()
+	dockertest.Require(t)
+	im := dockertest.NewImage(t, dockertest.ImageOptions{})
+	ctr := im.Start(t)
+	cmd := exec.Command(godistBin, "--tx", "2*exec=docker exec -i "+ctr.ID+" sh", "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
+	cmd.Dir = fixturesDir(t)
+	cmd.Env = dockerEnv(t)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	running := func(what string) bool { return strings.Contains(dockertest.Docker(t, "top", ctr.ID), what) }
+	if !waitFor(90*time.Second, func() bool { return running("-test.v=test2json") }) {
+		t.Fatalf("the hang test never started in the container; godist said:\n%s", out.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if !waitFor(30*time.Second, func() bool { return !running(" worker") && !running("-test.v=test2json") }) {
+		t.Errorf("30s after the master was killed the container still runs:\n%s", dockertest.Docker(t, "top", ctr.ID))
+	}
+}
