@@ -1,7 +1,7 @@
 // Package gateway starts godist workers where an XSpec says and talks to them over one
 // channel session each: popen (a local worker process), ssh= (an ssh session), socket= (a
-// godist serve), exec= (any command reaching a shell), and via= (any of these opened from
-// another gateway's host). A gateway offers remote
+// godist serve), exec= (any command reaching a shell), docker= (a container of its own,
+// docker.go), and via= (any of these opened from another gateway's host). A gateway offers remote
 // exec — functions registered by name in the worker binary, called with a channel — and
 // its teardown takes the worker and everything it started with it.
 package gateway
@@ -77,8 +77,9 @@ type Options struct {
 	SSH *sshPoolConfig
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries
-	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=): the shell's answer to
-	// each line, each piece of the worker binary it takes (0 = DefaultBootstrapTimeout).
+	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=, docker=): the shell's
+	// answer to each line, each piece of the worker binary it takes; and for docker= each
+	// docker command but a pull (DefaultPullTimeout) (0 = DefaultBootstrapTimeout).
 	BootstrapTimeout time.Duration
 }
 
@@ -142,12 +143,17 @@ func start(ctx context.Context, id string, spec *xspec.Spec, opts Options, pool 
 			} else {
 				g, err = startExec(ctx, id, spec, opts)
 			}
+		case xspec.TypeDocker:
+			if err = child.Supported(); err != nil {
+				break
+			}
+			g, err = startDocker(ctx, id, spec, opts)
 		case xspec.TypeSSH:
 			g, err = startSSH(ctx, id, spec, opts, pool)
 		case xspec.TypeSocket:
 			g, err = startSocket(ctx, id, spec, opts, pool)
 		default:
-			err = fmt.Errorf("%w %q (this build starts: popen, exec, ssh, socket)", ErrUnsupported, spec.Type)
+			err = fmt.Errorf("%w %q (this build starts: popen, exec, docker, ssh, socket)", ErrUnsupported, spec.Type)
 		}
 	}
 	if err != nil {
@@ -297,6 +303,9 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 type process struct {
 	*link
 	pid int
+	// waitErr is what Wait said of the process (nil: it exited with status 0); read it
+	// only once done is closed.
+	waitErr error
 }
 
 // startProcess starts argv in dir ("" = this process's) with its stdin and stdout as the
@@ -338,9 +347,9 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 		return nil, explainExec(err, argv[0], dir)
 	}
 	exited := make(chan struct{})
-	var waitErr error
+	proc := &process{pid: p.Pid()}
 	go func() {
-		waitErr = p.Wait(nil)
+		proc.waitErr = p.Wait(nil)
 		close(exited)
 	}()
 	rwc := &pipeRWC{r: outR, w: inW}
@@ -353,12 +362,13 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 		<-exited
 	}
 	ended := func() string {
-		if waitErr == nil {
+		if proc.waitErr == nil {
 			return what + " exited"
 		}
-		return what + ": " + waitErr.Error()
+		return what + ": " + proc.waitErr.Error()
 	}
-	return &process{link: &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}, pid: p.Pid()}, nil
+	proc.link = &link{rwc: rwc, stderr: stderr, done: exited, kill: kill, ended: ended}
+	return proc, nil
 }
 
 // checkDir says why a process cannot start in dir as "chdir DIR: REASON" when dir is

@@ -18,8 +18,8 @@ import (
 )
 
 // via=ID opens a gateway from the host of gateway ID (the hop): the hop's worker starts the
-// transport there — a worker process for popen, a command for exec=, an ssh session for
-// ssh= — and relays its bytes over one channel of the hop's session. The master runs the
+// transport there — a worker process for popen, a command for exec=, a container for
+// docker= (with the hop's docker client), an ssh session for ssh= — and relays its bytes over one channel of the hop's session. The master runs the
 // bootstrap and the inner session through that channel as through any other stream, so
 // frames are relayed without the hop understanding them, under the outer channel's flow
 // control.
@@ -73,7 +73,7 @@ func startVia(ctx context.Context, id string, spec *xspec.Spec, opts Options, ho
 		},
 	}
 	var boot *bootstrapConfig
-	if spec.Type == xspec.TypeSSH || spec.Type == xspec.TypeExec {
+	if spec.Type == xspec.TypeSSH || spec.Type == xspec.TypeExec || spec.Type == xspec.TypeDocker {
 		boot = &bootstrapConfig{binaries: opts.Binaries}
 	}
 	g, err := connect(ctx, id, spec, opts, l, boot)
@@ -138,6 +138,13 @@ func ServeSpawn(ctx context.Context, ch *channel.Channel) error {
 		l = p.link
 	case xspec.TypeExec:
 		p, err := startProcess([]string{"/bin/sh", "-c", spec.Target}, "", os.Environ(), "command")
+		if err != nil {
+			return err
+		}
+		l = p.link
+	case xspec.TypeDocker:
+		// The hop's docker client starts the container; its kill removes it.
+		p, err := startContainer(ctx, spec.ID, spec, req.Env, 0)
 		if err != nil {
 			return err
 		}

@@ -13,8 +13,10 @@
 //	       | "ssh=" [ USER "@" ] HOST [ ":" PORT ]
 //	       | "socket=" HOST ":" PORT
 //	       | "exec=" COMMAND
+//	       | "docker=" IMAGE
 //	key    = "id=" ID | "chdir=" DIR | "nice=" INT | "env:" NAME "=" [ VALUE ]
 //	       | "via=" ID | "goos=" GOOS | "goarch=" GOARCH
+//	       | "network=" NETWORK | "pull=" ( "missing" | "always" | "never" )
 //
 // with
 //
@@ -26,6 +28,17 @@
 //   - PORT: 1 .. 65535. Port is 0 when an ssh HOST has none.
 //   - COMMAND: any non-blank text; it may contain spaces, '=', '/' and '//'
 //     (see "Where keys start" below).
+//   - IMAGE: a docker image reference, [REGISTRY[:PORT]/]NAME[:TAG][@DIGEST], as docker
+//     takes it, or an image id: NAME is components of lower-case letters and digits
+//     (joined inside by '.', '_', '__' or dashes) separated by '/', at most 255 bytes; a
+//     first component with '.' or ':', or "localhost", is the REGISTRY (a host name and
+//     an optional port); TAG is 1 to 128 letters, digits, '_', '.', '-', not starting
+//     with '.' or '-'; DIGEST is ALGORITHM:HEX (sha256: 64 lower-case hex digits). It
+//     never starts with '-' and never contains "//".
+//   - NETWORK: the docker network the containers join: letters, digits, '.', '-', '_'
+//     starting with a letter or digit (docker's container:NAME is refused: such
+//     containers would share that container's hostname). network= and pull=
+//     are keys of docker= specs only; any other type refuses them.
 //   - ID: 1 to 64 letters, digits, '.', '-', '_', starting with a letter or
 //     digit.
 //   - INT: a decimal integer in -20 .. 19.
@@ -55,11 +68,12 @@
 //	socket=10.0.0.7:8022//id=rack7
 //	exec=kubectl exec -i pod-0 -- sh//id=k8s
 //	2*popen//via=k8s
+//	4*docker=golang:1.26//chdir=/work//pull=never
 //
 // # Where keys start
 //
-// Outside an exec COMMAND and outside key values nothing can contain a
-// slash, so there every "//" starts a key, and a malformed key is reported
+// Outside an exec COMMAND and outside key values nothing can contain "//"
+// (a docker IMAGE has single slashes only), so there every "//" starts a key, and a malformed key is reported
 // ("popen//foo" has no '=', "popen//" has an empty key).
 //
 // Inside an exec COMMAND and inside any key value, "//" starts the next key
@@ -83,7 +97,7 @@
 //
 // Spec.String writes the canonical form: the count only when it is more
 // than 1, the target as given, then the keys in the order id, chdir, nice,
-// env:NAME (sorted by NAME), via, goos, goarch. Parse(s.String()) gives back
+// env:NAME (sorted by NAME), via, goos, goarch, network, pull. Parse(s.String()) gives back
 // a Spec equal to s except for Raw.
 //
 // # Gateway ids

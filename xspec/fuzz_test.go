@@ -23,6 +23,11 @@ func FuzzParse(f *testing.F) {
 		"popen////",
 		"0*popen",
 		"ssh=::1",
+		"4*docker=registry.example.com:5000/team/go_lang:1.26@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef//pull=never//network=none",
+		"docker=busybox//network=container:c1//chdir=/w",
+		"docker=busybox//network=host//chdir=/w",
+		"docker=-v/:/x",
+		"popen//pull=never",
 	} {
 		f.Add(s)
 	}
@@ -43,7 +48,7 @@ func FuzzParse(f *testing.F) {
 			if sp.Target != "" {
 				t.Fatalf("popen with target: %+v", *sp)
 			}
-		case TypeSSH, TypeSocket, TypeExec:
+		case TypeSSH, TypeSocket, TypeExec, TypeDocker:
 			if sp.Target == "" {
 				t.Fatalf("%s without target: %+v", sp.Type, *sp)
 			}
@@ -53,6 +58,7 @@ func FuzzParse(f *testing.F) {
 		if sp.Type == TypeSocket && sp.Port == 0 {
 			t.Fatalf("socket without port: %+v", *sp)
 		}
+		checkDockerSpec(t, sp)
 		checkRoundTrip(t, sp)
 
 		// A spec on its own expands to Count gateways, unless via= names
@@ -71,12 +77,15 @@ func FuzzParse(f *testing.F) {
 // from grammar tokens, which byte-level fuzzing reaches only slowly.
 func TestParseTokens(t *testing.T) {
 	tokens := []string{
-		"popen", "ssh=", "socket=", "exec=", "2*", "0*", "*", "//", "/", "=", ":", "@", "[", "]", "%",
+		"popen", "ssh=", "socket=", "exec=", "docker=", "2*", "0*", "*", "//", "/", "=", ":", "@", "[", "]", "%",
 		"id=", "chdir=", "nice=", "via=", "goos=", "goarch=", "env:", "env", "ID=",
 		"a", "Z", "_", "-", ".", "0", "7", "22", "-5", " ", "::1", "linux", "arm64", "wasm", "é",
+		"network=", "pull=", "never", "missing", "container:", "__", "@sha256:", "localhost", "x.y:5000",
 	}
-	heads := []string{"popen", "3*popen", "ssh=h", "ssh=u@[::1]:2", "socket=h:1", "exec=sh", "exec=a//b/", "exec=/"}
-	keys := []string{"id=x", "id=", "chdir=", "chdir=/", "nice=", "via=", "goos=", "goarch=", "env:A=", "env:B=", "env:", "x="}
+	heads := []string{"popen", "3*popen", "ssh=h", "ssh=u@[::1]:2", "socket=h:1", "exec=sh", "exec=a//b/", "exec=/",
+		"docker=a", "2*docker=r.io/a/b:t", "docker=", "docker=x.y:5000/"}
+	keys := []string{"id=x", "id=", "chdir=", "chdir=/", "nice=", "via=", "goos=", "goarch=", "env:A=", "env:B=", "env:", "x=",
+		"network=", "network=none", "pull=", "pull=never"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	n := 200000
 	if testing.Short() {
@@ -107,9 +116,34 @@ func TestParseTokens(t *testing.T) {
 		}
 		ok++
 		checkRoundTrip(t, sp)
+		checkDockerSpec(t, sp)
 	}
 	t.Logf("%d of %d token specs parsed", ok, n)
 	if ok < n/100 {
 		t.Fatalf("only %d of %d token specs parsed; the generator is too weak", ok, n)
+	}
+}
+
+// checkDockerSpec checks what a parsed docker= spec promises the gateway package: an
+// IMAGE that no docker client takes for an option and that holds no blank, and the
+// docker-only keys on docker= specs alone.
+func checkDockerSpec(t *testing.T, sp *Spec) {
+	t.Helper()
+	if sp.Type != TypeDocker {
+		if sp.Network != "" || sp.Pull != "" {
+			t.Fatalf("%s spec with docker keys: %+v", sp.Type, *sp)
+		}
+		return
+	}
+	if strings.HasPrefix(sp.Target, "-") || strings.ContainsAny(sp.Target, " \t") || strings.Contains(sp.Target, "//") {
+		t.Fatalf("docker spec %q: IMAGE %q", sp.Raw, sp.Target)
+	}
+	if strings.HasPrefix(sp.Network, "-") || strings.ContainsAny(sp.Network, " /") {
+		t.Fatalf("docker spec %q: network %q", sp.Raw, sp.Network)
+	}
+	switch sp.Pull {
+	case "", PullMissing, PullAlways, PullNever:
+	default:
+		t.Fatalf("docker spec %q: pull %q", sp.Raw, sp.Pull)
 	}
 }

@@ -17,6 +17,14 @@ const (
 	TypeSSH    = "ssh"
 	TypeSocket = "socket"
 	TypeExec   = "exec"
+	TypeDocker = "docker"
+)
+
+// Values of Spec.Pull, the docker= key pull=.
+const (
+	PullMissing = "missing" // pull IMAGE only when the engine does not have it (docker's default)
+	PullAlways  = "always"  // pull IMAGE before every start
+	PullNever   = "never"   // never pull: an IMAGE the engine lacks fails the start
 )
 
 // Limits.
@@ -32,8 +40,8 @@ const (
 type Spec struct {
 	Raw    string // the spec as given to Parse
 	Count  int    // N of "N*"; 1 if absent
-	Type   string // TypePopen, TypeSSH, TypeSocket or TypeExec
-	Target string // text after "TYPE=": HOST, HOST:PORT or COMMAND; "" for popen
+	Type   string // TypePopen, TypeSSH, TypeSocket, TypeExec or TypeDocker
+	Target string // text after "TYPE=": HOST, HOST:PORT, COMMAND or IMAGE; "" for popen
 
 	// User, Host and Port are parsed from Target for ssh and socket specs.
 	// Host has no brackets ("::1" for "[::1]:22"). Port is 0 when an ssh
@@ -50,6 +58,11 @@ type Spec struct {
 	Via     string            // via=
 	GOOS    string            // goos=
 	GOARCH  string            // goarch=
+
+	// Network and Pull are the docker= keys network= and pull= ("" if not given: the
+	// gateway package then uses "none" and PullMissing). Other types refuse them.
+	Network string
+	Pull    string
 }
 
 // Error is the error of Parse and Expand. Its Error method gives one line
@@ -66,11 +79,12 @@ func (e *Error) Error() string {
 
 const (
 	grammar       = "[N*]TYPE[//KEY=VALUE]..."
-	typesAccepted = "popen, ssh=HOST, socket=HOST:PORT or exec=COMMAND"
-	keysAccepted  = "id, chdir, nice, env:NAME, via, goos, goarch"
+	typesAccepted = "popen, ssh=HOST, socket=HOST:PORT, exec=COMMAND or docker=IMAGE"
+	keysAccepted  = "id, chdir, nice, env:NAME, via, goos, goarch; for docker=: network, pull"
 	sshTarget     = "ssh=[USER@]HOST[:PORT]"
 	socketTarget  = "socket=HOST:PORT"
 	execTarget    = "exec=COMMAND"
+	dockerTarget  = "docker=[REGISTRY/]NAME[:TAG][@DIGEST]"
 )
 
 type parser struct {
@@ -121,6 +135,11 @@ func parse(s string) (*Spec, *Error) {
 		end = nextKey(s, start)
 		if err := p.key(sp, start, s[start:end], seen); err != nil {
 			return nil, err
+		}
+	}
+	for _, k := range []string{"network", "pull"} {
+		if off, ok := seen[k]; ok && sp.Type != TypeDocker {
+			return nil, p.errf(off, "key %q is for docker=IMAGE gateways only (this spec is %s)", k, sp.Type)
 		}
 	}
 	if sp.GOOS != "" && sp.GOARCH != "" && !isPort(sp.GOOS, sp.GOARCH) {
@@ -188,14 +207,14 @@ func (p *parser) head(sp *Spec, pos int) (int, *Error) {
 		}
 		sp.Type = TypePopen
 		return after, nil
-	case TypeSSH, TypeSocket, TypeExec:
+	case TypeSSH, TypeSocket, TypeExec, TypeDocker:
 	case "":
 		return 0, p.errf(pos, "missing gateway type (expected %s)", typesAccepted)
 	default:
 		return 0, p.errf(pos, "unknown gateway type %q (expected %s)", name, typesAccepted)
 	}
 	sp.Type = name
-	want := map[string]string{TypeSSH: sshTarget, TypeSocket: socketTarget, TypeExec: execTarget}[name]
+	want := map[string]string{TypeSSH: sshTarget, TypeSocket: socketTarget, TypeExec: execTarget, TypeDocker: dockerTarget}[name]
 	if after == len(s) || s[after] != '=' {
 		return 0, p.errf(after, "%s needs a value (expected %s)", name, want)
 	}
@@ -216,6 +235,12 @@ func (p *parser) head(sp *Spec, pos int) (int, *Error) {
 	}
 	if target == "" {
 		return 0, p.errf(start, "empty value after %q (expected %s)", name+"=", want)
+	}
+	if name == TypeDocker {
+		if err := p.image(start, target); err != nil {
+			return 0, err
+		}
+		return end, nil
 	}
 	if err := p.hostPort(sp, start, target); err != nil {
 		return 0, err
@@ -385,7 +410,7 @@ func (p *parser) key(sp *Spec, off int, kv string, seen map[string]int) *Error {
 	valOff := off + len(name) + 1
 	known := strings.HasPrefix(name, "env:")
 	switch name {
-	case "id", "chdir", "nice", "via", "goos", "goarch":
+	case "id", "chdir", "nice", "via", "goos", "goarch", "network", "pull":
 		known = true
 	}
 	if !known {
@@ -443,17 +468,31 @@ func (p *parser) key(sp *Spec, off int, kv string, seen map[string]int) *Error {
 			return p.errf(valOff, "unknown goarch %q (expected one of %s)", val, goarchList)
 		}
 		sp.GOARCH = val
+	case "network":
+		if err := p.network(val, valOff); err != nil {
+			return err
+		}
+		sp.Network = val
+	case "pull":
+		switch val {
+		case PullMissing, PullAlways, PullNever:
+		default:
+			return p.errf(valOff, "unknown pull %q (expected %s, %s or %s)", val, PullMissing, PullAlways, PullNever)
+		}
+		sp.Pull = val
 	}
 	return nil
 }
 
 var keyValue = map[string]string{
-	"id":     "ID",
-	"chdir":  "DIR",
-	"nice":   "INT",
-	"via":    "ID",
-	"goos":   "GOOS",
-	"goarch": "GOARCH",
+	"id":      "ID",
+	"chdir":   "DIR",
+	"nice":    "INT",
+	"via":     "ID",
+	"goos":    "GOOS",
+	"goarch":  "GOARCH",
+	"network": "NETWORK",
+	"pull":    "missing|always|never",
 }
 
 func (p *parser) id(key, v string, off int) *Error {
@@ -523,6 +562,12 @@ func (s *Spec) String() string {
 	}
 	if s.GOARCH != "" {
 		kv("goarch", s.GOARCH)
+	}
+	if s.Network != "" {
+		kv("network", s.Network)
+	}
+	if s.Pull != "" {
+		kv("pull", s.Pull)
 	}
 	return b.String()
 }

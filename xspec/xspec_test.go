@@ -80,6 +80,17 @@ func TestParseValid(t *testing.T) {
 		{"exec=a*b", Spec{Count: 1, Type: "exec", Target: "a*b"}, "exec=a*b"},
 		{"exec=cmd///id=x", Spec{Count: 1, Type: "exec", Target: "cmd/", ID: "x"}, "exec=cmd///id=x"},
 		{"exec= sh ", Spec{Count: 1, Type: "exec", Target: " sh "}, "exec= sh "},
+		{"docker=busybox", Spec{Count: 1, Type: "docker", Target: "busybox"}, "docker=busybox"},
+		{
+			"4*docker=registry.example.com:5000/team/go_lang-x__y.z:1.26-rc.1@sha256:" + strings.Repeat("ab", 32) + "//pull=never//network=my-net_1.x//chdir=/w//id=d",
+			Spec{Count: 4, Type: "docker", Target: "registry.example.com:5000/team/go_lang-x__y.z:1.26-rc.1@sha256:" + strings.Repeat("ab", 32),
+				ID: "d", Chdir: "/w", Network: "my-net_1.x", Pull: "never"},
+			"4*docker=registry.example.com:5000/team/go_lang-x__y.z:1.26-rc.1@sha256:" + strings.Repeat("ab", 32) + "//id=d//chdir=/w//network=my-net_1.x//pull=never",
+		},
+		{"docker=localhost/img//network=host//pull=always", Spec{Count: 1, Type: "docker", Target: "localhost/img", Network: "host", Pull: "always"}, "docker=localhost/img//network=host//pull=always"},
+		{"docker=sha256:" + strings.Repeat("0", 64), Spec{Count: 1, Type: "docker", Target: "sha256:" + strings.Repeat("0", 64)}, "docker=sha256:" + strings.Repeat("0", 64)},
+		{"docker=Host.Example:1/a---b", Spec{Count: 1, Type: "docker", Target: "Host.Example:1/a---b"}, "docker=Host.Example:1/a---b"},
+		{"docker=a:Tag_1//env:X=1//goarch=386", Spec{Count: 1, Type: "docker", Target: "a:Tag_1", Env: map[string]string{"X": "1"}, GOARCH: "386"}, "docker=a:Tag_1//env:X=1//goarch=386"},
 	}
 	for _, tt := range tests {
 		got, err := Parse(tt.in)
@@ -149,7 +160,7 @@ func TestParseInvalid(t *testing.T) {
 		{"1025*popen", "count 1025 is too large (expected 1..1024)", 0},
 		{"99999999999999999999999*popen", "is too large", 0},
 		{"popen*2", `bad count "popen"`, 0},
-		{"popen//foo=1", `unknown key "foo" (accepted: id, chdir, nice, env:NAME, via, goos, goarch)`, 7},
+		{"popen//foo=1", `unknown key "foo" (accepted: id, chdir, nice, env:NAME, via, goos, goarch; for docker=: network, pull)`, 7},
 		{"popen//ID=1", `unknown key "ID"`, 7},
 		{"exec=sh//chdri=/tmp", `unknown key "chdri"`, 9},
 		{"popen//chdir=/x//foo-bar=1", `unknown key "foo-bar"`, 17},
@@ -224,6 +235,42 @@ func TestParseInvalid(t *testing.T) {
 		{"exec=a\u202eb", `non-printing character '\u202e'`, 6},
 		{"exec=a\u2028b", `non-printing character '\u2028'`, 6},
 		{"exec=a\xffb", "invalid UTF-8 at byte 6", 6},
+		{"docker", "docker needs a value (expected docker=[REGISTRY/]NAME[:TAG][@DIGEST])", 6},
+		{"docker=", `empty value after "docker="`, 7},
+		{"docker=//pull=never", `empty value after "docker="`, 7},
+		{"docker=-v/:/host", `bad image "-v/:/host": name component "-v" must start and end with a lower-case letter or digit`, 7},
+		{"docker=--privileged", `bad image "--privileged"`, 7},
+		{"docker=Busybox", `name component "Busybox" must start and end`, 7},
+		{"docker=bad image", `name component "bad image" has " "`, 7},
+		{"docker=a..b", `name component "a..b" has ".."`, 7},
+		{"docker=a___b", `has "___"`, 7},
+		{"docker=a/", `an empty name component`, 9},
+		{"docker=/a", `an empty name component`, 7},
+		{"docker=a/b/", `an empty name component`, 11},
+		{"docker=a:", `an empty tag after ":"`, 9},
+		{"docker=a:-x", `tag "-x" starts with "-"`, 9},
+		{"docker=a:x!", `tag "x!" has "!"`, 9},
+		{"docker=a:" + strings.Repeat("t", 129), `the tag is longer than 128 bytes`, 9},
+		{"docker=" + strings.Repeat("a", 256), `the name is longer than 255 bytes`, 7},
+		{"docker=a@sha256:12", `digest "sha256:12" has the wrong length`, 9},
+		{"docker=a@sha256", `digest "sha256" is not ALGORITHM:HEX`, 9},
+		{"docker=a@SHA256:" + strings.Repeat("0", 64), `digest algorithm "SHA256"`, 9},
+		{"docker=a@sha256:" + strings.Repeat("G", 64), `not lower-case hexadecimal`, 9},
+		{"docker=:tag", `no name`, 7},
+		{"docker=ex_ample.com/a", `registry "ex_ample.com" is not a host name`, 7},
+		{"docker=host:0/a", `registry "host:0" has a bad port`, 7},
+		{"docker=a/b:c/d", `has ":"`, 9},
+		{"docker=a//b", `missing "=" after key "b"`, 10},
+		{"docker=a//network=", `empty value for key "network" (expected network=NETWORK)`, 18},
+		{"docker=a//network=-x", `bad network "-x"`, 18},
+		{"docker=a//network=container:", `network "container:" is not accepted: containers that share another's network share its hostname`, 18},
+		{"docker=a//network=container:c1", `network "container:c1" is not accepted`, 18},
+		{"docker=a//network=a b", `bad network "a b"`, 18},
+		{"docker=a//pull=sometimes", `unknown pull "sometimes" (expected missing, always or never)`, 15},
+		{"docker=a//pull=never//pull=never", `duplicate key "pull"`, 22},
+		{"popen//pull=never", `key "pull" is for docker=IMAGE gateways only (this spec is popen)`, 7},
+		{"exec=sh//network=none", `key "network" is for docker=IMAGE gateways only (this spec is exec)`, 9},
+		{"ssh=h//id=x//network=none", `key "network" is for docker=IMAGE gateways only`, 13},
 	}
 	for _, tt := range tests {
 		sp, err := Parse(tt.in)
@@ -267,7 +314,7 @@ func checkErrorShape(t *testing.T, in string, err error) {
 
 func TestErrorExample(t *testing.T) {
 	_, err := Parse("popen//foo=1")
-	want := `xspec: "popen//foo=1": unknown key "foo" (accepted: id, chdir, nice, env:NAME, via, goos, goarch)`
+	want := `xspec: "popen//foo=1": unknown key "foo" (accepted: id, chdir, nice, env:NAME, via, goos, goarch; for docker=: network, pull)`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v\nwant %s", err, want)
 	}

@@ -101,6 +101,8 @@ Environment:
                               e.g. GODIST_WORKER_LINUX_ARM64 (else one is built with the
                               local Go toolchain)
   SSH_AUTH_SOCK               the ssh-agent that ssh= and socket= gateways use
+  DOCKER_HOST, DOCKER_CONTEXT the docker engine that docker= gateways start containers on
+                              (read by the docker client, which godist runs from PATH)
   GODIST_REQUIRE_SSHD=1       godist's own tests: fail, not skip, where sshd, docker or
                               tmux is missing
 Set by godist in every test process:

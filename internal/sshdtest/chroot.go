@@ -55,7 +55,7 @@ func makeChroot(u *user.User, applets []string) (string, error) {
 	if applets == nil {
 		applets = DefaultApplets
 	}
-	busybox, err := staticBusybox()
+	busybox, err := StaticBusybox()
 	if err != nil {
 		return "", err
 	}
@@ -120,9 +120,9 @@ func makeChroot(u *user.User, applets []string) (string, error) {
 	return root, nil
 }
 
-// staticBusybox finds a busybox executable that is statically linked (no PT_INTERP), so it
+// StaticBusybox finds a busybox executable that is statically linked (no PT_INTERP), so it
 // runs in a chroot without libc.
-func staticBusybox() (string, error) {
+func StaticBusybox() (string, error) {
 	cands := []string{"/bin/busybox", "/usr/bin/busybox", "/usr/lib/busybox/busybox-static"}
 	if p, err := exec.LookPath("busybox"); err == nil {
 		cands = append(cands, p)
