@@ -74,8 +74,8 @@ type upToDate struct {
 	rec  *upToDateRecord // the record the tree matches, nil if none
 }
 
-// buildEnvKey is what besides the tree decides what go test -c builds: the go command
-// (its file), the variables go reads, and its go env -w settings.
+// buildEnvKey is what besides the tree decides what go test -c builds: the go command and
+// the C compilers (their files), the variables go reads, and its go env -w settings.
 func buildEnvKey() string {
 	var env []string
 	for _, kv := range os.Environ() {
@@ -90,15 +90,23 @@ func buildEnvKey() string {
 		}
 	}
 	sort.Strings(env)
-	goBin := "none"
-	if p, err := exec.LookPath("go"); err == nil {
-		if real, err := filepath.EvalSymlinks(p); err == nil {
-			p = real
+	// The programs: the go command, and the C compilers cgo would run (an upgrade of either
+	// replaces its file).
+	var progs []string
+	for _, name := range []string{"go", os.Getenv("CC"), os.Getenv("CXX"), "gcc", "g++", "clang", "cc"} {
+		id := binIdentity{}
+		if name == "" {
+			continue
 		}
-		if id, ok := identityOf(p); ok {
-			goBin = fmt.Sprintf("%+v", id)
+		if p, err := exec.LookPath(name); err == nil {
+			if real, err := filepath.EvalSymlinks(p); err == nil {
+				p = real
+			}
+			id, _ = identityOf(p)
 		}
+		progs = append(progs, fmt.Sprintf("%s=%+v", name, id))
 	}
+	goBin := strings.Join(progs, "\x00")
 	// go env -w settings: go reads them from its own file.
 	goEnv := os.Getenv("GOENV")
 	if goEnv == "" {
