@@ -68,6 +68,9 @@ type Batch struct {
 	Bench bool
 	// Gen is the generation of the package's work the batch belongs to (see Reset).
 	Gen int
+
+	guess   bool          // some of its tests had no recorded duration (Test.First 1)
+	startup time.Duration // its package's estimated start-up (Ran)
 }
 
 // Mode of distribution.
@@ -108,11 +111,15 @@ type queue struct {
 	// (re-runs aside, which it always looks at): until the plan changes, none appears,
 	// and the workers woken by one change do not each look through every package again.
 	nothingAt uint64
+	// lastTotal is the work left to hand out when take last looked (the share of the
+	// next batch, and which tests are critical, are reckoned from it).
+	lastTotal time.Duration
 }
 
 type pkgQueue struct {
 	path    string
-	tests   []Test // longest first
+	tests   []Test // Test.First first, then longest first
+	nFirst  int    // of tests, how many have a Test.First (they come first)
 	whole   bool
 	startup time.Duration
 	work    time.Duration // left to hand out
@@ -165,6 +172,9 @@ type Plan struct {
 	// ver counts the changes of the plan: each wakes the waiting Nexts (wake), and
 	// queue.nothingAt keeps the last at which take found nothing to hand out.
 	ver uint64
+	// speeds, in load mode with two gateways or more, is what Ran taught the plan of
+	// their speeds (speed.go); nil otherwise.
+	speeds *speeds
 }
 
 // wake wakes every Next waiting, after a change of the plan that may give them work.
@@ -183,6 +193,12 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 		p.alive = map[string]bool{}
 		for _, g := range gateways {
 			p.alive[g] = true
+		}
+	}
+	if mode == Load && len(gateways) > 1 {
+		p.speeds = &speeds{by: map[string]*gwSpeed{}}
+		for _, g := range gateways {
+			p.speeds.by[g] = &gwSpeed{}
 		}
 	}
 	keys := []string{""}
@@ -268,6 +284,9 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	})
 	for _, t := range pq.tests {
 		pq.work += t.Est
+		if t.First > 0 {
+			pq.nFirst++
+		}
 	}
 	pq.first = pk.First
 	pq.total = pq.work
@@ -336,6 +355,9 @@ func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
 	if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
 		delete(q.active, gateway)
 		delete(p.alive, gateway)
+		if p.speeds != nil {
+			p.speeds.leave(p.speeds.by[gateway])
+		}
 		p.wake() // a re-run someone else avoided may now be ours to take
 		return Batch{}, false, true
 	}
@@ -369,8 +391,32 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
-	// The package with the most work left goes first (longest processing time first).
-	var best *pkgQueue
+	var g *gwSpeed
+	cls, rel := fast, 1.0
+	if p.speeds != nil {
+		if g = p.speeds.by[gateway]; g != nil {
+			if g.nothingAt == p.ver {
+				return Batch{}, false // looked since the last change: nothing it may take
+			}
+			cls, rel = g.class, p.speeds.rel(g)
+			if cls == slow && p.speeds.fast == 0 {
+				cls = fast // no one else to keep the long work for
+			}
+		}
+	}
+	workers := time.Duration(p.workers)
+	// A test longer than half the work left per worker is critical (speed.go).
+	critLimit := time.Duration(1<<63 - 1)
+	if p.speeds != nil && q.lastTotal > 0 {
+		critLimit = q.lastTotal / workers / 2
+	}
+	slowCap := time.Duration(float64(max(q.lastTotal/(2*workers), MinBatch)) / rel)
+	// best is the package a fast gateway takes: what failed last time first, then a
+	// critical test, then new tests, then the package with the most work left (longest
+	// processing time first). own is the one a probe, or a slow gateway, takes: of those
+	// with a recorded piece that fits it, the one with the most work left.
+	var best, own *pkgQueue
+	bestTier := -1
 	var total time.Duration
 	live := q.live[:0]
 	for _, pq := range q.live {
@@ -383,36 +429,65 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			continue
 		}
 		total += pq.work
-		// Failed last time first, then new tests, then longest processing time first.
-		f, bf := pq.firstLeft(), 0
-		if best != nil {
-			bf = best.firstLeft()
+		split := p.splits(pq)
+		tier := 0
+		switch f := pq.firstLeft(); {
+		case f >= 2:
+			tier = 3
+		case pq.critical(split, critLimit):
+			tier = 2
+		case f == 1:
+			tier = 1
 		}
-		if best == nil || f > bf || (f == bf && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
-			best = pq
+		if best == nil || tier > bestTier || (tier == bestTier && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
+			best, bestTier = pq, tier
+		}
+		if cls != fast && pq.fits(split, cls, rel, slowCap) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
+			own = pq
 		}
 	}
 	clear(q.live[len(live):])
 	q.live = live
+	q.lastTotal = total
 	if best == nil {
 		q.nothingAt = p.ver
+		return Batch{}, false
+	}
+	target := max(total/(2*workers), MinBatch)
+	switch {
+	case bestTier == 3:
+		// What failed last time goes to whoever asks first, as before.
+	case cls == unmeasured && own != nil:
+		return p.fromTail(own, ProbeBatch), true
+	case cls == slow && own != nil:
+		return p.fromTail(own, time.Duration(float64(target)/rel)), true
+	case cls == slow:
+		g.nothingAt = p.ver // what is left is for the faster gateways
 		return Batch{}, false
 	}
 	best.running++
 	best.started = true
 	if best.whole {
 		best.whole = false
-		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
+		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen, guess: true, startup: best.startup}, true
+	}
+	b := Batch{Package: best.path, Gen: best.gen, startup: best.startup}
+	if bestTier == 2 && p.splits(best) {
+		// The critical test alone, at once.
+		t := best.tests[best.nFirst]
+		best.tests = append(best.tests[:best.nFirst], best.tests[best.nFirst+1:]...)
+		b.Tests, b.Est = []string{t.Name}, t.Est
+		best.work -= t.Est
+		return b, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
+	if p.splits(best) {
 		// What failed last time (or is new) runs in batches of its own, at once: with -x,
 		// a failure still there stops the run after a handful of tests. Those batches,
 		// too, are no larger than the share: a package that gained many tests does not
 		// run them all in one process.
 		f := best.tests[0].First
-		target := total / time.Duration(2*p.workers)
-		target = max(target, MinBatch, best.startup)
+		target = max(target, best.startup)
 		var sum time.Duration
 		n = 0
 		for n < len(best.tests) && best.tests[n].First == f && (n == 0 || sum+best.tests[n].Est <= target) {
@@ -420,14 +495,85 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			n++
 		}
 	}
-	b := Batch{Package: best.path, Gen: best.gen}
 	for _, t := range best.tests[:n] {
 		b.Tests = append(b.Tests, t.Name)
 		b.Est += t.Est
+		if t.First > 0 {
+			best.nFirst--
+		}
+		if t.First == 1 {
+			b.guess = true
+		}
 	}
 	best.tests = best.tests[n:]
 	best.work -= b.Est
 	return b, true
+}
+
+// splits reports whether pq's tests are handed out in batches of the share, not all at
+// once.
+func (p *Plan) splits(pq *pkgQueue) bool {
+	return p.mode == Load && pq.total >= SplitThreshold && !pq.noSplit
+}
+
+// critical reports whether pq holds a recorded test (all of its work, if it is not split)
+// of at least limit.
+func (pq *pkgQueue) critical(split bool, limit time.Duration) bool {
+	if pq.whole {
+		return false
+	}
+	if split {
+		return pq.nFirst < len(pq.tests) && pq.tests[pq.nFirst].Est >= limit
+	}
+	return pq.nFirst == 0 && len(pq.tests) > 0 && pq.work >= limit
+}
+
+// fits reports whether pq has recorded work that a gateway of class c (unmeasured or slow,
+// of relative speed rel) may take: its shortest recorded test (all of its work, if it is
+// not split) no longer than a probe, or than slowCap at that speed.
+func (pq *pkgQueue) fits(split bool, c class, rel float64, slowCap time.Duration) bool {
+	if pq.whole || len(pq.tests) == 0 {
+		return false
+	}
+	var piece time.Duration
+	switch {
+	case split && pq.nFirst < len(pq.tests):
+		piece = pq.tests[len(pq.tests)-1].Est
+	case !split && pq.nFirst == 0:
+		piece = pq.work
+	default:
+		return false
+	}
+	if c == unmeasured {
+		return piece <= ProbeBatch
+	}
+	return time.Duration(float64(piece)*rel) <= slowCap
+}
+
+// fromTail hands out pq's shortest recorded tests, up to limit of estimated work (one at
+// least; all of its work if it is not split).
+func (p *Plan) fromTail(pq *pkgQueue, limit time.Duration) Batch {
+	pq.running++
+	pq.started = true
+	b := Batch{Package: pq.path, Gen: pq.gen, startup: pq.startup}
+	k := len(pq.tests)
+	if p.splits(pq) {
+		for k > pq.nFirst && (k == len(pq.tests) || b.Est+pq.tests[k-1].Est <= limit) {
+			k--
+			b.Est += pq.tests[k].Est
+		}
+	} else {
+		k = 0
+		for _, t := range pq.tests {
+			b.Est += t.Est
+		}
+	}
+	for _, t := range pq.tests[k:] {
+		b.Tests = append(b.Tests, t.Name)
+	}
+	pq.tests = pq.tests[:k]
+	pq.work -= b.Est
+	return b
 }
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a
@@ -652,6 +798,9 @@ func (p *Plan) Leave(gateway string) {
 		delete(q.active, gateway)
 	}
 	delete(p.alive, gateway)
+	if p.speeds != nil {
+		p.speeds.leave(p.speeds.by[gateway])
+	}
 	p.wake()
 }
 
