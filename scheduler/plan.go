@@ -114,6 +114,12 @@ type queue struct {
 	// lastTotal is the work left to hand out when take last looked (the share of the
 	// next batch, and which tests are critical, are reckoned from it).
 	lastTotal time.Duration
+	// minPiece, if minPieceOK, is no more than the smallest recorded piece (with its
+	// start-up) that a slow gateway might take (pkgQueue.fits): pieces only grow as tests
+	// are handed out, and addQueue and Return, which bring new ones, clear minPieceOK.
+	// A slow gateway for which even that does not fit the share asks no further.
+	minPiece   time.Duration
+	minPieceOK bool
 }
 
 type pkgQueue struct {
@@ -291,6 +297,7 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	q.minPieceOK = false
 	pq.live = true
 	q.live = append(q.live, pq)
 	p.benches = p.benches || pk.Bench
@@ -402,6 +409,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			if cls == slow && p.speeds.fast == 0 {
 				cls = fast // no one else to keep the long work for
 			}
+			if cls == slow && q.minPieceOK && time.Duration(float64(q.minPiece)*rel) > max(q.lastTotal/(2*time.Duration(p.workers)), MinBatch) {
+				return Batch{}, false // nothing it may take: the share only shrinks
+			}
 		}
 	}
 	workers := time.Duration(p.workers)
@@ -410,13 +420,14 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	if p.speeds != nil && q.lastTotal > 0 {
 		critLimit = q.lastTotal / workers / 2
 	}
-	slowCap := time.Duration(float64(max(q.lastTotal/(2*workers), MinBatch)) / rel)
+	share := max(q.lastTotal/(2*workers), MinBatch)
 	// best is the package a fast gateway takes: what failed last time first, then a
 	// critical test, then new tests, then the package with the most work left (longest
 	// processing time first). own is the one a probe, or a slow gateway, takes: of those
 	// with a recorded piece that fits it, the one with the most work left.
 	var best, own *pkgQueue
 	bestTier := -1
+	minPiece := time.Duration(1<<63 - 1)
 	var total time.Duration
 	live := q.live[:0]
 	for _, pq := range q.live {
@@ -442,10 +453,15 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		if best == nil || tier > bestTier || (tier == bestTier && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
 			best, bestTier = pq, tier
 		}
-		if cls != fast && pq.fits(split, cls, rel, slowCap) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
+		piece, ok := pq.piece(split)
+		if ok {
+			minPiece = min(minPiece, piece)
+		}
+		if ok && cls != fast && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
 			own = pq
 		}
 	}
+	q.minPiece, q.minPieceOK = minPiece, true
 	clear(q.live[len(live):])
 	q.live = live
 	q.lastTotal = total
@@ -458,9 +474,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	case bestTier == 3:
 		// What failed last time goes to whoever asks first, as before.
 	case cls == unmeasured && own != nil:
-		return p.fromTail(own, ProbeBatch), true
+		return p.fromTail(own, ProbeBatch-own.startup), true
 	case cls == slow && own != nil:
-		return p.fromTail(own, time.Duration(float64(target)/rel)), true
+		return p.fromTail(own, time.Duration(float64(target)/rel)-own.startup), true
 	case cls == slow:
 		g.nothingAt = p.ver // what is left is for the faster gateways
 		return Batch{}, false
@@ -528,26 +544,28 @@ func (pq *pkgQueue) critical(split bool, limit time.Duration) bool {
 	return pq.nFirst == 0 && len(pq.tests) > 0 && pq.work >= limit
 }
 
-// fits reports whether pq has recorded work that a gateway of class c (unmeasured or slow,
-// of relative speed rel) may take: its shortest recorded test (all of its work, if it is
-// not split) no longer than a probe, or than slowCap at that speed.
-func (pq *pkgQueue) fits(split bool, c class, rel float64, slowCap time.Duration) bool {
-	if pq.whole || len(pq.tests) == 0 {
-		return false
-	}
-	var piece time.Duration
+// piece is the smallest recorded piece of pq that a probe or a slow gateway may take,
+// with its start-up: its shortest recorded test, or all of its work if it is not split
+// and all of it is recorded. ok is false if it has none.
+func (pq *pkgQueue) piece(split bool) (d time.Duration, ok bool) {
 	switch {
+	case pq.whole || len(pq.tests) == 0:
+		return 0, false
 	case split && pq.nFirst < len(pq.tests):
-		piece = pq.tests[len(pq.tests)-1].Est
+		return pq.tests[len(pq.tests)-1].Est + pq.startup, true
 	case !split && pq.nFirst == 0:
-		piece = pq.work
-	default:
-		return false
+		return pq.work + pq.startup, true
 	}
+	return 0, false
+}
+
+// fits reports whether a gateway of class c (unmeasured or slow, of relative speed rel)
+// may take piece: no longer than a probe, or, at that speed, than the share.
+func (pq *pkgQueue) fits(piece time.Duration, c class, rel float64, share time.Duration) bool {
 	if c == unmeasured {
 		return piece <= ProbeBatch
 	}
-	return time.Duration(float64(piece)*rel) <= slowCap
+	return time.Duration(float64(piece)*rel) <= share
 }
 
 // fromTail hands out pq's shortest recorded tests, up to limit of estimated work (one at
@@ -750,6 +768,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 		pq.bench = true
 	case b.Whole && pq != nil:
 		pq.whole = true
+		q.minPieceOK = false
 		if !pq.live {
 			pq.live = true
 			q.live = append(q.live, pq)

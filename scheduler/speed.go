@@ -32,6 +32,10 @@ const ProbeBatch = 250 * time.Millisecond
 // for the plan to keep long and unknown work from it.
 const SlowFactor = 1.5
 
+// minPeers is how many gateways (all of them, if fewer) the plan measures before it
+// tells fast from slow.
+const minPeers = 32
+
 // minMeasured is how much estimated work a gateway must have run for its speed to count.
 const minMeasured = 100 * time.Millisecond
 
@@ -90,10 +94,17 @@ func (s *speeds) classify() {
 	}
 	s.fast = 0
 	for _, g := range s.by {
-		s.setClass(g)
+		g.class = unmeasured
+		if len(s.buf) >= s.enough() {
+			s.setClass(g)
+		}
 	}
 	s.changes = 0
 }
+
+// enough is how many gateways must be measured before the plan tells fast from slow: the
+// first measured may all share one host, which may be a slow one.
+func (s *speeds) enough() int { return min(len(s.by), minPeers) }
 
 func (s *speeds) setClass(g *gwSpeed) {
 	was := g.class
@@ -143,7 +154,7 @@ func (p *Plan) Ran(gateway string, b Batch, elapsed time.Duration) {
 	p.speeds.changes++
 	// The median moves little once many are measured: recomputed at once for the first
 	// measurements, then every 32 (it costs a sort of the gateways).
-	if n := len(p.speeds.buf); p.speeds.median == 0 || n < 32 || p.speeds.changes >= 32 {
+	if n := len(p.speeds.buf); n < 2*minPeers || p.speeds.changes >= 32 {
 		p.speeds.classify()
 	} else {
 		p.speeds.setClass(g)
