@@ -445,23 +445,29 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		switch f := pq.firstLeft(); {
 		case f >= 2:
 			tier = 3
-		case pq.critical(split, critLimit):
+		case p.speeds != nil && pq.critical(split, critLimit):
 			tier = 2
-		case f == 1:
-			tier = 1
+		case f == 1 || (pq.whole && p.speeds != nil):
+			tier = 1 // guesses: new tests, and packages that run unlisted
 		}
-		if best == nil || tier > bestTier || (tier == bestTier && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
+		if best == nil || tier > bestTier || (tier == bestTier && pq.ahead(best, tier == 1 && p.speeds != nil)) {
 			best, bestTier = pq, tier
+		}
+		if cls == fast {
+			continue
 		}
 		piece, ok := pq.piece(split)
 		if ok {
 			minPiece = min(minPiece, piece)
 		}
-		if ok && cls != fast && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
+		if ok && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
 			own = pq
 		}
 	}
-	q.minPiece, q.minPieceOK = minPiece, true
+	if cls != fast {
+		// (A fast gateway's look leaves an earlier minPiece as it was: still a bound.)
+		q.minPiece, q.minPieceOK = minPiece, true
+	}
 	clear(q.live[len(live):])
 	q.live = live
 	q.lastTotal = total
@@ -503,6 +509,9 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		// too, are no larger than the share: a package that gained many tests does not
 		// run them all in one process.
 		f := best.tests[0].First
+		if f == 1 && p.speeds != nil {
+			target = min(target, GuessBatch) // guesses: see GuessBatch
+		}
 		target = max(target, best.startup)
 		var sum time.Duration
 		n = 0
@@ -524,6 +533,19 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	best.tests = best.tests[n:]
 	best.work -= b.Est
 	return b, true
+}
+
+// ahead reports whether pq goes before o: the one with the most work left; with byHead,
+// the one whose next test is the longest first (of new tests, the guesses: a long one is
+// likelier where the package's tests are long).
+func (pq *pkgQueue) ahead(o *pkgQueue, byHead bool) bool {
+	if byHead && pq.whole != o.whole {
+		return pq.whole // nothing is known of it: it may be long
+	}
+	if byHead && !pq.whole && !o.whole && len(pq.tests) > 0 && len(o.tests) > 0 && pq.tests[0].Est != o.tests[0].Est {
+		return pq.tests[0].Est > o.tests[0].Est
+	}
+	return pq.work > o.work || (pq.work == o.work && pq.path < o.path)
 }
 
 // splits reports whether pq's tests are handed out in batches of the share, not all at

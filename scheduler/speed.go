@@ -22,11 +22,20 @@ import (
 //     guess) are kept for the others;
 //   - gives a fast gateway a test longer than half the remaining work per worker (a
 //     critical test) before anything but what failed last time: it is the one that sets
-//     the makespan if it starts late.
+//     the makespan if it starts late;
+//   - then guesses: the new tests of the packages whose tests are longest first, in
+//     batches of at most GuessBatch, and the packages that run unlisted (never ran);
+//     neither goes to a slow gateway, nor to one not yet measured.
 
 // ProbeBatch is the estimated size of the first batch of a gateway whose speed the plan
 // does not know yet.
 const ProbeBatch = 250 * time.Millisecond
+
+// GuessBatch is the largest batch, in estimated time, of new tests (Test.First 1) that
+// the plan hands out while it learns speeds: a new test is estimated by its package's
+// median, and with heavy tails its true time may be many times that. Small batches, at
+// the start, find a long one early, and no batch-mate waits behind it.
+const GuessBatch = 400 * time.Millisecond
 
 // SlowFactor is how much slower than the median of the measured gateways a gateway must be
 // for the plan to keep long and unknown work from it.
