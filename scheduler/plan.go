@@ -298,6 +298,7 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
 	q.minPieceOK = false
+	q.lastTotal += pq.work // until take looks again
 	pq.live = true
 	q.live = append(q.live, pq)
 	p.benches = p.benches || pk.Bench
@@ -416,10 +417,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	}
 	workers := time.Duration(p.workers)
 	// A test longer than half the work left per worker is critical (speed.go).
-	critLimit := time.Duration(1<<63 - 1)
-	if p.speeds != nil && q.lastTotal > 0 {
-		critLimit = q.lastTotal / workers / 2
-	}
+	critLimit := max(q.lastTotal/workers/2, SplitThreshold)
 	share := max(q.lastTotal/(2*workers), MinBatch)
 	// best is the package a fast gateway takes: what failed last time first, then a
 	// critical test, then new tests, then the package with the most work left (longest

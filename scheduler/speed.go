@@ -99,7 +99,7 @@ func (s *speeds) classify() {
 	s.median = 0
 	if len(s.buf) > 0 {
 		slices.Sort(s.buf)
-		s.median = s.buf[len(s.buf)/2]
+		s.median = s.buf[(len(s.buf)-1)/2] // the lower: of two, the faster
 	}
 	s.fast = 0
 	for _, g := range s.by {
