@@ -373,10 +373,26 @@ func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
 }
 
 func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
+	var g *gwSpeed
+	cls, rel := fast, 1.0
+	if p.speeds != nil {
+		if g = p.speeds.by[gateway]; g != nil {
+			cls, rel = g.class, p.speeds.rel(g)
+			if cls == slow && p.speeds.fast == 0 {
+				cls = fast // no one else to keep the long work for
+			}
+		}
+	}
+	share := max(q.lastTotal/(2*time.Duration(p.workers)), MinBatch)
 	for i, b := range q.retries {
 		// A re-run of a failed test goes to another worker where there is one, also one
 		// still starting (in each mode a gateway has its own queue: no other can).
 		if b.Avoid == gateway && p.mode != Each && p.othersFor(q, gateway) {
+			continue
+		}
+		// The tests a lost or crashed process left go to a fast gateway, unless they fit
+		// the share at this one's speed.
+		if cls == slow && b.Retry && (b.guess || time.Duration(float64(b.Est+b.startup)*rel) > share) {
 			continue
 		}
 		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
@@ -399,26 +415,15 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
-	var g *gwSpeed
-	cls, rel := fast, 1.0
-	if p.speeds != nil {
-		if g = p.speeds.by[gateway]; g != nil {
-			if g.nothingAt == p.ver {
-				return Batch{}, false // looked since the last change: nothing it may take
-			}
-			cls, rel = g.class, p.speeds.rel(g)
-			if cls == slow && p.speeds.fast == 0 {
-				cls = fast // no one else to keep the long work for
-			}
-			if cls == slow && q.minPieceOK && time.Duration(float64(q.minPiece)*rel) > max(q.lastTotal/(2*time.Duration(p.workers)), MinBatch) {
-				return Batch{}, false // nothing it may take: the share only shrinks
-			}
-		}
+	if g != nil && g.nothingAt == p.ver {
+		return Batch{}, false // looked since the last change: nothing it may take
+	}
+	if cls == slow && q.minPieceOK && time.Duration(float64(q.minPiece)*rel) > share {
+		return Batch{}, false // nothing it may take: the share only shrinks
 	}
 	workers := time.Duration(p.workers)
 	// A test longer than half the work left per worker is critical (speed.go).
 	critLimit := max(q.lastTotal/workers/2, SplitThreshold)
-	share := max(q.lastTotal/(2*workers), MinBatch)
 	// best is the package a fast gateway takes: what failed last time first, then a
 	// critical test, then new tests, then the package with the most work left (longest
 	// processing time first). own is the one a probe, or a slow gateway, takes: of those
@@ -638,7 +643,9 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 		return true
 	}
 	if len(retry) > 0 {
-		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true, Gen: b.Gen})
+		// Est is the batch's: at most that is left (only a slow gateway's choice uses it).
+		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true, Gen: b.Gen,
+			Est: b.Est, guess: b.guess || b.Whole, startup: b.startup})
 	}
 	for i := range reruns {
 		reruns[i].Gen = b.Gen

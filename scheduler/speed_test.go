@@ -157,3 +157,23 @@ func TestRanLearnsOnlyFromRecordedTests(t *testing.T) {
 		t.Errorf("a guess taught the plan a's speed: %v over %v", g.took, g.est)
 	}
 }
+
+// The tests that a lost gateway's process did not get to go to a fast gateway, not to the
+// slow one that asks first.
+func TestRetryOfALongBatchSkipsASlowGateway(t *testing.T) {
+	p := NewPlan(Load, nil, 3, []string{"fast", "slow", "lost"})
+	measured(p, map[string]float64{"fast": 1, "slow": 2, "lost": 1})
+	p.Add(long("p"))
+	b := try(t, p, "lost")
+	if !has(b, "TestLong") {
+		t.Fatalf("the first fast gateway got %v", b.Tests)
+	}
+	p.Finish("lost", b, b.Tests) // lost before any of them ended
+	p.Leave("lost")
+	if s := try(t, p, "slow"); has(s, "TestLong") {
+		t.Errorf("the slow gateway got the retry %v", s.Tests)
+	}
+	if f := try(t, p, "fast"); !f.Retry || !has(f, "TestLong") {
+		t.Errorf("the fast gateway got %v (retry %v), want the retry of TestLong", f.Tests, f.Retry)
+	}
+}
