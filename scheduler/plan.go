@@ -17,6 +17,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -120,6 +121,16 @@ type queue struct {
 	// A slow gateway for which even that does not fit the share asks no further.
 	minPiece   time.Duration
 	minPieceOK bool
+	// short are the first packages of a fast gateway's order at the last look through
+	// them all, best first, and shortRanks their ranks then; every other package ranked
+	// below shortCut (if shortCutOK). See fromShortlist.
+	short      []*pkgQueue
+	shortRanks []rank
+	shortCut   rank
+	shortCutOK bool
+	shortCrit  time.Duration // the critical length they were ranked by
+	shortShape uint64        // Plan.shape then
+	shortOK    bool
 }
 
 type pkgQueue struct {
@@ -178,6 +189,9 @@ type Plan struct {
 	// ver counts the changes of the plan: each wakes the waiting Nexts (wake), and
 	// queue.nothingAt keeps the last at which take found nothing to hand out.
 	ver uint64
+	// shape counts the changes of the packages other than take's (which only takes work
+	// away): an Add, Return, Reset, Hold, Drop, Stop or NoNewPackages. See fromShortlist.
+	shape uint64
 	// speeds, in load mode with two gateways or more, is what Ran taught the plan of
 	// their speeds (speed.go); nil otherwise.
 	speeds *speeds
@@ -297,6 +311,7 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	p.shape++
 	q.minPieceOK = false
 	q.lastTotal += pq.work // until take looks again
 	pq.live = true
@@ -372,7 +387,13 @@ func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
 	return Batch{}, false, false
 }
 
-func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
+func (p *Plan) take(q *queue, gateway string) (b Batch, ok bool) {
+	fromWork := false // a batch of package work: q.lastTotal keeps what is left
+	defer func() {
+		if ok && fromWork {
+			q.lastTotal -= b.Est
+		}
+	}()
 	var g *gwSpeed
 	cls, rel := fast, 1.0
 	if p.speeds != nil {
@@ -418,6 +439,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	if g != nil && g.nothingAt == p.ver {
 		return Batch{}, false // looked since the last change: nothing it may take
 	}
+	fromWork = true
 	if cls == slow && q.minPieceOK && time.Duration(float64(q.minPiece)*rel) > share {
 		return Batch{}, false // nothing it may take: the share only shrinks
 	}
@@ -429,55 +451,19 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	// processing time first). own is the one a probe, or a slow gateway, takes: of those
 	// with a recorded piece that fits it, the one with the most work left.
 	var best, own *pkgQueue
-	bestTier := -1
-	minPiece := time.Duration(1<<63 - 1)
-	var total time.Duration
-	live := q.live[:0]
-	for _, pq := range q.live {
-		if len(pq.tests) == 0 && !pq.whole {
-			pq.live = false // nothing left to hand out
-			continue
-		}
-		live = append(live, pq)
-		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
-			continue
-		}
-		total += pq.work
-		split := p.splits(pq)
-		tier := 0
-		switch f := pq.firstLeft(); {
-		case f >= 2:
-			tier = 3
-		case p.speeds != nil && pq.critical(split, critLimit):
-			tier = 2
-		case f == 1 || (pq.whole && p.speeds != nil):
-			tier = 1 // guesses: new tests, and packages that run unlisted
-		}
-		if best == nil || tier > bestTier || (tier == bestTier && pq.ahead(best, tier == 1 && p.speeds != nil)) {
-			best, bestTier = pq, tier
-		}
-		if cls == fast {
-			continue
-		}
-		piece, ok := pq.piece(split)
-		if ok {
-			minPiece = min(minPiece, piece)
-		}
-		if ok && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
-			own = pq
-		}
+	var bestRank rank
+	if cls == fast {
+		best, bestRank = p.fromShortlist(q, critLimit)
 	}
-	if cls != fast {
-		// (A fast gateway's look leaves an earlier minPiece as it was: still a bound.)
-		q.minPiece, q.minPieceOK = minPiece, true
-	}
-	clear(q.live[len(live):])
-	q.live = live
-	q.lastTotal = total
 	if best == nil {
-		q.nothingAt = p.ver
-		return Batch{}, false
+		var nothing bool
+		best, bestRank, own, nothing = p.look(q, cls, rel, share, critLimit)
+		if nothing {
+			q.nothingAt = p.ver
+			return Batch{}, false
+		}
 	}
+	bestTier, total := bestRank.tier, q.lastTotal
 	target := max(total/(2*workers), MinBatch)
 	switch {
 	case bestTier == 3:
@@ -496,7 +482,7 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 		best.whole = false
 		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen, guess: true, startup: best.startup}, true
 	}
-	b := Batch{Package: best.path, Gen: best.gen, startup: best.startup}
+	b = Batch{Package: best.path, Gen: best.gen, startup: best.startup}
 	if bestTier == 2 && p.splits(best) {
 		// The critical test alone, at once.
 		t := best.tests[best.nFirst]
@@ -538,17 +524,153 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 	return b, true
 }
 
-// ahead reports whether pq goes before o: the one with the most work left; with byHead,
-// the one whose next test is the longest first (of new tests, the guesses: a long one is
-// likelier where the package's tests are long).
-func (pq *pkgQueue) ahead(o *pkgQueue, byHead bool) bool {
-	if byHead && pq.whole != o.whole {
-		return pq.whole // nothing is known of it: it may be long
+// shortK is how many packages a look through them all keeps in queue.short.
+const shortK = 16
+
+// rank is where a package stands in a fast gateway's order (see take).
+type rank struct {
+	tier   int // 3 failed last time, 2 critical, 1 guesses, 0 the rest
+	byHead bool
+	whole  bool
+	head   time.Duration // of a guess
+	work   time.Duration
+	path   string
+}
+
+// before reports whether a goes before b.
+func (a rank) before(b rank) bool {
+	if a.tier != b.tier {
+		return a.tier > b.tier
 	}
-	if byHead && !pq.whole && !o.whole && len(pq.tests) > 0 && len(o.tests) > 0 && pq.tests[0].Est != o.tests[0].Est {
-		return pq.tests[0].Est > o.tests[0].Est
+	if a.byHead && a.tier == 1 {
+		// Guesses: a package that runs unlisted (nothing is known of it: it may be
+		// long), then the one whose next guess is the longest (a long test is likelier
+		// where the package's tests are long).
+		if a.whole != b.whole {
+			return a.whole
+		}
+		if a.head != b.head {
+			return a.head > b.head
+		}
 	}
-	return pq.work > o.work || (pq.work == o.work && pq.path < o.path)
+	if a.work != b.work {
+		return a.work > b.work
+	}
+	return a.path < b.path
+}
+
+// rankOf is pq's rank, a test of at least critLimit being critical.
+func (p *Plan) rankOf(pq *pkgQueue, critLimit time.Duration) rank {
+	r := rank{byHead: p.speeds != nil, whole: pq.whole, work: pq.work, path: pq.path}
+	switch f := pq.firstLeft(); {
+	case f >= 2:
+		r.tier = 3
+	case p.speeds != nil && pq.critical(p.splits(pq), critLimit):
+		r.tier = 2
+	case f == 1 || (pq.whole && p.speeds != nil):
+		r.tier = 1 // guesses: new tests, and packages that run unlisted
+	}
+	if !pq.whole && len(pq.tests) > 0 {
+		r.head = pq.tests[0].Est
+	}
+	return r
+}
+
+// eligible reports whether pq has work that may be handed out now.
+func (p *Plan) eligible(pq *pkgQueue) bool {
+	return (len(pq.tests) > 0 || pq.whole) && !pq.stopped && !pq.dropped && !pq.held && (!p.noNew || pq.started)
+}
+
+// look goes through every package with work left (dropping those with none from
+// q.live), sums their work into q.lastTotal, and returns the one a fast gateway takes
+// first (best) and the one a gateway of class cls takes (own, for a probe or a slow
+// gateway); nothing reports that no package has work to hand out. It keeps the first
+// packages of a fast gateway's order in q.short.
+func (p *Plan) look(q *queue, cls class, rel float64, share, critLimit time.Duration) (best *pkgQueue, bestRank rank, own *pkgQueue, nothing bool) {
+	minPiece := time.Duration(1<<63 - 1)
+	var total time.Duration
+	short, ranks := q.short[:0], q.shortRanks[:0]
+	var cut rank
+	cutOK := false
+	live := q.live[:0]
+	for _, pq := range q.live {
+		if len(pq.tests) == 0 && !pq.whole {
+			pq.live = false // nothing left to hand out
+			continue
+		}
+		live = append(live, pq)
+		if !p.eligible(pq) {
+			continue
+		}
+		total += pq.work
+		r := p.rankOf(pq, critLimit)
+		// Into the shortlist, best first; what falls out (or never gets in) is below cut.
+		if len(short) < shortK || r.before(ranks[len(ranks)-1]) {
+			if len(short) == shortK {
+				if out := ranks[len(ranks)-1]; !cutOK || out.before(cut) {
+					cut, cutOK = out, true
+				}
+				short, ranks = short[:len(short)-1], ranks[:len(ranks)-1]
+			}
+			i := len(short)
+			for i > 0 && r.before(ranks[i-1]) {
+				i--
+			}
+			short, ranks = slices.Insert(short, i, pq), slices.Insert(ranks, i, r)
+		} else if !cutOK || r.before(cut) {
+			cut, cutOK = r, true
+		}
+		if cls == fast {
+			continue
+		}
+		piece, ok := pq.piece(p.splits(pq))
+		if ok {
+			minPiece = min(minPiece, piece)
+		}
+		if ok && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
+			own = pq
+		}
+	}
+	if cls != fast {
+		// (A fast gateway's look leaves an earlier minPiece as it was: still a bound.)
+		q.minPiece, q.minPieceOK = minPiece, true
+	}
+	clear(q.live[len(live):])
+	q.live = live
+	q.lastTotal = total
+	q.short, q.shortRanks, q.shortCut, q.shortCutOK = short, ranks, cut, cutOK
+	q.shortCrit, q.shortShape, q.shortOK = critLimit, p.shape, true
+	if len(short) == 0 {
+		return nil, rank{}, nil, true
+	}
+	return short[0], ranks[0], own, false
+}
+
+// fromShortlist returns the package a fast gateway takes, from q.short without a look
+// through every package, or nil if the shortlist cannot tell. Since the last look only
+// take changed the packages (p.shape is the same), and it only takes work away, which
+// never moves a package up the order while critLimit is the same: every package left out
+// of the shortlist still ranks below its cut, and the best of the shortlist, ranked
+// anew, is the best of all if it ranks above the cut. The order is that of the look's
+// critLimit, until the critical length has fallen by a tenth.
+func (p *Plan) fromShortlist(q *queue, critLimit time.Duration) (*pkgQueue, rank) {
+	if !q.shortOK || q.shortShape != p.shape || critLimit < q.shortCrit-q.shortCrit/10 {
+		return nil, rank{}
+	}
+	var best *pkgQueue
+	var bestRank rank
+	for _, pq := range q.short {
+		if !p.eligible(pq) {
+			continue
+		}
+		if r := p.rankOf(pq, q.shortCrit); best == nil || r.before(bestRank) {
+			best, bestRank = pq, r
+		}
+	}
+	if best == nil || (q.shortCutOK && !bestRank.before(q.shortCut)) {
+		return nil, rank{}
+	}
+	return best, bestRank
 }
 
 // splits reports whether pq's tests are handed out in batches of the share, not all at
@@ -712,6 +834,7 @@ func hasRetry(q *queue, pkg string) bool {
 func (p *Plan) Reset(pkg Package) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		old := q.pkgs[pkg.Path]
 		if old == nil {
@@ -736,6 +859,7 @@ func (p *Plan) Reset(pkg Package) {
 func (p *Plan) Hold(path string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		if pq := q.pkgs[path]; pq != nil {
 			pq.held = true
@@ -753,6 +877,7 @@ func (p *Plan) Hold(path string) {
 func (p *Plan) Drop(path string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		if pq := q.pkgs[path]; pq != nil {
 			pq.dropped = true
@@ -768,6 +893,7 @@ func (p *Plan) Drop(path string) {
 func (p *Plan) NoNewPackages() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	p.noNew = true
 	p.wake()
 }
@@ -777,6 +903,7 @@ func (p *Plan) NoNewPackages() {
 func (p *Plan) Return(gateway string, b Batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	q := p.queueOf(gateway)
 	if q == nil {
 		return
@@ -811,6 +938,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 func (p *Plan) Stop(gateway, pkg string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	q := p.queueOf(gateway)
 	if q == nil {
 		return 0
