@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -175,5 +176,55 @@ func TestRetryOfALongBatchSkipsASlowGateway(t *testing.T) {
 	}
 	if f := try(t, p, "fast"); !f.Retry || !has(f, "TestLong") {
 		t.Errorf("the fast gateway got %v (retry %v), want the retry of TestLong", f.Tests, f.Retry)
+	}
+}
+
+// A fast gateway's take, from the shortlist of the last look, picks the package a look
+// through every package would pick. Random sequences of the plan's changes; before each
+// ask, whatever the shortlist answers must rank ahead of every package with work.
+func TestShortlistPicksTheBest(t *testing.T) {
+	for seed := uint64(1); seed <= 200; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 16))
+		gws := []string{"a", "b", "c"}
+		p := NewOpenPlan(Load, len(gws), gws)
+		measured(p, map[string]float64{"a": 1, "b": 1, "c": 1})
+		var flying []Batch
+		var fromShort int
+		for step := range 300 {
+			switch op := rng.IntN(10); {
+			case op == 0 || step == 0:
+				pk := Package{Path: fmt.Sprintf("p%d", step), Whole: rng.IntN(8) == 0}
+				for i := range 1 + rng.IntN(30) {
+					pk.Tests = append(pk.Tests, Test{Name: fmt.Sprintf("T%d", i), Est: time.Duration(rng.IntN(3000)) * time.Millisecond, First: rng.IntN(5) / 3})
+				}
+				if pk.Whole {
+					pk.Tests = nil
+				}
+				p.Add(pk)
+			case op == 1 && len(flying) > 0:
+				p.Finish("a", flying[0], nil)
+				flying = flying[1:]
+			default:
+				p.mu.Lock()
+				q := p.queues[""]
+				critLimit := max(q.lastTotal/time.Duration(p.workers)/2, SplitThreshold)
+				if best, r := p.fromShortlist(q, critLimit); best != nil {
+					fromShort++
+					for _, pq := range sortedPkgs(q.pkgs) {
+						if pq != best && p.eligible(pq) && p.rankOf(pq, q.shortCrit).before(r) {
+							p.mu.Unlock()
+							t.Fatalf("seed %d step %d: the shortlist gives %s (%+v), but %s ranks ahead (%+v)", seed, step, best.path, r, pq.path, p.rankOf(pq, q.shortCrit))
+						}
+					}
+				}
+				p.mu.Unlock()
+				if b, ok, _ := p.TryNext("a"); ok {
+					flying = append(flying, b)
+				}
+			}
+		}
+		if seed == 1 && fromShort == 0 {
+			t.Error("the shortlist never answered")
+		}
 	}
 }
