@@ -9,7 +9,9 @@
 // remaining estimated work that shrinks as the run goes on (guided self-scheduling: the
 // remaining work over twice the number of workers, but never less than what it costs to
 // start a process), longest tests first, so that early batches are large and the last ones
-// small, and no worker idles at the end while another still holds a long queue.
+// small, and no worker idles at the end while another still holds a long queue. With two
+// gateways or more it also learns each one's speed from what Ran reports, and keeps long
+// tests, and tests whose estimate is a guess, for the fast ones (speed.go).
 //
 // Each mode gives every gateway its own copy of the work; a gateway runs each package as a
 // single batch.
@@ -205,7 +207,8 @@ func (p *Plan) wake() {
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
-// queue; in Each mode gateways names the gateways, each of which gets all of pkgs.
+// queue, and the plan learns the speeds of gateways (if two or more) from Ran; in Each mode
+// gateways names the gateways, each of which gets all of pkgs.
 func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}, ver: 1}
 	p.cond = sync.NewCond(&p.mu)
