@@ -26,6 +26,9 @@ type batchOutcome struct {
 	unrun  bool              // nothing of the batch ran: it goes back to the plan as it was
 	// discard: it ran with a binary that go then replaced; what it did does not count.
 	discard bool
+	// elapsed is how long its process took, if it ran to its end and passed (the plan
+	// learns the gateway's speed from it: scheduler.Plan.Ran); 0 otherwise.
+	elapsed time.Duration
 }
 
 // runBatch runs one batch in one test process: it streams the process's events through
@@ -248,7 +251,11 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 		}
 	}
 	r.countFailures(v.FinalFails)
-	return batchOutcome{retry: v.Retry, reruns: v.Reruns}
+	bo := batchOutcome{retry: v.Retry, reruns: v.Reruns}
+	if exit.Success() && completed && len(v.Retry) == 0 {
+		bo.elapsed = elapsed
+	}
+	return bo
 }
 
 // hold is the output function of a process that runs a speculative binary: its output is

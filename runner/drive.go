@@ -313,6 +313,9 @@ func (r *runner) workLoop(ctx context.Context, gw *gateway.Gateway, platform str
 			}
 			return true
 		}
+		if out.elapsed > 0 {
+			r.plan.Ran(gw.ID, b, out.elapsed) // its gateway's speed, before Finish wakes the others
+		}
 		r.finish(ctx, gw.ID, s, b, out.retry, out.reruns...)
 		r.ledger.WorkerState(gw.ID, "ready")
 	}

@@ -9,7 +9,9 @@
 // remaining estimated work that shrinks as the run goes on (guided self-scheduling: the
 // remaining work over twice the number of workers, but never less than what it costs to
 // start a process), longest tests first, so that early batches are large and the last ones
-// small, and no worker idles at the end while another still holds a long queue.
+// small, and no worker idles at the end while another still holds a long queue. With two
+// gateways or more it also learns each one's speed from what Ran reports, and keeps long
+// tests, and tests whose estimate is a guess, for the fast ones (speed.go).
 //
 // Each mode gives every gateway its own copy of the work; a gateway runs each package as a
 // single batch.
@@ -17,6 +19,7 @@ package scheduler
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -68,6 +71,9 @@ type Batch struct {
 	Bench bool
 	// Gen is the generation of the package's work the batch belongs to (see Reset).
 	Gen int
+
+	guess   bool          // some of its tests had no recorded duration (Test.First 1)
+	startup time.Duration // its package's estimated start-up (Ran)
 }
 
 // Mode of distribution.
@@ -108,11 +114,31 @@ type queue struct {
 	// (re-runs aside, which it always looks at): until the plan changes, none appears,
 	// and the workers woken by one change do not each look through every package again.
 	nothingAt uint64
+	// lastTotal is the work left to hand out when take last looked (the share of the
+	// next batch, and which tests are critical, are reckoned from it).
+	lastTotal time.Duration
+	// minPiece, if minPieceOK, is no more than the smallest recorded piece (with its
+	// start-up) that a slow gateway might take (pkgQueue.fits): pieces only grow as tests
+	// are handed out, and addQueue and Return, which bring new ones, clear minPieceOK.
+	// A slow gateway for which even that does not fit the share asks no further.
+	minPiece   time.Duration
+	minPieceOK bool
+	// short are the first packages of a fast gateway's order at the last look through
+	// them all, best first, and shortRanks their ranks then; every other package ranked
+	// below shortCut (if shortCutOK). See fromShortlist.
+	short      []*pkgQueue
+	shortRanks []rank
+	shortCut   rank
+	shortCutOK bool
+	shortCrit  time.Duration // the critical length they were ranked by
+	shortShape uint64        // Plan.shape then
+	shortOK    bool
 }
 
 type pkgQueue struct {
 	path    string
-	tests   []Test // longest first
+	tests   []Test // Test.First first, then longest first
+	nFirst  int    // of tests, how many have a Test.First (they come first)
 	whole   bool
 	startup time.Duration
 	work    time.Duration // left to hand out
@@ -165,6 +191,12 @@ type Plan struct {
 	// ver counts the changes of the plan: each wakes the waiting Nexts (wake), and
 	// queue.nothingAt keeps the last at which take found nothing to hand out.
 	ver uint64
+	// shape counts the changes of the packages other than take's (which only takes work
+	// away): an Add, Return, Reset, Hold, Drop, Stop or NoNewPackages. See fromShortlist.
+	shape uint64
+	// speeds, in load mode with two gateways or more, is what Ran taught the plan of
+	// their speeds (speed.go); nil otherwise.
+	speeds *speeds
 }
 
 // wake wakes every Next waiting, after a change of the plan that may give them work.
@@ -175,7 +207,8 @@ func (p *Plan) wake() {
 }
 
 // NewPlan makes a plan of pkgs. In Load mode workers is the number of workers sharing one
-// queue; in Each mode gateways names the gateways, each of which gets all of pkgs.
+// queue, and the plan learns the speeds of gateways (if two or more) from Ran; in Each mode
+// gateways names the gateways, each of which gets all of pkgs.
 func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 	p := &Plan{mode: mode, workers: max(workers, 1), queues: map[string]*queue{}, ver: 1}
 	p.cond = sync.NewCond(&p.mu)
@@ -183,6 +216,12 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 		p.alive = map[string]bool{}
 		for _, g := range gateways {
 			p.alive[g] = true
+		}
+	}
+	if mode == Load && len(gateways) > 1 {
+		p.speeds = &speeds{by: map[string]*gwSpeed{}}
+		for _, g := range gateways {
+			p.speeds.by[g] = &gwSpeed{}
 		}
 	}
 	keys := []string{""}
@@ -268,10 +307,16 @@ func (p *Plan) addQueue(q *queue, pk Package) {
 	})
 	for _, t := range pq.tests {
 		pq.work += t.Est
+		if t.First > 0 {
+			pq.nFirst++
+		}
 	}
 	pq.first = pk.First
 	pq.total = pq.work
 	q.pkgs[pk.Path] = pq
+	p.shape++
+	q.minPieceOK = false
+	q.lastTotal += pq.work // until take looks again
 	pq.live = true
 	q.live = append(q.live, pq)
 	p.benches = p.benches || pk.Bench
@@ -336,17 +381,42 @@ func (p *Plan) nextLocked(gateway string) (b Batch, ok, done bool) {
 	if q.inFlight == 0 && len(q.retries) == 0 && !p.open {
 		delete(q.active, gateway)
 		delete(p.alive, gateway)
+		if p.speeds != nil {
+			p.speeds.leave(p.speeds.by[gateway])
+		}
 		p.wake() // a re-run someone else avoided may now be ours to take
 		return Batch{}, false, true
 	}
 	return Batch{}, false, false
 }
 
-func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
+func (p *Plan) take(q *queue, gateway string) (b Batch, ok bool) {
+	fromWork := false // a batch of package work: q.lastTotal keeps what is left
+	defer func() {
+		if ok && fromWork {
+			q.lastTotal -= b.Est
+		}
+	}()
+	var g *gwSpeed
+	cls, rel := fast, 1.0
+	if p.speeds != nil {
+		if g = p.speeds.by[gateway]; g != nil {
+			cls, rel = g.class, p.speeds.rel(g)
+			if cls == slow && p.speeds.fast == 0 {
+				cls = fast // no one else to keep the long work for
+			}
+		}
+	}
+	share := max(q.lastTotal/(2*time.Duration(p.workers)), MinBatch)
 	for i, b := range q.retries {
 		// A re-run of a failed test goes to another worker where there is one, also one
 		// still starting (in each mode a gateway has its own queue: no other can).
 		if b.Avoid == gateway && p.mode != Each && p.othersFor(q, gateway) {
+			continue
+		}
+		// The tests a lost or crashed process left go to a fast gateway, unless they fit
+		// the share at this one's speed.
+		if cls == slow && b.Retry && (b.guess || time.Duration(float64(b.Est+b.startup)*rel) > share) {
 			continue
 		}
 		q.retries = append(q.retries[:i:i], q.retries[i+1:]...)
@@ -369,50 +439,72 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			return Batch{Package: pq.path, Bench: true, Gen: pq.gen}, true
 		}
 	}
-	// The package with the most work left goes first (longest processing time first).
-	var best *pkgQueue
-	var total time.Duration
-	live := q.live[:0]
-	for _, pq := range q.live {
-		if len(pq.tests) == 0 && !pq.whole {
-			pq.live = false // nothing left to hand out
-			continue
-		}
-		live = append(live, pq)
-		if pq.stopped || pq.dropped || pq.held || (p.noNew && !pq.started) {
-			continue
-		}
-		total += pq.work
-		// Failed last time first, then new tests, then longest processing time first.
-		f, bf := pq.firstLeft(), 0
-		if best != nil {
-			bf = best.firstLeft()
-		}
-		if best == nil || f > bf || (f == bf && (pq.work > best.work || (pq.work == best.work && pq.path < best.path))) {
-			best = pq
+	if g != nil && g.nothingAt == p.ver {
+		return Batch{}, false // looked since the last change: nothing it may take
+	}
+	fromWork = true
+	if cls == slow && q.minPieceOK && time.Duration(float64(q.minPiece)*rel) > share {
+		return Batch{}, false // nothing it may take: the share only shrinks
+	}
+	workers := time.Duration(p.workers)
+	// A test longer than half the work left per worker is critical (speed.go).
+	critLimit := max(q.lastTotal/workers/2, SplitThreshold)
+	// best is the package a fast gateway takes: what failed last time first, then a
+	// critical test, then new tests, then the package with the most work left (longest
+	// processing time first). own is the one a probe, or a slow gateway, takes: of those
+	// with a recorded piece that fits it, the one with the most work left.
+	var best, own *pkgQueue
+	var bestRank rank
+	if cls == fast {
+		best, bestRank = p.fromShortlist(q, critLimit)
+	}
+	if best == nil {
+		var nothing bool
+		best, bestRank, own, nothing = p.look(q, cls, rel, share, critLimit)
+		if nothing {
+			q.nothingAt = p.ver
+			return Batch{}, false
 		}
 	}
-	clear(q.live[len(live):])
-	q.live = live
-	if best == nil {
-		q.nothingAt = p.ver
+	bestTier, total := bestRank.tier, q.lastTotal
+	target := max(total/(2*workers), MinBatch)
+	switch {
+	case bestTier == 3:
+		// What failed last time goes to whoever asks first, as before.
+	case cls == unmeasured && own != nil:
+		return p.fromTail(own, ProbeBatch-own.startup), true
+	case cls == slow && own != nil:
+		return p.fromTail(own, time.Duration(float64(target)/rel)-own.startup), true
+	case cls == slow:
+		g.nothingAt = p.ver // what is left is for the faster gateways
 		return Batch{}, false
 	}
 	best.running++
 	best.started = true
 	if best.whole {
 		best.whole = false
-		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen}, true
+		return Batch{Package: best.path, Whole: true, Est: best.work, Gen: best.gen, guess: true, startup: best.startup}, true
+	}
+	b = Batch{Package: best.path, Gen: best.gen, startup: best.startup}
+	if bestTier == 2 && p.splits(best) {
+		// The critical test alone, at once.
+		t := best.tests[best.nFirst]
+		best.tests = append(best.tests[:best.nFirst], best.tests[best.nFirst+1:]...)
+		b.Tests, b.Est = []string{t.Name}, t.Est
+		best.work -= t.Est
+		return b, true
 	}
 	n := len(best.tests)
-	if p.mode == Load && best.total >= SplitThreshold && !best.noSplit {
+	if p.splits(best) {
 		// What failed last time (or is new) runs in batches of its own, at once: with -x,
 		// a failure still there stops the run after a handful of tests. Those batches,
 		// too, are no larger than the share: a package that gained many tests does not
 		// run them all in one process.
 		f := best.tests[0].First
-		target := total / time.Duration(2*p.workers)
-		target = max(target, MinBatch, best.startup)
+		if f == 1 && p.speeds != nil {
+			target = min(target, GuessBatch) // guesses: see GuessBatch
+		}
+		target = max(target, best.startup)
 		var sum time.Duration
 		n = 0
 		for n < len(best.tests) && best.tests[n].First == f && (n == 0 || sum+best.tests[n].Est <= target) {
@@ -420,14 +512,236 @@ func (p *Plan) take(q *queue, gateway string) (Batch, bool) {
 			n++
 		}
 	}
-	b := Batch{Package: best.path, Gen: best.gen}
 	for _, t := range best.tests[:n] {
 		b.Tests = append(b.Tests, t.Name)
 		b.Est += t.Est
+		if t.First > 0 {
+			best.nFirst--
+		}
+		if t.First == 1 {
+			b.guess = true
+		}
 	}
 	best.tests = best.tests[n:]
 	best.work -= b.Est
 	return b, true
+}
+
+// shortK is how many packages a look through them all keeps in queue.short.
+const shortK = 16
+
+// rank is where a package stands in a fast gateway's order (see take).
+type rank struct {
+	tier   int // 3 failed last time, 2 critical, 1 guesses, 0 the rest
+	byHead bool
+	whole  bool
+	head   time.Duration // of a guess
+	work   time.Duration
+	path   string
+}
+
+// before reports whether a goes before b.
+func (a rank) before(b rank) bool {
+	if a.tier != b.tier {
+		return a.tier > b.tier
+	}
+	if a.byHead && a.tier == 1 {
+		// Guesses: a package that runs unlisted (nothing is known of it: it may be
+		// long), then the one whose next guess is the longest (a long test is likelier
+		// where the package's tests are long).
+		if a.whole != b.whole {
+			return a.whole
+		}
+		if a.head != b.head {
+			return a.head > b.head
+		}
+	}
+	if a.work != b.work {
+		return a.work > b.work
+	}
+	return a.path < b.path
+}
+
+// rankOf is pq's rank, a test of at least critLimit being critical.
+func (p *Plan) rankOf(pq *pkgQueue, critLimit time.Duration) rank {
+	r := rank{byHead: p.speeds != nil, whole: pq.whole, work: pq.work, path: pq.path}
+	switch f := pq.firstLeft(); {
+	case f >= 2:
+		r.tier = 3
+	case p.speeds != nil && pq.critical(p.splits(pq), critLimit):
+		r.tier = 2
+	case f == 1 || (pq.whole && p.speeds != nil):
+		r.tier = 1 // guesses: new tests, and packages that run unlisted
+	}
+	if !pq.whole && len(pq.tests) > 0 {
+		r.head = pq.tests[0].Est
+	}
+	return r
+}
+
+// eligible reports whether pq has work that may be handed out now.
+func (p *Plan) eligible(pq *pkgQueue) bool {
+	return (len(pq.tests) > 0 || pq.whole) && !pq.stopped && !pq.dropped && !pq.held && (!p.noNew || pq.started)
+}
+
+// look goes through every package with work left (dropping those with none from
+// q.live), sums their work into q.lastTotal, and returns the one a fast gateway takes
+// first (best) and the one a gateway of class cls takes (own, for a probe or a slow
+// gateway); nothing reports that no package has work to hand out. It keeps the first
+// packages of a fast gateway's order in q.short.
+func (p *Plan) look(q *queue, cls class, rel float64, share, critLimit time.Duration) (best *pkgQueue, bestRank rank, own *pkgQueue, nothing bool) {
+	minPiece := time.Duration(1<<63 - 1)
+	var total time.Duration
+	short, ranks := q.short[:0], q.shortRanks[:0]
+	var cut rank
+	cutOK := false
+	live := q.live[:0]
+	for _, pq := range q.live {
+		if len(pq.tests) == 0 && !pq.whole {
+			pq.live = false // nothing left to hand out
+			continue
+		}
+		live = append(live, pq)
+		if !p.eligible(pq) {
+			continue
+		}
+		total += pq.work
+		r := p.rankOf(pq, critLimit)
+		// Into the shortlist, best first; what falls out (or never gets in) is below cut.
+		if len(short) < shortK || r.before(ranks[len(ranks)-1]) {
+			if len(short) == shortK {
+				if out := ranks[len(ranks)-1]; !cutOK || out.before(cut) {
+					cut, cutOK = out, true
+				}
+				short, ranks = short[:len(short)-1], ranks[:len(ranks)-1]
+			}
+			i := len(short)
+			for i > 0 && r.before(ranks[i-1]) {
+				i--
+			}
+			short, ranks = slices.Insert(short, i, pq), slices.Insert(ranks, i, r)
+		} else if !cutOK || r.before(cut) {
+			cut, cutOK = r, true
+		}
+		if cls == fast {
+			continue
+		}
+		piece, ok := pq.piece(p.splits(pq))
+		if ok {
+			minPiece = min(minPiece, piece)
+		}
+		if ok && pq.fits(piece, cls, rel, share) && (own == nil || pq.work > own.work || (pq.work == own.work && pq.path < own.path)) {
+			own = pq
+		}
+	}
+	if cls != fast {
+		// (A fast gateway's look leaves an earlier minPiece as it was: still a bound.)
+		q.minPiece, q.minPieceOK = minPiece, true
+	}
+	clear(q.live[len(live):])
+	q.live = live
+	q.lastTotal = total
+	q.short, q.shortRanks, q.shortCut, q.shortCutOK = short, ranks, cut, cutOK
+	q.shortCrit, q.shortShape, q.shortOK = critLimit, p.shape, true
+	if len(short) == 0 {
+		return nil, rank{}, nil, true
+	}
+	return short[0], ranks[0], own, false
+}
+
+// fromShortlist returns the package a fast gateway takes, from q.short without a look
+// through every package, or nil if the shortlist cannot tell. Since the last look only
+// take changed the packages (p.shape is the same), and it only takes work away, which
+// never moves a package up the order while critLimit is the same: every package left out
+// of the shortlist still ranks below its cut, and the best of the shortlist, ranked
+// anew, is the best of all if it ranks above the cut. The order is that of the look's
+// critLimit, until the critical length has fallen by a tenth.
+func (p *Plan) fromShortlist(q *queue, critLimit time.Duration) (*pkgQueue, rank) {
+	if !q.shortOK || q.shortShape != p.shape || critLimit < q.shortCrit-q.shortCrit/10 {
+		return nil, rank{}
+	}
+	var best *pkgQueue
+	var bestRank rank
+	for _, pq := range q.short {
+		if !p.eligible(pq) {
+			continue
+		}
+		if r := p.rankOf(pq, q.shortCrit); best == nil || r.before(bestRank) {
+			best, bestRank = pq, r
+		}
+	}
+	if best == nil || (q.shortCutOK && !bestRank.before(q.shortCut)) {
+		return nil, rank{}
+	}
+	return best, bestRank
+}
+
+// splits reports whether pq's tests are handed out in batches of the share, not all at
+// once.
+func (p *Plan) splits(pq *pkgQueue) bool {
+	return p.mode == Load && pq.total >= SplitThreshold && !pq.noSplit
+}
+
+// critical reports whether pq holds a recorded test (all of its work, if it is not split)
+// of at least limit.
+func (pq *pkgQueue) critical(split bool, limit time.Duration) bool {
+	if pq.whole {
+		return false
+	}
+	if split {
+		return pq.nFirst < len(pq.tests) && pq.tests[pq.nFirst].Est >= limit
+	}
+	return pq.nFirst == 0 && len(pq.tests) > 0 && pq.work >= limit
+}
+
+// piece is the smallest recorded piece of pq that a probe or a slow gateway may take,
+// with its start-up: its shortest recorded test, or all of its work if it is not split
+// and all of it is recorded. ok is false if it has none.
+func (pq *pkgQueue) piece(split bool) (d time.Duration, ok bool) {
+	switch {
+	case pq.whole || len(pq.tests) == 0:
+		return 0, false
+	case split && pq.nFirst < len(pq.tests):
+		return pq.tests[len(pq.tests)-1].Est + pq.startup, true
+	case !split && pq.nFirst == 0:
+		return pq.work + pq.startup, true
+	}
+	return 0, false
+}
+
+// fits reports whether a gateway of class c (unmeasured or slow, of relative speed rel)
+// may take piece: no longer than a probe, or, at that speed, than the share.
+func (pq *pkgQueue) fits(piece time.Duration, c class, rel float64, share time.Duration) bool {
+	if c == unmeasured {
+		return piece <= ProbeBatch
+	}
+	return time.Duration(float64(piece)*rel) <= share
+}
+
+// fromTail hands out pq's shortest recorded tests, up to limit of estimated work (one at
+// least; all of its work if it is not split).
+func (p *Plan) fromTail(pq *pkgQueue, limit time.Duration) Batch {
+	pq.running++
+	pq.started = true
+	b := Batch{Package: pq.path, Gen: pq.gen, startup: pq.startup}
+	k := len(pq.tests)
+	if p.splits(pq) {
+		for k > pq.nFirst && (k == len(pq.tests) || b.Est+pq.tests[k-1].Est <= limit) {
+			k--
+			b.Est += pq.tests[k].Est
+		}
+	} else {
+		k = 0
+		for _, t := range pq.tests {
+			b.Est += t.Est
+		}
+	}
+	for _, t := range pq.tests[k:] {
+		b.Tests = append(b.Tests, t.Name)
+	}
+	pq.tests = pq.tests[:k]
+	pq.work -= b.Est
+	return b
 }
 
 // Finish gives a batch back. retry lists the tests of the batch that must run again in a
@@ -454,7 +768,9 @@ func (p *Plan) Finish(gateway string, b Batch, retry []string, reruns ...Batch) 
 		return true
 	}
 	if len(retry) > 0 {
-		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true, Gen: b.Gen})
+		// Est is the batch's: at most that is left (only a slow gateway's choice uses it).
+		q.retries = append(q.retries, Batch{Package: b.Package, Tests: retry, Retry: true, Gen: b.Gen,
+			Est: b.Est, guess: b.guess || b.Whole, startup: b.startup})
 	}
 	for i := range reruns {
 		reruns[i].Gen = b.Gen
@@ -521,6 +837,7 @@ func hasRetry(q *queue, pkg string) bool {
 func (p *Plan) Reset(pkg Package) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		old := q.pkgs[pkg.Path]
 		if old == nil {
@@ -545,6 +862,7 @@ func (p *Plan) Reset(pkg Package) {
 func (p *Plan) Hold(path string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		if pq := q.pkgs[path]; pq != nil {
 			pq.held = true
@@ -562,6 +880,7 @@ func (p *Plan) Hold(path string) {
 func (p *Plan) Drop(path string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	for _, q := range p.queues {
 		if pq := q.pkgs[path]; pq != nil {
 			pq.dropped = true
@@ -577,6 +896,7 @@ func (p *Plan) Drop(path string) {
 func (p *Plan) NoNewPackages() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	p.noNew = true
 	p.wake()
 }
@@ -586,6 +906,7 @@ func (p *Plan) NoNewPackages() {
 func (p *Plan) Return(gateway string, b Batch) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	q := p.queueOf(gateway)
 	if q == nil {
 		return
@@ -604,6 +925,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 		pq.bench = true
 	case b.Whole && pq != nil:
 		pq.whole = true
+		q.minPieceOK = false
 		if !pq.live {
 			pq.live = true
 			q.live = append(q.live, pq)
@@ -619,6 +941,7 @@ func (p *Plan) Return(gateway string, b Batch) {
 func (p *Plan) Stop(gateway, pkg string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.shape++
 	q := p.queueOf(gateway)
 	if q == nil {
 		return 0
@@ -652,6 +975,9 @@ func (p *Plan) Leave(gateway string) {
 		delete(q.active, gateway)
 	}
 	delete(p.alive, gateway)
+	if p.speeds != nil {
+		p.speeds.leave(p.speeds.by[gateway])
+	}
 	p.wake()
 }
 

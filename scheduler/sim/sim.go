@@ -411,7 +411,15 @@ func (s *sim) end(i, n int) {
 			b.Tests = append(b.Tests, p.Tests[j].Name)
 		}
 	}
-	s.timed(&s.res.PlanCPU, func() { s.plan.Finish(wk.ID, b, retry) })
+	s.timed(&s.res.PlanCPU, func() {
+		if len(retry) == 0 {
+			// Its process ran to its end: the runner tells the plan how long it took
+			// (runner/drive.go workLoop).
+			s.plan.Ran(wk.ID, wk.batch, s.now-wk.start)
+		}
+		s.plan.Finish(wk.ID, b, retry)
+	})
+	s.res.Calls++
 	wk.state = free
 }
 
