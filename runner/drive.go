@@ -147,6 +147,19 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 	wg.Wait()
 }
 
+// oneHostPlan tells the plan when every gateway names one host (-n N, N*ssh=h): the
+// speeds it would learn to tell fast hosts from slow ones are all the same there, and its
+// probe batches would only hold the longest tests back.
+func (r *runner) oneHostPlan() {
+	hosts := map[string]bool{}
+	for _, g := range r.cfg.Gateways {
+		hosts[specHost(g, r.cfg.Gateways)] = true
+	}
+	if len(hosts) <= 1 {
+		r.plan.OneHost()
+	}
+}
+
 // specHost is the host gateway g's spec names, for the live view until its worker says
 // its hostname: "local" for popen, the host of ssh= and socket= (as given: an alias of
 // ~/.ssh/config stays one), the command of exec=, and for a gateway opened via another,

@@ -29,6 +29,7 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 		ids[i] = g.ID
 	}
 	r.plan = scheduler.NewOpenPlan(cfg.Mode, len(gws), ids)
+	r.oneHostPlan()
 	driveDone := make(chan struct{})
 	go func() {
 		defer close(driveDone)

@@ -469,6 +469,7 @@ func (r *runner) plan_(units []scheduler.Package) []xspec.Gateway {
 	}
 	r.ledger.SetTotal(total)
 	r.plan = scheduler.NewPlan(cfg.Mode, units, len(gws), ids)
+	r.oneHostPlan()
 	for _, u := range units {
 		if cfg.Mode != scheduler.Each {
 			r.ledger.Expect(ledger.Scope{Package: u.Path})

@@ -235,6 +235,15 @@ func NewPlan(mode Mode, pkgs []Package, workers int, gateways []string) *Plan {
 	return p
 }
 
+// OneHost tells the plan that its gateways run on one machine: their speeds are the same,
+// and the plan learns none (no probe batches, no fast or slow gateways). It must be called
+// before the first Next.
+func (p *Plan) OneHost() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.speeds = nil
+}
+
 // NewOpenPlan makes a plan that starts empty: packages join it with Add as their binaries
 // are built and listed, and its workers wait for more until Seal.
 func NewOpenPlan(mode Mode, workers int, gateways []string) *Plan {

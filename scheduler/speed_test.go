@@ -228,3 +228,14 @@ func TestShortlistPicksTheBest(t *testing.T) {
 		}
 	}
 }
+
+// Gateways on one host learn no speeds: the first batch holds the longest test, as before
+// speeds were learned, and no probe holds it back.
+func TestOneHostPlanProbesNothing(t *testing.T) {
+	p := NewPlan(Load, []Package{long("p")}, 2, []string{"a", "b"})
+	p.OneHost()
+	b := try(t, p, "a")
+	if !has(b, "TestLong") {
+		t.Errorf("the first batch on one host is %v (%v), want it to hold TestLong", b.Tests, b.Est)
+	}
+}
