@@ -1,10 +1,12 @@
 package runner
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,21 +32,27 @@ import (
 // What the snapshot cannot see turns it off: a go.work (other modules are inputs), a
 // replace by a local directory, a symbolic link to a directory, more than maxTreeFiles
 // entries, a platform without status change times, or a change so close before the walk
-// that a later one could share its times (treesnap.Snap.Trusted). Anything else that goes
+// that a later one could share its times (treesnap.Snap.Trusted). Where no Go file of the
+// module embeds files or uses cgo, only its sources count (treesnap.IsSource): a test
+// that writes into the tree does not keep the next run waiting for go. Anything else that goes
 // into a build is in the key: the go command found on PATH (its file), and every GO*,
 // CGO_* and C toolchain variable. A build with a failure leaves no record.
 
-const upToDateVersion = 1
+const upToDateVersion = 2
 
 // maxTreeFiles bounds the walk: past it the tree is left to go.
 const maxTreeFiles = 50000
 
 type upToDateRecord struct {
-	Version  int                    `json:"version"`
-	Key      string                 `json:"key"`
-	Tree     treesnap.Snap          `json:"tree"`
-	Packages []gobuild.Package      `json:"packages"`
-	Binaries map[string]binIdentity `json:"binaries"` // import path -> its binary in keep
+	Version int           `json:"version"`
+	Key     string        `json:"key"`
+	Tree    treesnap.Snap `json:"tree"`
+	// SourcesOnly: no Go file of the module embeds files or uses cgo, so the build read
+	// only the files of the tree's sources view, and only they must be unchanged (a test
+	// that writes into the tree does not stop the next run from starting at once).
+	SourcesOnly bool                   `json:"sources_only"`
+	Packages    []gobuild.Package      `json:"packages"`
+	Binaries    map[string]binIdentity `json:"binaries"` // import path -> its binary in keep
 }
 
 // binIdentity tells a binary from another file at its path: go renames a new binary into
@@ -162,8 +170,14 @@ func (r *runner) takeTree(key string, bopts gobuild.Options) *upToDate {
 		return u
 	}
 	var rec upToDateRecord
-	if json.Unmarshal(data, &rec) != nil || rec.Version != upToDateVersion || rec.Key != u.key ||
-		!rec.Tree.Trusted() || !rec.Tree.Same(snap) || len(rec.Packages) == 0 {
+	if json.Unmarshal(data, &rec) != nil || rec.Version != upToDateVersion || rec.Key != u.key || len(rec.Packages) == 0 {
+		return u
+	}
+	was, is := rec.Tree.All, snap.All
+	if rec.SourcesOnly {
+		was, is = rec.Tree.Sources, snap.Sources
+	}
+	if !rec.Tree.Trusted(was) || !was.Same(is) {
 		return u
 	}
 	u.rec = &rec
@@ -211,10 +225,18 @@ func (u *upToDate) fresh(keep string) (bins []gobuild.Binary, ok bool) {
 // save leaves the record of a build of pkgs into keep that succeeded for every package:
 // bins are its binaries there.
 func (u *upToDate) save(keep string, pkgs []gobuild.Package, bins []gobuild.Binary) {
-	if u == nil || keep != u.keep || !u.snap.Trusted() {
+	if u == nil || keep != u.keep {
 		return
 	}
 	rec := upToDateRecord{Version: upToDateVersion, Key: u.key, Tree: u.snap, Packages: pkgs, Binaries: map[string]binIdentity{}}
+	rec.SourcesOnly = !readsOtherFiles(u.root)
+	view := u.snap.All
+	if rec.SourcesOnly {
+		view = u.snap.Sources
+	}
+	if !u.snap.Trusted(view) {
+		return
+	}
 	for _, b := range bins {
 		id, ok := identityOf(b.Path)
 		if !ok {
@@ -242,6 +264,38 @@ func (u *upToDate) forget() {
 	if u != nil {
 		os.Remove(u.recordPath())
 	}
+}
+
+// readsOtherFiles reports whether a build of root's packages may read files other than
+// its sources (treesnap.IsSource): some Go file of the module embeds files (go:embed) or
+// uses cgo, whose directives may name libraries and headers of any name. It errs on the
+// side of yes: a mention in a comment counts, and so does a file it cannot read.
+func readsOtherFiles(root string) bool {
+	found := false
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != root && d.Name() == ".git" {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(d.Name(), ".go") {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte("go:embed")) || bytes.Contains(data, []byte(`"C"`)) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found || err != nil
 }
 
 // hasLocalReplace reports whether root's go.mod replaces a module by a directory (whose

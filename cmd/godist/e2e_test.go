@@ -724,7 +724,8 @@ func settle(t *testing.T, dir string) {
 
 // A run of a tree that has not changed since a build that succeeded runs its binaries
 // without go list or go test -c, with go test's results (a package without tests still
-// says so), also with its --jsonfile inside the tree; a file rewritten with its old size
+// says so), also with its --jsonfile inside the tree and a test that writes a file beside
+// it (neither is a source); a file rewritten with its old size
 // and modification time is seen, and the run builds and fails as go test would. In a
 // workspace (a go.work above the module) the tree alone cannot tell, and go always runs.
 func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
@@ -743,7 +744,8 @@ func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
 		write := func(name, body string) { writeTestFile(t, dir, name, body) }
 		write("go.mod", "module fresh.example\n\ngo 1.26\n")
 		write("a/a.go", "package a\n\nconst X = 1\n")
-		write("a/a_test.go", "package a\n\nimport \"testing\"\n\nfunc TestX(t *testing.T) {\n\tif X != 1 {\n\t\tt.Fatal(X)\n\t}\n}\n")
+		// The test writes into the tree (an output beside it): not a source, no change.
+		write("a/a_test.go", "package a\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\nfunc TestX(t *testing.T) {\n\tos.WriteFile(\"out.txt\", []byte(\"x\"), 0o644)\n\tif X != 1 {\n\t\tt.Fatal(X)\n\t}\n}\n")
 		write("plain/plain.go", "package plain\n")
 		env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache)), "GODIST_TRACE=1", "NO_COLOR=1"}
 		settle(t, top)
@@ -772,5 +774,39 @@ func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
 		if code != 1 || strings.Contains(string(stderr), fast) || !strings.Contains(string(stdout), "FAIL\tfresh.example/a") {
 			t.Errorf("workspace %v, a.go rewritten, same size and mtime: exit %d, want 1 from a new build\n%s%s", workspace, code, stdout, stderr)
 		}
+	}
+}
+
+// Where a package embeds files, every file of the tree counts: an embedded file rewritten
+// with its old size and modification time is seen, and the run fails as go test does.
+func TestEndToEndUnchangedTreeWithEmbeddedFiles(t *testing.T) {
+	t.Parallel()
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name, body string) { writeTestFile(t, dir, name, body) }
+	write("go.mod", "module embed.example\n\ngo 1.26\n")
+	write("e/data.txt", "one")
+	write("e/e.go", "package e\n\nimport _ \"embed\"\n\n//go:embed data.txt\nvar Data string\n")
+	write("e/e_test.go", "package e\n\nimport \"testing\"\n\nfunc TestData(t *testing.T) {\n\tif Data != \"one\" {\n\t\tt.Fatal(Data)\n\t}\n}\n")
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache)), "GODIST_TRACE=1", "NO_COLOR=1"}
+	settle(t, dir)
+	const fast = "binaries up to date (tree unchanged)"
+	for i, wantFast := range []bool{false, true} {
+		stdout, stderr, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "./...")
+		if code != 0 || strings.Contains(string(stderr), fast) != wantFast {
+			t.Fatalf("run %d: exit %d, without go %v (want %v)\n%s%s", i+1, code, !wantFast, wantFast, stdout, stderr)
+		}
+	}
+	data := filepath.Join(dir, "e", "data.txt")
+	fi, _ := os.Stat(data)
+	write("e/data.txt", "two")
+	os.Chtimes(data, fi.ModTime(), fi.ModTime())
+	settle(t, dir)
+	stdout, stderr, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "./...")
+	if code != 1 || strings.Contains(string(stderr), fast) || !strings.Contains(string(stdout), "FAIL\tembed.example/e") {
+		t.Errorf("embedded file rewritten, same size and mtime: exit %d, want 1 from a new build\n%s%s", code, stdout, stderr)
 	}
 }

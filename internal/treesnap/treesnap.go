@@ -18,6 +18,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -31,13 +32,39 @@ import (
 // without status change times.
 var ErrUnsure = errors.New("treesnap: the tree cannot be vouched for")
 
-// Snap is what a walk of a tree saw.
-type Snap struct {
+// View is what a walk saw of one set of the tree's entries.
+type View struct {
 	Digest string    `json:"digest"` // of every entry's path, type, size, inode and times
 	Files  int       `json:"files"`
-	Newest time.Time `json:"newest"` // the latest modification or status change in the tree
-	Taken  time.Time `json:"taken"`  // when the walk started
-	Coarse bool      `json:"coarse"` // every time was whole seconds: a coarse file system
+	Newest time.Time `json:"newest"` // the latest modification or status change among them
+}
+
+// Snap is what a walk of a tree saw: of all its entries, and of the files a go build reads
+// by their names (Sources: Go, assembly, C and the like, .syso, .pgo, go.mod, go.sum,
+// go.work, vendor/modules.txt), which are all it reads unless a package embeds files or
+// links what cgo names.
+type Snap struct {
+	All     View      `json:"all"`
+	Sources View      `json:"sources"`
+	Taken   time.Time `json:"taken"`  // when the walk started
+	Coarse  bool      `json:"coarse"` // every time was whole seconds: a coarse file system
+}
+
+// sourceExt are the file name extensions of what go build reads of a package by name.
+var sourceExt = map[string]bool{
+	".go": true, ".s": true, ".S": true, ".sx": true, ".c": true, ".h": true, ".hh": true,
+	".hpp": true, ".hxx": true, ".cc": true, ".cpp": true, ".cxx": true, ".m": true,
+	".f": true, ".F": true, ".for": true, ".f90": true, ".syso": true, ".swig": true,
+	".swigcxx": true, ".pgo": true,
+}
+
+// IsSource reports whether a file of this name is one go build reads by its name.
+func IsSource(name string) bool {
+	switch name {
+	case "go.mod", "go.sum", "go.work", "go.work.sum", "modules.txt":
+		return true
+	}
+	return sourceExt[filepath.Ext(name)]
 }
 
 // Take walks root, leaving out the directories named in skipDirs (by base name, e.g.
@@ -45,19 +72,19 @@ type Snap struct {
 // stops with ErrUnsure past limit entries.
 func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limit int) (Snap, error) {
 	s := Snap{Taken: time.Now(), Coarse: true}
-	h := sha256.New()
+	all, src := sha256.New(), sha256.New()
 	var buf [8]byte
-	num := func(v uint64) {
+	num := func(h hash.Hash, v uint64) {
 		binary.LittleEndian.PutUint64(buf[:], v)
 		h.Write(buf[:])
 	}
-	add := func(rel string, fi fs.FileInfo) error {
+	add := func(rel string, fi fs.FileInfo, source bool) error {
 		if fi.IsDir() {
 			// Its times move whenever an entry is added, removed or renamed in it, which
 			// the entries' own paths and inodes tell; and with any file left out.
-			h.Write([]byte(rel))
-			h.Write([]byte{0})
-			num(uint64(fi.Mode()))
+			all.Write([]byte(rel))
+			all.Write([]byte{0})
+			num(all, uint64(fi.Mode()))
 			return nil
 		}
 		ct, ok := filesum.ChangeTime(fi)
@@ -65,23 +92,34 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 			return ErrUnsure
 		}
 		mt := fi.ModTime()
+		views := []*View{&s.All}
+		hs := []hash.Hash{all}
+		if source {
+			views, hs = append(views, &s.Sources), append(hs, src)
+		}
 		for _, t := range []time.Time{mt, ct} {
-			if t.After(s.Newest) {
-				s.Newest = t
+			for _, v := range views {
+				if t.After(v.Newest) {
+					v.Newest = t
+				}
 			}
 			if t.Nanosecond() != 0 {
 				s.Coarse = false
 			}
 		}
-		h.Write([]byte(rel))
-		h.Write([]byte{0})
-		num(uint64(fi.Mode()))
-		num(uint64(fi.Size()))
-		num(filesum.Inode(fi))
-		num(uint64(mt.UnixNano()))
-		num(uint64(ct.UnixNano()))
+		for i, h := range hs {
+			h.Write([]byte(rel))
+			h.Write([]byte{0})
+			num(h, uint64(fi.Mode()))
+			num(h, uint64(fi.Size()))
+			num(h, filesum.Inode(fi))
+			num(h, uint64(mt.UnixNano()))
+			num(h, uint64(ct.UnixNano()))
+			views[i].Files++
+		}
 		return nil
 	}
+	entries := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -92,8 +130,8 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 		if skipFiles[path] {
 			return nil
 		}
-		s.Files++
-		if s.Files > limit {
+		entries++
+		if entries > limit {
 			return ErrUnsure
 		}
 		rel, _ := filepath.Rel(root, path)
@@ -101,7 +139,8 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 		if err != nil {
 			return err
 		}
-		if err := add(rel, fi); err != nil {
+		source := !fi.IsDir() && IsSource(d.Name())
+		if err := add(rel, fi, source); err != nil {
 			return err
 		}
 		if fi.Mode()&fs.ModeSymlink != 0 {
@@ -113,7 +152,7 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 			if target.IsDir() {
 				return ErrUnsure
 			}
-			return add(rel+"\x00->", target)
+			return add(rel+"\x00->", target, source)
 		}
 		return nil
 	})
@@ -123,20 +162,22 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 		}
 		return Snap{}, fmt.Errorf("treesnap: %w", err)
 	}
-	s.Digest = hex.EncodeToString(h.Sum(nil))
+	s.All.Digest = hex.EncodeToString(all.Sum(nil))
+	s.Sources.Digest = hex.EncodeToString(src.Sum(nil))
 	return s, nil
 }
 
-// Trusted reports whether s vouches for the tree as it was when the walk started: no
-// entry changed within one tick of the file system's clock before it (100 ms, or 2 s on a
-// file system of whole seconds), so that any later change shows in its times.
-func (s Snap) Trusted() bool {
+// Trusted reports whether s vouches for view v of the tree as it was when the walk
+// started: none of its entries changed within one tick of the file system's clock before
+// it (100 ms, or 2 s on a file system of whole seconds), so that any later change shows in
+// their times.
+func (s Snap) Trusted(v View) bool {
 	margin := 100 * time.Millisecond
 	if s.Coarse {
 		margin = 2 * time.Second
 	}
-	return s.Digest != "" && s.Newest.Before(s.Taken.Add(-margin))
+	return v.Digest != "" && v.Newest.Before(s.Taken.Add(-margin))
 }
 
-// Same reports whether two snapshots saw the same tree.
-func (s Snap) Same(o Snap) bool { return s.Digest != "" && s.Digest == o.Digest && s.Files == o.Files }
+// Same reports whether two walks saw the same entries.
+func (v View) Same(o View) bool { return v.Digest != "" && v.Digest == o.Digest && v.Files == o.Files }

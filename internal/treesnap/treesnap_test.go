@@ -35,13 +35,13 @@ func TestChangesAreSeen(t *testing.T) {
 	write(t, filepath.Join(root, "go.mod"), "module m\n")
 	write(t, filepath.Join(root, "a", "a.go"), "package a\nconst X = 1\n")
 	base := take(t, root)
-	if again := take(t, root); !base.Same(again) {
+	if again := take(t, root); !base.All.Same(again.All) {
 		t.Fatal("two walks of an unchanged tree differ")
 	}
 	// Leaving out: .git, and the caller's own output files.
 	write(t, filepath.Join(root, ".git", "index"), "x")
 	write(t, filepath.Join(root, "out.json"), "{}")
-	if !base.Same(take(t, root)) {
+	if !base.All.Same(take(t, root).All) {
 		t.Error("a change under .git or to a skipped file changed the snapshot")
 	}
 	a := filepath.Join(root, "a", "a.go")
@@ -65,8 +65,12 @@ func TestChangesAreSeen(t *testing.T) {
 	} {
 		before := take(t, root)
 		c.change()
-		if before.Same(take(t, root)) {
+		after := take(t, root)
+		if before.All.Same(after.All) {
 			t.Errorf("%s: the snapshot did not change", c.name)
+		}
+		if c.name != "a directory added" && before.Sources.Same(after.Sources) {
+			t.Errorf("%s: the snapshot of the sources did not change", c.name)
 		}
 	}
 }
@@ -83,7 +87,7 @@ func TestUnsure(t *testing.T) {
 	}
 	before := take(t, root)
 	write(t, filepath.Join(outside, "f.go"), "package g\n")
-	if before.Same(take(t, root)) {
+	if before.Sources.Same(take(t, root).Sources) {
 		t.Error("a change to a linked file did not change the snapshot")
 	}
 	if _, err := Take(root, nil, nil, 2); !errors.Is(err, ErrUnsure) {
@@ -105,21 +109,51 @@ func TestTrusted(t *testing.T) {
 		s    Snap
 		want bool
 	}{
-		{Snap{Digest: "d", Newest: now.Add(-time.Second), Taken: now}, true},
-		{Snap{Digest: "d", Newest: now.Add(-50 * time.Millisecond), Taken: now}, false},
-		{Snap{Digest: "d", Newest: now, Taken: now}, false},
-		{Snap{Digest: "d", Newest: now.Add(-time.Second), Taken: now, Coarse: true}, false},
-		{Snap{Digest: "d", Newest: now.Add(-3 * time.Second), Taken: now, Coarse: true}, true},
-		{Snap{Newest: now.Add(-time.Hour), Taken: now}, false},
+		{Snap{All: View{Digest: "d", Newest: now.Add(-time.Second)}, Taken: now}, true},
+		{Snap{All: View{Digest: "d", Newest: now.Add(-50 * time.Millisecond)}, Taken: now}, false},
+		{Snap{All: View{Digest: "d", Newest: now}, Taken: now}, false},
+		{Snap{All: View{Digest: "d", Newest: now.Add(-time.Second)}, Taken: now, Coarse: true}, false},
+		{Snap{All: View{Digest: "d", Newest: now.Add(-3 * time.Second)}, Taken: now, Coarse: true}, true},
+		{Snap{All: View{Newest: now.Add(-time.Hour)}, Taken: now}, false},
 	} {
-		if got := c.s.Trusted(); got != c.want {
+		if got := c.s.Trusted(c.s.All); got != c.want {
 			t.Errorf("%+v: Trusted %v, want %v", c.s, got, c.want)
 		}
 	}
 	// A tree written just now is not vouched for.
 	root := t.TempDir()
 	write(t, filepath.Join(root, "x"), "x")
-	if take(t, root).Trusted() {
+	if s := take(t, root); s.Trusted(s.All) {
 		t.Error("a tree changed a moment ago is trusted")
+	}
+}
+
+// The sources' view sees only what go build reads by name: an output a test writes (a
+// plugin, a log) changes the tree, not its sources; a new Go file changes both.
+func TestSourcesView(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "go.mod"), "module m\n")
+	write(t, filepath.Join(root, "a", "a.go"), "package a\n")
+	base := take(t, root)
+	write(t, filepath.Join(root, "a", "plugin.so"), "ELF")
+	write(t, filepath.Join(root, "a", "out", "log.txt"), "x")
+	after := take(t, root)
+	if base.All.Same(after.All) || !base.Sources.Same(after.Sources) {
+		t.Errorf("outputs written: all same %v (want false), sources same %v (want true)", base.All.Same(after.All), base.Sources.Same(after.Sources))
+	}
+	if after.Sources.Newest.After(base.Sources.Newest) {
+		t.Error("an output moved the sources' newest time")
+	}
+	for _, name := range []string{"b.go", "x.s", "y.h", "z.syso", "default.pgo"} {
+		write(t, filepath.Join(root, "a", name), "x")
+		if now := take(t, root); after.Sources.Same(now.Sources) {
+			t.Errorf("%s added: the sources' view did not change", name)
+		}
+		after = take(t, root)
+	}
+	for name, want := range map[string]bool{"go.mod": true, "go.sum": true, "modules.txt": true, "a.go": true, "a.txt": false, "a.so": false, "Makefile": false, "a.json": false} {
+		if IsSource(name) != want {
+			t.Errorf("IsSource(%q) = %v", name, !want)
+		}
 	}
 }
