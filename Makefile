@@ -6,13 +6,16 @@ GO ?= go
 build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
 
-# The tools the tests start for real: OpenSSH's sshd, a static busybox, rsync, tmux (the
-# terminal of the --watch tests), chromium (headless: the --timeline page's tests).
+# The tools the tests start for real: OpenSSH's sshd and ssh, a static busybox, rsync, tmux
+# (the terminal of the --watch tests), chromium (headless: the --timeline page's tests),
+# iproute2's ip and tc (internal/netnstest's hosts in network namespaces).
 deps:
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing="$$missing busybox-static"; \
 	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	command -v ssh >/dev/null 2>&1 || missing="$$missing openssh-client"; \
+	{ command -v ip && command -v tc; } >/dev/null 2>&1 || [ -x /usr/sbin/ip -a -x /usr/sbin/tc ] || missing="$$missing iproute2"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
