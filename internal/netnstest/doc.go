@@ -22,8 +22,10 @@
 // when GODIST_REQUIRE_SSHD is set (CI sets it).
 //
 // Link control: Host.Cut and Host.Restore take a host's link down and up (`ip link set DEV
-// down`, at its far end); Host.Shape puts a tc qdisc on both directions of it: netem
-// (delay, rate, loss) where the kernel has sch_netem, otherwise a tbf rate limit only.
+// down`, at its far end); Host.Shape delays, paces and drops its packets in both
+// directions: a host link is a veth pair, shaped with tc (netem where the kernel has
+// sch_netem, otherwise a tbf rate limit only), or with Options.RelayLinks a pair of TAP
+// devices joined by a relay in this process that does netem's work (relay.go).
 //
 // Every name is unique to the testbed (the process id and random bytes), and Close (which
 // Start registers with t.Cleanup) deletes exactly the namespaces, processes and files the

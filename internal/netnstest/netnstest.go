@@ -49,6 +49,11 @@ var DefaultHosts = []HostSpec{{Name: "h1"}, {Name: "h2"}, {Name: "h3", Behind: "
 type Options struct {
 	// Hosts are the hosts, in order (nil = DefaultHosts). At most 200.
 	Hosts []HostSpec
+	// RelayLinks gives every host a relay link (relay.go) instead of a veth pair: TAP
+	// devices joined by this process, which delays, paces and drops frames as Host.Shape
+	// says, where the kernel has no sch_netem. Each frame then costs two copies through
+	// this process: for a benchmark, not for tests that do not shape.
+	RelayLinks bool
 }
 
 // Testbed is a running network of hosts. Its methods are safe for concurrent use.
@@ -66,11 +71,13 @@ type Testbed struct {
 	KnownHosts string // Home/.ssh/known_hosts
 	Hosts      []*Host
 
-	goEnv []string // GOCACHE, GOMODCACHE, GOPATH of this machine's go, kept under Home
+	goEnv      []string // GOCACHE, GOMODCACHE, GOPATH of this machine's go, kept under Home
+	relayLinks bool
 
 	mu         sync.Mutex
 	namespaces []string // made, in order
 	servers    []*sshdtest.Server
+	relays     []*relay
 	netem      bool
 	closed     bool
 }
@@ -96,6 +103,7 @@ type Host struct {
 	farNS   string // where the far end of its link is: the switch, or its bastion
 	farDev  string // the far end's device
 	nearDev string // its own end, in NS
+	relay   *relay // its relay link (Options.RelayLinks), or nil for a veth pair
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,7}$`)
@@ -173,12 +181,13 @@ func New(opts Options) (*Testbed, error) {
 	if err := checkSpecs(specs); err != nil {
 		return nil, err
 	}
+	tb := &Testbed{relayLinks: opts.RelayLinks}
 	var rnd [3]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
 		return nil, err
 	}
 	id := fmt.Sprintf("%s%d-%s", NamePrefix, os.Getpid(), hex.EncodeToString(rnd[:]))
-	tb := &Testbed{ID: id, Client: id + "-c", Switch: id + "-sw"}
+	tb.ID, tb.Client, tb.Switch = id, id+"-c", id+"-sw"
 	if err := tb.build(specs); err != nil {
 		if cerr := tb.Close(); cerr != nil {
 			err = fmt.Errorf("%w (and cleaning up: %v)", err, cerr)
@@ -247,25 +256,15 @@ func (tb *Testbed) build(specs []HostSpec) error {
 		}
 		if s.Behind == "" {
 			h.Addr, h.farNS, h.farDev = lanAddr(i), tb.Switch, s.Name
-			if err := tb.lanPort(h.NS, s.Name, h.Addr); err != nil {
+			if err := tb.hostLink(h, []string{"master", "br0"}, ""); err != nil {
 				return err
 			}
 		} else {
 			b := byName[s.Behind]
 			h.Behind = b
 			h.Addr, h.farNS, h.farDev = behindNet(i)+"2", b.NS, s.Name
-			if err := ipIn(b.NS, "link", "add", s.Name, "type", "veth", "peer", "name", "eth0", "netns", h.NS); err != nil {
+			if err := tb.hostLink(h, nil, behindNet(i)+"1"); err != nil {
 				return err
-			}
-			for _, c := range [][]string{
-				{b.NS, "addr", "add", prefixLen(behindNet(i) + "1"), "dev", s.Name},
-				{b.NS, "link", "set", s.Name, "up"},
-				{h.NS, "addr", "add", prefixLen(h.Addr), "dev", "eth0"},
-				{h.NS, "link", "set", "eth0", "up"},
-			} {
-				if err := ipIn(c[0], c[1:]...); err != nil {
-					return err
-				}
 			}
 		}
 		byName[s.Name] = h
@@ -314,6 +313,37 @@ func (tb *Testbed) lanPort(ns, port, addr string) error {
 		{ns, "addr", "add", prefixLen(addr), "dev", "eth0"},
 		{ns, "link", "set", "eth0", "up"},
 	} {
+		if err := ipIn(c[0], c[1:]...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// hostLink links host h to its far end (h.farNS, h.farDev): a veth pair made at the far
+// end, or a relay link. The far end gets farLink (as "master br0") and farAddr/24 if not "";
+// h's end, eth0, gets h.Addr/24.
+func (tb *Testbed) hostLink(h *Host, farLink []string, farAddr string) error {
+	if tb.relayLinks {
+		r, err := newRelay(h.farNS, h.farDev, h.NS, h.nearDev)
+		if err != nil {
+			return err
+		}
+		tb.mu.Lock()
+		tb.relays = append(tb.relays, r)
+		tb.mu.Unlock()
+		h.relay = r
+	} else if err := ipIn(h.farNS, "link", "add", h.farDev, "type", "veth", "peer", "name", h.nearDev, "netns", h.NS); err != nil {
+		return err
+	}
+	cmds := [][]string{append(append([]string{h.farNS, "link", "set", h.farDev}, farLink...), "up")}
+	if farAddr != "" {
+		cmds = append(cmds, []string{h.farNS, "addr", "add", prefixLen(farAddr), "dev", h.farDev})
+	}
+	cmds = append(cmds,
+		[]string{h.NS, "addr", "add", prefixLen(h.Addr), "dev", h.nearDev},
+		[]string{h.NS, "link", "set", h.nearDev, "up"})
+	for _, c := range cmds {
 		if err := ipIn(c[0], c[1:]...); err != nil {
 			return err
 		}
@@ -486,7 +516,8 @@ func (tb *Testbed) PIDs() []int {
 }
 
 // Netem reports whether the kernel has sch_netem, so that Shape can delay and drop packets
-// (without it Shape only limits the rate, with tbf).
+// on a veth link (without it Shape only limits the rate there, with tbf; a relay link does
+// all three anyway).
 func (tb *Testbed) Netem() bool { return tb.netem }
 
 // Close stops every sshd the testbed started and every process they started, deletes its
@@ -498,7 +529,7 @@ func (tb *Testbed) Close() error {
 		return nil
 	}
 	tb.closed = true
-	servers, nss, home := tb.servers, tb.namespaces, tb.Home
+	servers, relays, nss, home := tb.servers, tb.relays, tb.namespaces, tb.Home
 	tb.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, s := range servers {
@@ -509,6 +540,9 @@ func (tb *Testbed) Close() error {
 		}()
 	}
 	wg.Wait()
+	for _, r := range relays {
+		r.close()
+	}
 	var errs []error
 	for i := len(nss) - 1; i >= 0; i-- {
 		if out, err := exec.Command("ip", "netns", "del", nss[i]).CombinedOutput(); err != nil {
@@ -560,11 +594,18 @@ type Shape struct {
 var ErrNoNetem = errors.New("netnstest: the kernel has no sch_netem (CONFIG_NET_SCH_NETEM): no delay or loss, only a rate limit")
 
 // Shape puts s on both directions of the host's link (replacing what was there): `tc qdisc
-// replace dev DEV root netem delay D rate R loss L%` on each end, or tbf for a rate alone
-// when the kernel has no netem.
+// replace dev DEV root netem delay D rate R loss L%` on each end of a veth link, or tbf for
+// a rate alone when the kernel has no netem; a relay link's relay does it.
 func (h *Host) Shape(s Shape) error {
 	if s.Loss < 0 || s.Loss > 100 || s.Delay < 0 {
 		return fmt.Errorf("netnstest: shape %+v: want a delay >= 0 and a loss of 0 to 100", s)
+	}
+	if h.relay != nil {
+		if _, err := bitsPerSecond(s.Rate); err != nil {
+			return err
+		}
+		h.relay.setShape(s)
+		return nil
 	}
 	var args []string
 	switch {
@@ -598,6 +639,10 @@ func (h *Host) Shape(s Shape) error {
 
 // Unshape takes what Shape put on the link off again.
 func (h *Host) Unshape() error {
+	if h.relay != nil {
+		h.relay.setShape(Shape{})
+		return nil
+	}
 	for _, end := range [][2]string{{h.farNS, h.farDev}, {h.NS, h.nearDev}} {
 		// Deleting the default qdisc is an error tc reports; there is nothing to undo then.
 		out, err := exec.Command("tc", "-n", end[0], "qdisc", "show", "dev", end[1], "root").Output()

@@ -149,3 +149,75 @@ func TestBadHosts(t *testing.T) {
 		t.Errorf("DefaultHosts: %v", err)
 	}
 }
+
+// Relay links do what netem would: a delay each way (a TCP connect takes at least the
+// round trip), a rate (a transfer takes at least its size over the rate), a total loss (a
+// frozen link), and a cut; and they carry ssh as a veth pair does.
+func TestRelayLinks(t *testing.T) {
+	Require(t)
+	tb := Start(t, Options{Hosts: []HostSpec{{Name: "h1"}, {Name: "h2", Behind: "h1"}}, RelayLinks: true})
+	h1, h2 := tb.Host("h1"), tb.Host("h2")
+	connect := func(ns, addr string) time.Duration {
+		t.Helper()
+		start := time.Now()
+		c, err := Dialer(ns)("tcp", addr+":22", 5*time.Second)
+		if err != nil {
+			t.Fatalf("dial %s from %s: %v", addr, ns, err)
+		}
+		d := time.Since(start)
+		c.Close()
+		return d
+	}
+	if err := h1.Shape(Shape{Delay: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if d := connect(tb.Client, h1.Addr); d < 40*time.Millisecond {
+		t.Errorf("connect over a link with 20ms each way took %v, want at least 40ms", d)
+	}
+	// h2 is behind h1: both links' delays add up, the ProxyJump session crosses them.
+	if err := h2.Shape(Shape{Delay: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	if d := connect(h1.NS, h2.Addr); d < 20*time.Millisecond {
+		t.Errorf("connect over a link with 10ms each way took %v, want at least 20ms", d)
+	}
+	if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo far"))); got != "far" {
+		t.Errorf("ssh h2 through h1: %q", got)
+	}
+	// 1 MB at 10 Mbit/s: at least 0.8 s.
+	if err := h1.Shape(Shape{Rate: "10mbit"}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out := run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "head -c 1000000 /dev/zero"))
+	if d := time.Since(start); len(out) != 1000000 || d < 800*time.Millisecond {
+		t.Errorf("1 MB at 10mbit: %d bytes in %v, want 1000000 in at least 800ms", len(out), d)
+	}
+	// Frozen, then cut: nothing gets through.
+	if err := h1.Shape(Shape{Loss: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Dialer(tb.Client)("tcp", h1.Addr+":22", 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Errorf("h1 answered through a frozen link")
+	}
+	if err := h1.Unshape(); err != nil {
+		t.Fatal(err)
+	}
+	if err := h1.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if c, err := Dialer(tb.Client)("tcp", h1.Addr+":22", 300*time.Millisecond); err == nil {
+		c.Close()
+		t.Errorf("h1 answered through a cut link")
+	}
+	if err := h1.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "echo back"))); got != "back" {
+		t.Errorf("after Restore: %q", got)
+	}
+	if err := h1.Shape(Shape{Rate: "fast"}); err == nil {
+		t.Errorf("Shape with rate %q: no error", "fast")
+	}
+}
