@@ -75,3 +75,4 @@ bench:
 	bash bench/rsync.sh
 	bash bench/shard.sh
 	bash bench/timeline.sh
+	bash bench/netns.sh

@@ -230,7 +230,6 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill() // on a t.Fatal below; after Wait it does nothing
 	// The output, line by line, with the time each line came.
 	type line struct {
 		at   time.Time
@@ -249,6 +248,22 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 		}
 		io.Copy(io.Discard, output)
 	}()
+	var waitErr error
+	waited := false
+	wait := func() {
+		if !waited {
+			waited = true
+			<-readDone
+			waitErr = cmd.Wait()
+		}
+	}
+	// On a t.Fatal below: godist (and with it its workers, by their parent's death) goes.
+	t.Cleanup(func() {
+		if !waited {
+			cmd.Process.Kill()
+			wait()
+		}
+	})
 	// The trigger: TestSlow running on h2 (gw0 or gw1: the only gateways up).
 	running := func() bool {
 		data, _ := os.ReadFile(jf)
@@ -261,9 +276,6 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 		return false
 	}
 	if !waitFor(60*time.Second, running) {
-		cmd.Process.Kill()
-		cmd.Wait()
-		<-readDone
 		t.Fatalf("TestSlow never ran on h2 within 60s")
 	}
 	if err := tb.Host("h2").Cut(); err != nil {
@@ -273,11 +285,10 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 	if err := os.WriteFile(gate, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	<-readDone
-	err = cmd.Wait()
+	wait()
 	ended := time.Since(cut)
 	code := 0
-	if ee, ok := err.(interface{ ExitCode() int }); ok && err != nil {
+	if ee, ok := waitErr.(interface{ ExitCode() int }); ok && waitErr != nil {
 		code = ee.ExitCode()
 	}
 	mu.Lock()

@@ -155,6 +155,9 @@ func TestBadHosts(t *testing.T) {
 // frozen link), and a cut; and they carry ssh as a veth pair does.
 func TestRelayLinks(t *testing.T) {
 	Require(t)
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		unavailable(t, "relay links need /dev/net/tun: "+err.Error())
+	}
 	tb := Start(t, Options{Hosts: []HostSpec{{Name: "h1"}, {Name: "h2", Behind: "h1"}}, RelayLinks: true})
 	h1, h2 := tb.Host("h1"), tb.Host("h2")
 	connect := func(ns, addr string) time.Duration {
