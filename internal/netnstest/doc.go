@@ -9,7 +9,7 @@
 //	h1     198.18.1.11 ├─ br0, a bridge in the testbed's switch namespace
 //	h2     198.18.1.12 ┤
 //	h4     198.18.1.14 ┘  (busybox only: a chrooted sshd, no libc, no Go)
-//	h1     198.18.12.1 ── h3 198.18.12.2  (a link of h1's own; routed nowhere else)
+//	h1     198.18.13.1 ── h3 198.18.13.2  (a link of h1's own; routed nowhere else)
 //
 // h1 is a bastion: h3 is reachable only from h1's namespace (h1 does not forward), and the
 // client's ~/.ssh/config says ProxyJump h1 for it. The master (godist itself) runs in the

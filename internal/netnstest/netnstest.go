@@ -58,8 +58,8 @@ type Options struct {
 
 // Testbed is a running network of hosts. Its methods are safe for concurrent use.
 type Testbed struct {
-	// ID is unique to this testbed; every namespace it made is named NamePrefix-less ID
-	// plus "-c" (the client), "-sw" (the switch) or "-NAME" (a host).
+	// ID is unique to this testbed: NamePrefix, this process's pid and random hex. Its
+	// namespaces are ID-c (the client), ID-sw (the switch) and ID-NAME (each host).
 	ID     string
 	Client string // the client namespace, where the master runs
 	Switch string // the namespace holding the LAN's bridge
@@ -223,8 +223,9 @@ func checkSpecs(specs []HostSpec) error {
 	return nil
 }
 
-// The address plan: the LAN is 198.18.1.0/24 (client .1, the i-th host .11+i); the i-th host,
-// when behind a bastion, has 198.18.(11+i).0/24 to itself: the bastion .1, the host .2.
+// The address plan, all in 198.18.0.0/15: the LAN is 198.18.1.0/24 (the client .1, the i-th
+// host, from 0, .11+i); the i-th host, when behind a bastion, has 198.18.(11+i).0/24 to
+// itself: the bastion .1, the host .2 (DefaultHosts' h3: 198.18.13.2).
 const lanPrefix = "198.18.1."
 
 func lanAddr(i int) string      { return fmt.Sprintf("%s%d", lanPrefix, 11+i) }
