@@ -178,7 +178,7 @@ func New(opts Options) (*Testbed, error) {
 	if specs == nil {
 		specs = DefaultHosts
 	}
-	if err := checkSpecs(specs); err != nil {
+	if err := CheckHosts(specs); err != nil {
 		return nil, err
 	}
 	tb := &Testbed{relayLinks: opts.RelayLinks}
@@ -197,7 +197,9 @@ func New(opts Options) (*Testbed, error) {
 	return tb, nil
 }
 
-func checkSpecs(specs []HostSpec) error {
+// CheckHosts says what is wrong with a list of hosts (nil if nothing), in one line, as New
+// would refuse it.
+func CheckHosts(specs []HostSpec) error {
 	if len(specs) == 0 || len(specs) > 200 {
 		return fmt.Errorf("%d hosts; want 1 to 200", len(specs))
 	}

@@ -141,11 +141,11 @@ func TestBadHosts(t *testing.T) {
 		{{Name: "h1"}, {Name: "h2", Behind: "h1"}, {Name: "h3", Behind: "h2"}},
 		{},
 	} {
-		if err := checkSpecs(hs); err == nil || strings.Contains(err.Error(), "\n") {
+		if err := CheckHosts(hs); err == nil || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%+v: %v, want one line", hs, err)
 		}
 	}
-	if err := checkSpecs(DefaultHosts); err != nil {
+	if err := CheckHosts(DefaultHosts); err != nil {
 		t.Errorf("DefaultHosts: %v", err)
 	}
 }

@@ -123,6 +123,9 @@ func parseHosts(s string) ([]netnstest.HostSpec, error) {
 		}
 		specs = append(specs, h)
 	}
+	if err := netnstest.CheckHosts(specs); err != nil {
+		return nil, fmt.Errorf("-hosts %q: %v", s, err)
+	}
 	return specs, nil
 }
 
