@@ -317,6 +317,17 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 	data, _ := os.ReadFile(jf)
 	got := parseStream(t, data, false)
 	compareOutcomes(t, want, got, nil)
+	// TestSlow, cut short on h2, passed where it ran again: on the standby, gw2.
+	var endedOn []string
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		var e gotest.Event
+		if json.Unmarshal(l, &e) == nil && e.Test == "TestSlow" && gotest.IsTerminal(e.Action) {
+			endedOn = append(endedOn, e.Action+" on "+e.Worker)
+		}
+	}
+	if !slices.Equal(endedOn, []string{"pass on gw2"}) {
+		t.Errorf("TestSlow ended %v, want [pass on gw2]", endedOn)
+	}
 	if t.Failed() {
 		t.Logf("godist said:\n%s", out)
 	}
