@@ -71,7 +71,7 @@ type Testbed struct {
 	KnownHosts string // Home/.ssh/known_hosts
 	Hosts      []*Host
 
-	goEnv      []string // GOCACHE, GOMODCACHE, GOPATH of this machine's go, kept under Home
+	goEnv      []string // GOCACHE, GOMODCACHE, GOPATH of this machine's go, whatever HOME is
 	relayLinks bool
 
 	mu         sync.Mutex
@@ -145,10 +145,22 @@ func unavailable(t testing.TB, why string) {
 }
 
 // Start builds a testbed as opts say and registers Close with t.Cleanup. It calls Require
-// first. sshd's logs are shown when the test fails.
+// first (and for a busybox host, checks as sshdtest.Start does that a chrooted sshd can
+// run here). sshd's logs are shown when the test fails.
 func Start(t testing.TB, opts Options) *Testbed {
 	t.Helper()
 	Require(t)
+	specs := opts.Hosts
+	if specs == nil {
+		specs = DefaultHosts
+	}
+	for _, s := range specs {
+		if s.Busybox {
+			if ok, why := sshdtest.ChrootAvailable(); !ok {
+				unavailable(t, "busybox host "+s.Name+": "+why)
+			}
+		}
+	}
 	tb, err := New(opts)
 	if err != nil {
 		t.Fatalf("netnstest: %v", err)

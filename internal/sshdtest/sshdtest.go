@@ -140,6 +140,18 @@ func Available() (bool, string) {
 	return true, ""
 }
 
+// ChrootAvailable reports whether a chrooted server (Options.Chroot) can be started here,
+// beyond Available: it needs root and TestUser; and if not why.
+func ChrootAvailable() (bool, string) {
+	if os.Geteuid() != 0 {
+		return false, "a chrooted sshd needs root"
+	}
+	if err := checkTestUser(); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
 // Require skips the test when sshd is not available, or fails it when RequireEnv is set.
 func Require(t testing.TB) {
 	t.Helper()
@@ -177,12 +189,9 @@ func sshdPath() (string, error) {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
-	if opts.Chroot && os.Geteuid() != 0 {
-		unavailable(t, "a chrooted sshd needs root")
-	}
 	if opts.Chroot {
-		if err := checkTestUser(); err != nil {
-			unavailable(t, err.Error())
+		if ok, why := ChrootAvailable(); !ok {
+			unavailable(t, why)
 		}
 	}
 	s, err := New(opts)
