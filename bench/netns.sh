@@ -49,8 +49,9 @@ BIN_BYTES=$(du -sb "$WORK/stage/bin" | cut -f1)
 echo "== bringing the testbed up: ${HOSTS[*]}, $DELAY each way, $RATE" >&2
 coproc TB { exec "$WORK/testbed" -hosts h1,h2,h3/h1 -delay "$DELAY" -rate "$RATE"; }
 TB_CHILD=$TB_PID
-TB_IN=${TB[1]}
-TB_OUT=${TB[0]}
+TB_IN=${TB[1]:-}
+TB_OUT=${TB[0]:-}
+[ -n "$TB_OUT" ] || { echo "bench/netns.sh: the testbed command ended at once" >&2; exit 1; }
 TB_ENV=()
 TB_HOSTS=()
 while IFS= read -r line <&"$TB_OUT"; do
