@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -130,22 +131,39 @@ func homesOf(tb *netnstest.Testbed) []string {
 }
 
 // Load over four hosts, one of them reached through the bastion by ProxyJump and one with
-// nothing but busybox: every test and package gets go test's result, and each host got the
-// tree into a cache of its own.
+// nothing but busybox: every test and package gets go test's result, and no gateway failed
+// (each got the tree into its host's own cache, or was not needed: in load mode the tests
+// may all have run before a slower gateway was up; the each-mode test below needs them all).
 func TestNetnsLoadOverHosts(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.Start(t, netnstest.Options{})
 	dir := fixturesDir(t)
 	args := append([]string{"-timeout", "10s"}, netnsPackages...)
 	want := goTestJSON(t, dir, args...)
+	gws := map[string][]string{"h1": {"gw0"}, "h2": {"gw1", "gw2"}, "h3": {"gw3"}, "h4": {"gw4"}}
 	got, out, code := netnsRun(t, tb, false, append([]string{"--tx", "ssh=h1", "--tx", "2*ssh=h2", "--tx", "ssh=h3", "--tx", "ssh=h4"}, args...)...)
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (fixtures fail):\n%s", code, out)
 	}
 	compareOutcomes(t, want, got, nil)
+	// A host gets the tree once, through one of its gateways.
 	for _, h := range tb.Hosts {
-		if !synced(h) {
-			t.Errorf("%s: no tree in its cache %s", h.Name, filepath.Join(h.Home, ".cache", "godist", "work"))
+		note := func(f func(gw string) string) bool {
+			for _, gw := range gws[h.Name] {
+				if strings.Contains(out, f(gw)) {
+					return true
+				}
+			}
+			return false
+		}
+		switch {
+		case note(func(gw string) string { return "godist: " + gw + ": " + dir + " synced" }):
+			if !synced(h) {
+				t.Errorf("%s: the tree was synced, but not into %s", h.Name, filepath.Join(h.Home, ".cache", "godist", "work"))
+			}
+		case note(func(gw string) string { return "godist: " + gw + " (" }) && strings.Contains(out, "was not up when every test had run elsewhere"):
+		default:
+			t.Errorf("%s (%v): neither synced nor cancelled as not needed", h.Name, gws[h.Name])
 		}
 	}
 	if t.Failed() {
@@ -178,18 +196,27 @@ func TestNetnsEachOverHosts(t *testing.T) {
 }
 
 // via=: gateways opened from the bastion's worker: h3 by the bastion's own ~/.ssh/config
-// (directly, from its namespace) and two local workers on the bastion.
+// (directly, from its namespace: the client has no route to h3) and a local worker on the
+// bastion. In each mode, so that every gateway runs every test: each slice is go test's.
 func TestNetnsVia(t *testing.T) {
 	t.Parallel()
 	tb := netnstest.Start(t, netnstest.Options{Hosts: []netnstest.HostSpec{{Name: "h1"}, {Name: "h3", Behind: "h1"}}})
 	dir := fixturesDir(t)
 	args := append([]string{"-timeout", "10s"}, netnsPackages...)
 	want := goTestJSON(t, dir, args...)
-	got, out, code := netnsRun(t, tb, false, append([]string{"--tx", "ssh=h1//id=hop", "--tx", "ssh=h3//via=hop", "--tx", "2*popen//via=hop"}, args...)...)
+	got, out, code := netnsRun(t, tb, true, append([]string{"--dist", "each", "--tx", "ssh=h1//id=hop", "--tx", "ssh=h3//via=hop", "--tx", "popen//via=hop"}, args...)...)
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (fixtures fail):\n%s", code, out)
 	}
-	compareOutcomes(t, want, got, nil)
+	workers := slices.Sorted(maps.Keys(got.workers))
+	if !slices.Equal(workers, []string{"gw1", "gw2", "hop"}) {
+		t.Errorf("events from %v, want gw1 (h3 via the hop), gw2 (popen via the hop) and hop", workers)
+	}
+	for _, gw := range workers {
+		t.Run(gw, func(t *testing.T) {
+			compareOutcomes(t, want, sliceOf(got, gw), nil)
+		})
+	}
 	if h3 := tb.Host("h3"); !synced(h3) {
 		t.Errorf("h3: no tree in its cache")
 	}
