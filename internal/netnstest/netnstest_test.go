@@ -34,6 +34,15 @@ func TestTestbed(t *testing.T) {
 	var tb *Testbed
 	t.Run("up", func(t *testing.T) {
 		tb = Start(t, Options{})
+		// Nothing of it is in the root namespace: no address, no route in 198.18.0.0/15.
+		for _, args := range [][]string{{"-o", "addr", "show"}, {"route", "show", "table", "all"}} {
+			out := run(t, exec.Command("ip", args...))
+			for _, l := range strings.Split(out, "\n") {
+				if strings.Contains(l, " 198.18.") || strings.Contains(l, " 198.19.") || strings.HasPrefix(l, "198.1") {
+					t.Errorf("the root namespace has %q (ip %s)", l, strings.Join(args, " "))
+				}
+			}
+		}
 		homes := map[string]string{}
 		for _, h := range tb.Hosts {
 			got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, h.Name, "echo $HOME")))
