@@ -6,14 +6,17 @@ GO ?= go
 build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
 
-# The tools the tests start for real: OpenSSH's sshd, a static busybox, rsync, tmux (the
-# terminal of the --watch tests), chromium (headless: the --timeline page's tests), docker
-# (the client and an engine: the docker= and exec=docker tests, internal/dockertest).
+# The tools the tests start for real: OpenSSH's sshd and ssh, a static busybox, rsync, tmux
+# (the terminal of the --watch tests), chromium (headless: the --timeline page's tests),
+# iproute2's ip and tc (internal/netnstest's hosts in network namespaces), docker (the
+# client and an engine: the docker= and exec=docker tests, internal/dockertest).
 deps:
 	@missing=""; \
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	[ -x /bin/busybox ] || [ -x /usr/bin/busybox ] || missing="$$missing busybox-static"; \
 	command -v rsync >/dev/null 2>&1 || missing="$$missing rsync"; \
+	command -v ssh >/dev/null 2>&1 || missing="$$missing openssh-client"; \
+	{ command -v ip && command -v tc; } >/dev/null 2>&1 || [ -x /usr/sbin/ip -a -x /usr/sbin/tc ] || missing="$$missing iproute2"; \
 	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	{ command -v docker >/dev/null 2>&1 && { command -v dockerd >/dev/null 2>&1 || [ -x /usr/sbin/dockerd ]; }; } || missing="$$missing docker.io"; \
@@ -98,3 +101,4 @@ bench:
 	bash bench/rsync.sh
 	bash bench/shard.sh
 	bash bench/timeline.sh
+	bash bench/netns.sh

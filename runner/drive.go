@@ -60,8 +60,25 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		}
 		return gw, err
 	}
-	// A gateway of a session stays up after the run, unless it was lost.
+	// A gateway of a session stays up after the run, unless it was lost. A hop (a gateway
+	// others are opened through, via=) whose own work is done stays up until every worker
+	// loop has ended: closing it would cut off the gateways relayed through it, which may
+	// still be running theirs (in each mode, every gateway has the whole plan).
+	hops := map[string]bool{}
+	for _, g := range gws {
+		if g.Spec.Via != "" {
+			hops[g.Spec.Via] = true
+		}
+	}
+	var hopsMu sync.Mutex
+	var idleHops []*gateway.Gateway
 	done := func(id string, gw *gateway.Gateway, lost bool) {
+		if sess == nil && !lost && hops[id] {
+			hopsMu.Lock()
+			idleHops = append(idleHops, gw)
+			hopsMu.Unlock()
+			return
+		}
 		if sess == nil || lost {
 			sess.drop(id)
 			gw.Close()
@@ -145,6 +162,9 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 		}()
 	}
 	wg.Wait()
+	for _, gw := range idleHops {
+		gw.Close()
+	}
 }
 
 // oneHostPlan tells the plan when every gateway names one host (-n N, N*ssh=h): the

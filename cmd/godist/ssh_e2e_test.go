@@ -199,6 +199,30 @@ func TestViaGateways(t *testing.T) {
 	compareOutcomes(t, want, parseStream(t, data, false), nil)
 }
 
+// A hop whose own work is done stays up while a gateway relayed through it still runs its
+// own (--dist each: every gateway has the whole plan). The gateway via the hop has
+// GODIST_FIXTURE_SLOW, so its TestSlow sleeps until -timeout ends it (a fail, 2 s on), while
+// the hop's passes at once: closing the hop then would lose the other gateway (exit 3).
+func TestViaHopOutlivesItsWork(t *testing.T) {
+	t.Parallel()
+	dir := fixturesDir(t)
+	jf := filepath.Join(t.TempDir(), "run.json")
+	stdout, errOut, code := runWithEnv(t, append(os.Environ(), "NO_COLOR=1"), dir, "--dist", "each", "--tx", "popen//id=hop",
+		"--tx", "popen//via=hop//env:GODIST_FIXTURE_SLOW=1", "-timeout", "2s", "--jsonfile", jf,
+		"--durations", filepath.Join(t.TempDir(), "d.json"), "./stopslow/slow")
+	if out := append(stdout, errOut...); code != 1 || bytes.Contains(out, []byte("lost")) {
+		t.Errorf("exit %d, want 1 (TestSlow timed out on gw1) and no gateway lost:\n%s", code, out)
+	}
+	data, _ := os.ReadFile(jf)
+	got := parseStream(t, data, true)
+	const pkg = "github.com/godist/godist/fixtures/stopslow/slow"
+	for gw, want := range map[string]string{"hop": "pass", "gw1": "fail"} {
+		if a := got.tests[pkg+" @"+gw+" TestSlow"]; !slices.Equal(a, []string{want}) {
+			t.Errorf("TestSlow on %s: %v, want [%s]", gw, a, want)
+		}
+	}
+}
+
 // popen//goarch=386 runs a worker built for 386 (cross-built once, then cached): the
 // cross-platform path on this amd64 machine.
 func TestPopen386Worker(t *testing.T) {

@@ -74,6 +74,21 @@ type Options struct {
 	HostKeyTypes []string
 	// Config lines are appended to sshd_config as they are (before the Match block).
 	Config []string
+
+	// ListenAddr is the address sshd listens on ("" = 127.0.0.1). With another address,
+	// Port must be given: a free port can only be found on this namespace's loopback.
+	ListenAddr string
+	// Port is the port sshd listens on (0 = a free port of 127.0.0.1, found at start).
+	Port int
+	// Exec is a command that sshd runs under, as in `ip netns exec NS` (nil = none): the
+	// server process is that command's, which must exec sshd (not fork it) so that the
+	// server's pid is sshd's.
+	Exec []string
+	// Dial reaches ListenAddr:Port for the readiness check (nil = net.DialTimeout from this
+	// process): a server in another network namespace needs a dialler there.
+	Dial func(network, addr string, timeout time.Duration) (net.Conn, error)
+	// Alias is the Host alias of the server in Home/.ssh/config ("" = sshdtest-PORT).
+	Alias string
 }
 
 // Server is a running sshd.
@@ -125,6 +140,18 @@ func Available() (bool, string) {
 	return true, ""
 }
 
+// ChrootAvailable reports whether a chrooted server (Options.Chroot) can be started here,
+// beyond Available: it needs root and TestUser; and if not why.
+func ChrootAvailable() (bool, string) {
+	if os.Geteuid() != 0 {
+		return false, "a chrooted sshd needs root"
+	}
+	if err := checkTestUser(); err != nil {
+		return false, err.Error()
+	}
+	return true, ""
+}
+
 // Require skips the test when sshd is not available, or fails it when RequireEnv is set.
 func Require(t testing.TB) {
 	t.Helper()
@@ -162,22 +189,56 @@ func sshdPath() (string, error) {
 func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t)
-	if opts.Chroot && os.Geteuid() != 0 {
-		unavailable(t, "a chrooted sshd needs root")
-	}
 	if opts.Chroot {
-		if err := checkTestUser(); err != nil {
-			unavailable(t, err.Error())
+		if ok, why := ChrootAvailable(); !ok {
+			unavailable(t, why)
 		}
 	}
-	s, err := start(t, opts)
+	s, err := New(opts)
 	if err != nil {
 		t.Fatalf("sshdtest: %v", err)
 	}
+	t.Cleanup(func() {
+		s.stop()
+		if t.Failed() {
+			t.Logf("sshdtest: sshd log of %s:\n%s", s.Alias, s.Log())
+		}
+		s.Close()
+	})
 	return s
 }
 
-func start(t testing.TB, opts Options) (*Server, error) {
+// New starts an sshd as opts say, for a caller that is not a test (a command that sets up
+// hosts for a benchmark); tests use Start. The caller must call Close, which stops sshd and
+// every process it started and removes every file New made. On error nothing is left.
+func New(opts Options) (*Server, error) {
+	if opts.Chroot {
+		if err := checkTestUser(); err != nil {
+			return nil, err
+		}
+	}
+	s, err := start(opts)
+	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops sshd and every process it started (Stop) and removes the server's files and
+// chroot. Idempotent.
+func (s *Server) Close() {
+	s.stop()
+	os.RemoveAll(s.dir)
+	if s.Chroot != "" {
+		os.RemoveAll(s.Chroot)
+	}
+}
+
+// start makes the server; on error, the caller closes the Server it returns, if any.
+func start(opts Options) (*Server, error) {
 	sshd, err := sshdPath()
 	if err != nil {
 		return nil, err
@@ -188,30 +249,26 @@ func start(t testing.TB, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
+	host := opts.ListenAddr
+	if host == "" {
+		host = "127.0.0.1"
+	} else if opts.Port == 0 {
+		return nil, fmt.Errorf("ListenAddr %s needs a Port", host)
+	}
 	// Not t.TempDir: its directories are mode 0700, and sshd reads the authorized keys as
 	// the logging-in user, who may not be the one running the test.
 	dir, err := os.MkdirTemp("", "sshdtest-")
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{dir: dir, Host: "127.0.0.1", log: &syncBuffer{}, done: make(chan struct{})}
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("sshdtest: sshd log of %s:\n%s", s.Alias, s.Log())
-		}
-		os.RemoveAll(dir)
-		if s.Chroot != "" {
-			os.RemoveAll(s.Chroot)
-		}
-	})
+	s := &Server{dir: dir, Host: host, log: &syncBuffer{}, done: make(chan struct{})}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
+		return s, err
 	}
 
 	cur, err := user.Current()
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	s.User = opts.User
 	if s.User == "" {
@@ -223,14 +280,14 @@ func start(t testing.TB, opts Options) (*Server, error) {
 
 	u, err := user.Lookup(s.User)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 
 	// Keys.
 	s.Home = filepath.Join(dir, "home")
 	sshDir := filepath.Join(s.Home, ".ssh")
 	if err := os.MkdirAll(sshDir, 0o700); err != nil {
-		return nil, err
+		return s, err
 	}
 	types := opts.HostKeyTypes
 	if len(types) == 0 {
@@ -238,62 +295,66 @@ func start(t testing.TB, opts Options) (*Server, error) {
 	}
 	s.IdentityFile = filepath.Join(sshDir, "id_ed25519")
 	if err := keygen(s.IdentityFile, "ed25519", "sshdtest-user"); err != nil {
-		return nil, err
+		return s, err
 	}
 	for _, typ := range types {
 		k := filepath.Join(dir, "ssh_host_"+typ+"_key")
 		if err := keygen(k, typ, "sshdtest-host"); err != nil {
-			return nil, err
+			return s, err
 		}
 		s.hostKeys = append(s.hostKeys, k)
 	}
 	hostKey := s.hostKeys[0]
 	pub, err := os.ReadFile(hostKey + ".pub")
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	f := strings.Fields(string(pub))
 	if len(f) < 2 {
-		return nil, fmt.Errorf("unexpected host key file %s: %q", hostKey+".pub", pub)
+		return s, fmt.Errorf("unexpected host key file %s: %q", hostKey+".pub", pub)
 	}
 	s.HostKey = f[0] + " " + f[1]
 	out, err := exec.Command("ssh-keygen", "-l", "-E", "sha256", "-f", hostKey+".pub").Output()
 	if err != nil {
-		return nil, fmt.Errorf("ssh-keygen -l: %v", err)
+		return s, fmt.Errorf("ssh-keygen -l: %v", err)
 	}
 	if f := strings.Fields(string(out)); len(f) >= 2 {
 		s.HostKeyFingerprint = f[1]
 	}
 	userPub, err := os.ReadFile(s.IdentityFile + ".pub")
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	s.AuthorizedKeys = filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(s.AuthorizedKeys, userPub, 0o644); err != nil {
-		return nil, err
+		return s, err
 	}
 
 	if opts.Chroot {
 		if s.Chroot, err = makeChroot(u, opts.Applets); err != nil {
-			return nil, err
+			return s, err
 		}
 		s.RemoteHome = u.HomeDir
 	} else {
 		s.RemoteHome = filepath.Join(dir, "remote-home")
 		if err := os.Mkdir(s.RemoteHome, 0o755); err != nil {
-			return nil, err
+			return s, err
 		}
 		if err := chownTo(s.RemoteHome, u); err != nil {
-			return nil, err
+			return s, err
 		}
 	}
 
 	// A free port can be taken by someone else before sshd binds it: try a few.
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+		port := opts.Port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return s, err
+			}
+		} else if attempt > 0 {
+			break // a given port is the only one to try
 		}
 		if err := s.run(sshd, port, opts); err != nil {
 			lastErr = err
@@ -303,17 +364,20 @@ func start(t testing.TB, opts Options) (*Server, error) {
 		break
 	}
 	if lastErr != nil {
-		return nil, lastErr
+		return s, lastErr
 	}
 
-	s.Alias = fmt.Sprintf("sshdtest-%d", s.Port)
+	s.Alias = opts.Alias
+	if s.Alias == "" {
+		s.Alias = fmt.Sprintf("sshdtest-%d", s.Port)
+	}
 	s.KnownHosts = filepath.Join(sshDir, "known_hosts")
 	if err := os.WriteFile(s.KnownHosts, []byte(s.KnownHostsLine()+"\n"), 0o600); err != nil {
-		return nil, err
+		return s, err
 	}
 	s.ConfigFile = filepath.Join(sshDir, "config")
 	if err := os.WriteFile(s.ConfigFile, []byte(s.ConfigEntry(s.Alias)), 0o600); err != nil {
-		return nil, err
+		return s, err
 	}
 	return s, nil
 }
@@ -327,7 +391,7 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	var c strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&c, format+"\n", args...) }
 	w("Port %d", port)
-	w("ListenAddress 127.0.0.1")
+	w("ListenAddress %s", s.Host)
 	for _, k := range s.hostKeys {
 		w("HostKey %s", k)
 	}
@@ -369,7 +433,8 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 	}
 
 	s.log.Reset()
-	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg)
+	argv := append(append([]string(nil), opts.Exec...), sshd, "-D", "-e", "-f", cfg)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = s.log, s.log
 	// sshd dies with the test binary even if that is killed (on Linux); its own process
 	// group keeps a terminal's Ctrl-C from reaching it out of order.
@@ -392,7 +457,7 @@ func (s *Server) run(sshd string, port int, opts Options) error {
 		}
 		// sshd writes its pid file once it listens; the banner check then makes sure the
 		// port is really its own (another process may have taken it first).
-		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(p.Pid()) && banner(addr) {
+		if b, err := os.ReadFile(pidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(p.Pid()) && banner(opts.Dial, addr) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -415,9 +480,13 @@ func keygen(file, typ, comment string) error {
 	return nil
 }
 
-// banner reports whether addr answers with an SSH identification string.
-func banner(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+// banner reports whether addr, reached with dial (nil = net.DialTimeout), answers with an
+// SSH identification string.
+func banner(dial func(network, addr string, timeout time.Duration) (net.Conn, error), addr string) bool {
+	if dial == nil {
+		dial = net.DialTimeout
+	}
+	c, err := dial("tcp", addr, time.Second)
 	if err != nil {
 		return false
 	}
@@ -436,8 +505,12 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// KnownHostsLine is this server's line for a known_hosts file.
+// KnownHostsLine is this server's line for a known_hosts file (the host alone on port 22,
+// as OpenSSH writes it, else [host]:port).
 func (s *Server) KnownHostsLine() string {
+	if s.Port == 22 {
+		return s.Host + " " + s.HostKey
+	}
 	return fmt.Sprintf("[%s]:%d %s", s.Host, s.Port, s.HostKey)
 }
 
