@@ -73,8 +73,13 @@ type Options struct {
 	Env []string
 	// Config of the channel session ("nil" = channel.DefaultConfig()).
 	Config *channel.Config
-	// SSH configures ssh= connections (nil = keepalives every 5 s, 3 missed = dead).
+	// SSH configures ssh= and socket= connections (nil = keepalives every 5 s, 3 missed =
+	// dead). Tests of this package set it; others set Keepalive.
 	SSH *sshPoolConfig
+	// Keepalive bounds how long an ssh= or socket= link may deliver nothing before it
+	// counts as dead and its gateway as lost: a keepalive request goes out every third of
+	// it while the link is idle (0 = DefaultKeepalive). Ignored when SSH is set.
+	Keepalive time.Duration
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries
 	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=): the shell's answer to
@@ -114,7 +119,7 @@ type link struct {
 // Start starts the gateway id of spec on its own (not sharing connections with others; see
 // Group) and waits for its handshake and Info. On error nothing it started is left running.
 func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
-	pool := newSSHPool(opts.SSH)
+	pool := newSSHPool(opts.sshConfig())
 	g, err := start(ctx, id, spec, opts, pool)
 	if err != nil {
 		pool.Close()

@@ -44,11 +44,30 @@ type sshPoolConfig struct {
 	Logf func(format string, args ...any)
 }
 
+// DefaultKeepalive is how long an ssh= or socket= link may stay silent before its gateway
+// is lost, when Options.Keepalive does not say: 3 keepalives 5 s apart.
+const DefaultKeepalive = 15 * time.Second
+
+// keepaliveCount is how many keepalive intervals make up Options.Keepalive.
+const keepaliveCount = 3
+
+// sshConfig is the pool configuration opts ask for: opts.SSH, or one whose keepalives
+// fail a link that delivered nothing for opts.Keepalive (nil: the defaults).
+func (opts Options) sshConfig() *sshPoolConfig {
+	if opts.SSH != nil || opts.Keepalive <= 0 {
+		return opts.SSH
+	}
+	c := defaultSSHPoolConfig()
+	c.KeepaliveInterval = opts.Keepalive / keepaliveCount
+	c.KeepaliveCountMax = keepaliveCount
+	return c
+}
+
 // defaultSSHPoolConfig is the configuration newSSHPool(nil) uses.
 func defaultSSHPoolConfig() *sshPoolConfig {
 	return &sshPoolConfig{
-		KeepaliveInterval: 5 * time.Second,
-		KeepaliveCountMax: 3,
+		KeepaliveInterval: DefaultKeepalive / keepaliveCount,
+		KeepaliveCountMax: keepaliveCount,
 		ConnectTimeout:    15 * time.Second,
 		HandshakeTimeout:  30 * time.Second,
 		StderrTail:        8 << 10,

@@ -115,6 +115,10 @@ type Config struct {
 	// Session, if set, keeps the gateways up after the run, for the next one.
 	Session    *Session
 	Executable string // the worker binary ("" = this one)
+	// Keepalive is how long an ssh= or socket= link may deliver nothing before its
+	// gateway counts as lost and its work moves (0 = gateway.DefaultKeepalive). A
+	// Session's gateways keep the bound the session was made with.
+	Keepalive time.Duration
 	// Start, if set, starts the worker of gateway g (with env for its test processes)
 	// instead of gateway.Group: tests run the runner against in-process workers with it.
 	Start func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error)
