@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -98,6 +99,7 @@ type Gateway struct {
 
 	sess    *channel.Session
 	link    *link
+	watch   *watch // the liveness check of a pipe link (exec=); nil for others
 	onClose func()
 	release func(timeout time.Duration) error // for a gateway sharing another's worker
 
@@ -295,6 +297,13 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 		g.Close()
 		return nil, g.explain(err)
 	}
+	if p, ok := l.rwc.(*pipeRWC); ok && spec.Type == xspec.TypeExec && spec.Via == "" {
+		bound := opts.Keepalive
+		if bound <= 0 {
+			bound = DefaultKeepalive
+		}
+		g.watch = g.watchPipe(p, bound)
+	}
 	return g, nil
 }
 
@@ -349,6 +358,7 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 		close(exited)
 	}()
 	rwc := &pipeRWC{r: outR, w: inW}
+	rwc.clock.tick()
 	var once sync.Once
 	kill := func() {
 		once.Do(func() {
@@ -498,6 +508,9 @@ func (g *Gateway) Done() <-chan struct{} { return g.sess.Done() }
 func (g *Gateway) Err() error {
 	select {
 	case <-g.sess.Done():
+		if err := g.watch.err(); err != nil {
+			return err
+		}
 		return g.explain(g.sess.Err())
 	default:
 		return nil
@@ -520,6 +533,7 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 		if g.sess != nil {
 			g.sess.Close()
 		}
+		g.watch.stop()
 		select {
 		case <-g.link.done:
 		case <-time.After(timeout):
@@ -535,15 +549,35 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 }
 
 type pipeRWC struct {
-	r *os.File
-	w *os.File
+	r      *os.File
+	w      *os.File
+	clock  readClock             // when r last delivered bytes
+	broken atomic.Pointer[error] // why the liveness check killed the link, if it did
+}
+
+// cause is err, or why the liveness check broke the pipe if it did.
+func (p *pipeRWC) cause(err error) error {
+	if b := p.broken.Load(); b != nil && err != nil {
+		return *b
+	}
+	return err
 }
 
 // SetReadDeadline lets the channel session's receivers read the pipe themselves.
 func (p *pipeRWC) SetReadDeadline(t time.Time) error { return p.r.SetReadDeadline(t) }
 
-func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
-func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
+func (p *pipeRWC) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if n > 0 {
+		p.clock.tick()
+	}
+	return n, p.cause(err)
+}
+
+func (p *pipeRWC) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	return n, p.cause(err)
+}
 
 // CloseWrite ends the process's input and keeps its output open.
 func (p *pipeRWC) CloseWrite() error { return p.w.Close() }
