@@ -402,14 +402,25 @@ func (h *Harness) checkOrphans(res *Result, master int, w fmtWriter) {
 		}
 		return out
 	}
-	deadline := time.Now().Add(bound)
-	var left []procInfo
+	began := time.Now()
+	deadline := began.Add(bound)
+	var left, first []procInfo
 	for {
 		left = leftovers()
+		if first == nil {
+			first = left
+		}
 		if len(left) == 0 || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if len(first) > 0 {
+		var names []string
+		for _, p := range first {
+			names = append(names, p.String())
+		}
+		fmt.Fprintf(w, "# %d process(es) still there when godist exited, gone after %.2fs: %s\n", len(first), time.Since(began).Seconds(), strings.Join(names, "; "))
 	}
 	if len(left) == 0 {
 		return
