@@ -40,7 +40,7 @@ func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		t := time.NewTicker(interval)
+		t := time.NewTimer(interval)
 		defer t.Stop()
 		asking := false
 		answered := make(chan struct{}, 1)
@@ -57,8 +57,8 @@ func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
 			}
 			idle := clock.idle()
 			if idle >= bound {
-				err := fmt.Errorf("the link delivered nothing for %v (%d liveness checks unanswered): the worker or the command that reaches it is frozen or cut off; killed it",
-					idle.Round(time.Millisecond), keepaliveCount)
+				err := fmt.Errorf("the link delivered nothing for %v (--keepalive %v): the worker or the command that reaches it is frozen or cut off; killed it",
+					idle.Round(time.Millisecond), bound)
 				w.why.Store(&err)
 				pipe.broken.Store(&err) // what the session's reads and writes now fail with
 				g.link.kill()
@@ -73,6 +73,7 @@ func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
 					answered <- struct{}{}
 				}()
 			}
+			t.Reset(min(interval, bound-idle)) // the next third, or when the bound runs out
 		}
 	}()
 	return w

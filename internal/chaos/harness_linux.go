@@ -49,6 +49,7 @@ const (
 	LinkSSH    Link = "ssh"    // 2*ssh= straight to the first sshd
 	LinkProxy  Link = "proxy"  // 2*ssh= to the second sshd, through a Proxy
 	LinkSocket Link = "socket" // socket= to a godist serve, through a Proxy
+	LinkExec   Link = "exec"   // exec= running OpenSSH's ssh to the first sshd: a pipe link
 )
 
 // Harness is the infrastructure the runs share: two sshds, a godist serve, the proxies in
@@ -86,7 +87,7 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 		cfg.Keepalive = 3 * time.Second
 	}
 	if len(cfg.Gateways) == 0 {
-		cfg.Gateways = []Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket}
+		cfg.Gateways = []Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec}
 	}
 	h = &Harness{cfg: cfg, Mod: filepath.Join(cfg.Work, "mod"), marks: filepath.Join(cfg.Work, "marks"),
 		home: filepath.Join(cfg.Work, "home"), ours: map[int]bool{}, ids: map[Link][]string{},
@@ -162,6 +163,8 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 			add(l, 2, "2*ssh=h2")
 		case LinkSocket:
 			add(l, 1, "socket="+h.sockProxy.Addr)
+		case LinkExec:
+			add(l, 1, "exec=ssh -F "+filepath.Join(h.home, ".ssh", "config")+" h1 sh")
 		default:
 			return h, fmt.Errorf("chaos: unknown link %q", l)
 		}

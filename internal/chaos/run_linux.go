@@ -37,7 +37,8 @@ func (k Kind) linkFault() bool {
 }
 
 // Fault is one fault of a run: what, on which link (link faults; LinkSSH or LinkProxy for
-// the sshd ones, LinkProxy or LinkSocket for the proxy ones), and when: once AfterMarks
+// the sshd ones; LinkProxy or LinkSocket for cuts and freezes of a Proxy, LinkExec for
+// those of exec='s ssh process: SIGKILL, SIGSTOP), and when: once AfterMarks
 // tests have started (their marker files are there), or else Delay after godist started.
 type Fault struct {
 	Kind       Kind
@@ -356,6 +357,27 @@ func (h *Harness) inject(f Fault, master int, start time.Time, exited <-chan str
 		}
 		i.what = "stopped sshd session processes " + strings.Join(names, ",")
 	case CutLink, FreezeLink:
+		if f.Link == LinkExec {
+			var relay procInfo
+			for _, p := range below(t, master) {
+				if len(p.args) > 0 && p.args[0] == "ssh" && p.state != 'Z' {
+					relay = p
+				}
+			}
+			if relay.pid == 0 {
+				i.missed, i.what = true, "no ssh process of exec= running"
+				return i
+			}
+			if f.Kind == CutLink {
+				kill(relay.pid, syscall.SIGKILL)
+				i.what = "killed exec='s " + relay.String()
+			} else {
+				kill(relay.pid, syscall.SIGSTOP)
+				i.stopped = append(i.stopped, relay.pid)
+				i.what = "stopped exec='s " + relay.String()
+			}
+			break
+		}
 		p := h.sshProxy
 		if f.Link == LinkSocket {
 			p = h.sockProxy

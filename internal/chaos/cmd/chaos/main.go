@@ -151,7 +151,7 @@ func randomFaults(rng *rand.Rand) []chaos.Fault {
 		case chaos.KillSession, chaos.StopSession:
 			f.Link = []chaos.Link{chaos.LinkSSH, chaos.LinkProxy}[rng.IntN(2)]
 		case chaos.CutLink, chaos.FreezeLink:
-			f.Link = []chaos.Link{chaos.LinkProxy, chaos.LinkSocket}[rng.IntN(2)]
+			f.Link = []chaos.Link{chaos.LinkProxy, chaos.LinkSocket, chaos.LinkExec}[rng.IntN(3)]
 		}
 		if f.Kind == chaos.KillTest || rng.IntN(5) < 3 {
 			f.AfterMarks = 1 + rng.IntN(chaos.MarkedPackages*10)
