@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -69,9 +70,6 @@ type Harness struct {
 	ours      map[int]bool // processes started here that the harness waits for itself
 	goEnv     []string
 
-	specs []string
-	ids   map[Link][]string // gateway ids by link
-
 	Expected     map[string]string // go test's terminal action per test and package
 	ExpectedExit int
 	durations    string
@@ -90,7 +88,7 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 		cfg.Gateways = []Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec}
 	}
 	h = &Harness{cfg: cfg, Mod: filepath.Join(cfg.Work, "mod"), marks: filepath.Join(cfg.Work, "marks"),
-		home: filepath.Join(cfg.Work, "home"), ours: map[int]bool{}, ids: map[Link][]string{},
+		home: filepath.Join(cfg.Work, "home"), ours: map[int]bool{},
 		durations: filepath.Join(cfg.Work, "durations.json")}
 	defer func() {
 		if err != nil {
@@ -145,27 +143,8 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 	if err := os.WriteFile(filepath.Join(h.home, ".ssh", "known_hosts"), known.Bytes(), 0o600); err != nil {
 		return h, err
 	}
-	n := 0
-	add := func(l Link, count int, spec string) {
-		h.specs = append(h.specs, spec)
-		for range count {
-			h.ids[l] = append(h.ids[l], fmt.Sprintf("gw%d", n))
-			n++
-		}
-	}
 	for _, l := range cfg.Gateways {
-		switch l {
-		case LinkLocal:
-			add(l, 2, "2*popen")
-		case LinkSSH:
-			add(l, 2, "2*ssh=h1")
-		case LinkProxy:
-			add(l, 2, "2*ssh=h2")
-		case LinkSocket:
-			add(l, 1, "socket="+h.sockProxy.Addr)
-		case LinkExec:
-			add(l, 1, "exec=ssh -F "+filepath.Join(h.home, ".ssh", "config")+" h1 sh")
-		default:
+		if !slices.Contains([]Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec}, l) {
 			return h, fmt.Errorf("chaos: unknown link %q", l)
 		}
 	}
@@ -289,8 +268,33 @@ func (h *Harness) packages() []string {
 	return []string{"./..."}
 }
 
-// GatewayIDs are the gateway ids of link l in every run.
-func (h *Harness) GatewayIDs(l Link) []string { return h.ids[l] }
+// gateways are the --tx specs of links, in order, and the gateway ids of each link.
+func (h *Harness) gateways(links []Link) (specs []string, ids map[Link][]string) {
+	ids = map[Link][]string{}
+	n := 0
+	add := func(l Link, count int, spec string) {
+		specs = append(specs, spec)
+		for range count {
+			ids[l] = append(ids[l], fmt.Sprintf("gw%d", n))
+			n++
+		}
+	}
+	for _, l := range links {
+		switch l {
+		case LinkLocal:
+			add(l, 2, "2*popen")
+		case LinkSSH:
+			add(l, 2, "2*ssh=h1")
+		case LinkProxy:
+			add(l, 2, "2*ssh=h2")
+		case LinkSocket:
+			add(l, 1, "socket="+h.sockProxy.Addr)
+		case LinkExec:
+			add(l, 1, "exec=ssh -F "+filepath.Join(h.home, ".ssh", "config")+" h1 sh")
+		}
+	}
+	return specs, ids
+}
 
 // Close stops the serve, the proxies and the sshds, and removes nothing of Work.
 func (h *Harness) Close() {

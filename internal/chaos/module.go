@@ -5,7 +5,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
+	"time"
 )
 
 // FixturePackages are the packages of the fixtures module the chaos module copies: their
@@ -125,9 +127,10 @@ func copyTree(src, dst string) error {
 type Mark struct {
 	Package, Test, Worker string
 	PID                   int
+	At                    time.Time // when the file appeared
 }
 
-// readMarks lists the marker files under marks (of any run UID).
+// readMarks lists the marker files under marks (of any run UID), oldest first.
 func readMarks(marks string) []Mark {
 	var out []Mark
 	runs, _ := os.ReadDir(marks)
@@ -146,9 +149,15 @@ func readMarks(marks string) []Mark {
 			if _, err := fmt.Sscanf(parts[2], "%d", &pid); err != nil {
 				continue
 			}
-			w, _ := os.ReadFile(filepath.Join(marks, r.Name(), name))
-			out = append(out, Mark{Package: "chaosmod/" + parts[0], Test: parts[1], Worker: string(w), PID: pid})
+			file := filepath.Join(marks, r.Name(), name)
+			w, _ := os.ReadFile(file)
+			m := Mark{Package: "chaosmod/" + parts[0], Test: parts[1], Worker: string(w), PID: pid}
+			if st, err := os.Stat(file); err == nil {
+				m.At = st.ModTime()
+			}
+			out = append(out, m)
 		}
 	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
 	return out
 }

@@ -64,7 +64,7 @@ func ParseOutcome(data []byte) Outcome {
 const crashNote = "=== godist: test process "
 
 // parentOf is the top-level test of a subtest key ("PKG TestA/x" -> "PKG TestA"), the key
-// itself for a top-level test or a package.
+// itself for a top-level test or a package (whose path may hold slashes too).
 func parentOf(k string) string {
 	pkg, test, ok := strings.Cut(k, " ")
 	if !ok {

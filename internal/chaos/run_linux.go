@@ -45,6 +45,12 @@ type Fault struct {
 	Link       Link
 	AfterMarks int
 	Delay      time.Duration
+	// MarkFrom, if set, counts only the tests that started on gateways of that link (for
+	// AfterMarks, and the test or worker a kill picks): a fault that must hit a gateway
+	// while it holds work.
+	MarkFrom Link
+	// Test, if set, is the test whose process KillTest kills (a marked one, running).
+	Test string
 }
 
 func (f Fault) String() string {
@@ -52,19 +58,29 @@ func (f Fault) String() string {
 	if f.Link != "" {
 		s += "@" + string(f.Link)
 	}
+	if f.Test != "" {
+		s += "(" + f.Test + ")"
+	}
 	if f.AfterMarks > 0 {
-		return fmt.Sprintf("%s after %d tests started", s, f.AfterMarks)
+		from := ""
+		if f.MarkFrom != "" {
+			from = " on " + string(f.MarkFrom)
+		}
+		return fmt.Sprintf("%s after %d tests started%s", s, f.AfterMarks, from)
 	}
 	return fmt.Sprintf("%s at %v", s, f.Delay)
 }
 
-// ParseFault reads a fault as Fault.String abbreviates it: KIND[@LINK]+MARKS (once MARKS
-// tests have started) or KIND[@LINK]=DELAY (DELAY after the start).
+// ParseFault reads a fault as Fault.String abbreviates it: KIND[@LINK][(TEST)]+MARKS (once
+// MARKS tests have started) or KIND[@LINK][(TEST)]=DELAY (DELAY after the start).
 func ParseFault(v string) (Fault, error) {
 	var f Fault
 	spec, when, after := v, "", false
 	if i := strings.IndexAny(v, "+="); i >= 0 {
 		spec, when, after = v[:i], v[i+1:], v[i] == '+'
+	}
+	if i := strings.IndexByte(spec, '('); i >= 0 && strings.HasSuffix(spec, ")") {
+		spec, f.Test = spec[:i], spec[i+1:len(spec)-1]
 	}
 	kind, link, _ := strings.Cut(spec, "@")
 	f.Kind, f.Link = Kind(kind), Link(link)
@@ -89,6 +105,9 @@ func ParseFault(v string) (Fault, error) {
 // Result is what one run found.
 type Result struct {
 	Lost, Doubled, Wrong, Hung, Orphans int
+	// Crashes are the tests that failed as crashes of their own process, killed by a
+	// fault (and reported so, with godist's crash note).
+	Crashes int
 	// Detect are the times from each link fault to godist's note that a gateway of the
 	// link was lost (link faults whose gateways were lost).
 	Detect []time.Duration
@@ -121,17 +140,23 @@ type injected struct {
 	proxy   *Proxy // frozen
 }
 
-// Run runs godist once on the module with faults injected, logs under dir, and checks
-// the run.
+// Run runs godist once on the module over Config.Gateways with faults injected, logs
+// under dir, and checks the run.
 func (h *Harness) Run(ctx context.Context, dir string, faults []Fault) *Result {
+	return h.RunOn(ctx, dir, h.cfg.Gateways, faults)
+}
+
+// RunOn is Run over the gateways of links.
+func (h *Harness) RunOn(ctx context.Context, dir string, links []Link, faults []Fault) *Result {
 	res := &Result{LogDir: dir}
+	specs, ids := h.gateways(links)
 	os.RemoveAll(h.marks)
 	os.MkdirAll(h.marks, 0o755)
 	os.MkdirAll(dir, 0o755)
 	jf := filepath.Join(dir, "run.json")
 	args := []string{"--keepalive", h.cfg.Keepalive.String(), "--jsonfile", jf, "--durations", h.durations,
 		"-count=1", "-timeout", "2m"}
-	for _, s := range h.specs {
+	for _, s := range specs {
 		args = append(args, "--tx", s)
 	}
 	args = append(args, h.packages()...)
@@ -176,7 +201,7 @@ func (h *Harness) Run(ctx context.Context, dir string, faults []Fault) *Result {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			i := h.inject(f, master, start, exited)
+			i := h.inject(f, ids, master, start, exited)
 			injMu.Lock()
 			inj = append(inj, i)
 			injMu.Unlock()
@@ -215,7 +240,7 @@ func (h *Harness) Run(ctx context.Context, dir string, faults []Fault) *Result {
 		res.problem(&res.Lost, "no --jsonfile: %v", err)
 	}
 	h.check(res, ParseOutcome(data), inj)
-	h.detection(res, inj, log.snapshot())
+	h.detection(res, ids, inj, log.snapshot())
 	fmt.Fprintf(lw, "# exit %d after %.2fs; problems: %q\n", res.Exit, res.Elapsed.Seconds(), res.Problems)
 	return res
 }
@@ -234,12 +259,25 @@ func (h *Harness) masterFault(inj []*injected) bool {
 }
 
 // inject waits for f's moment and applies it, unless godist has exited first.
-func (h *Harness) inject(f Fault, master int, start time.Time, exited <-chan struct{}) *injected {
+func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.Time, exited <-chan struct{}) *injected {
 	i := &injected{Fault: f}
+	marks := func() []Mark {
+		ms := readMarks(h.marks)
+		if f.MarkFrom == "" {
+			return ms
+		}
+		var out []Mark
+		for _, m := range ms {
+			if slices.Contains(ids[f.MarkFrom], m.Worker) {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
 	var candidates []Mark
 	if f.AfterMarks > 0 {
 		for {
-			candidates = readMarks(h.marks)
+			candidates = marks()
 			if len(candidates) >= f.AfterMarks {
 				break
 			}
@@ -267,7 +305,7 @@ func (h *Harness) inject(f Fault, master int, start time.Time, exited <-chan str
 	t := table()
 	// The newest marks first: the tests most likely still running.
 	latest := func(ok func(m Mark, p procInfo) bool) (Mark, procInfo, bool) {
-		ms := readMarks(h.marks)
+		ms := marks()
 		for j := len(ms) - 1; j >= 0; j-- {
 			if p, live := t[ms[j].PID]; live && p.state != 'Z' && p.isTestProcess() && ok(ms[j], p) {
 				return ms[j], p, true
@@ -295,7 +333,7 @@ func (h *Harness) inject(f Fault, master int, start time.Time, exited <-chan str
 		kill(master, sig)
 		i.what = fmt.Sprintf("%v to godist %d", sig, master)
 	case KillTest:
-		m, p, ok := latest(func(Mark, procInfo) bool { return true })
+		m, p, ok := latest(func(m Mark, _ procInfo) bool { return f.Test == "" || m.Test == f.Test })
 		if !ok || !mine(p.pid) {
 			i.missed, i.what = true, "no marked test process running"
 			return i
@@ -334,7 +372,15 @@ func (h *Harness) inject(f Fault, master int, start time.Time, exited <-chan str
 			return i
 		}
 		if f.Kind == KillSession {
+			// The connection of a worker whose test runs, if one does; else any.
 			c := conns[0]
+			if _, p, ok := latest(func(_ Mark, p procInfo) bool { return slices.Contains(ancestors(t, p.pid), root) }); ok {
+				for _, a := range ancestors(t, p.pid) {
+					if t[a].ppid == root {
+						c = t[a]
+					}
+				}
+			}
 			kill(c.pid, syscall.SIGKILL)
 			i.what = "killed sshd session " + c.String()
 			break
@@ -495,7 +541,7 @@ func (h *Harness) check(res *Result, got Outcome, inj []*injected) {
 			continue
 		}
 		excused := crashed[k]
-		sub := strings.Contains(k, "/") && crashed[parentOf(k)]
+		sub := parentOf(k) != k && crashed[parentOf(k)] // a subtest of a crashed test
 		switch {
 		case len(acts) == 0 && sub:
 			// A subtest of a crashed test need not have run.
@@ -504,9 +550,13 @@ func (h *Harness) check(res *Result, got Outcome, inj []*injected) {
 		case acts[0] == want:
 		case acts[0] == "fail" && sub:
 		case acts[0] == "fail" && excused:
-			if strings.Contains(k, " ") && !strings.Contains(got.Output[k], crashNote) {
+			if !strings.Contains(k, " ") {
+				break // its package
+			}
+			if !strings.Contains(got.Output[k], crashNote) {
 				res.problem(&res.Wrong, "wrong: %s, whose process was killed, failed without the crash note %q", k, crashNote)
 			}
+			res.Crashes++
 		default:
 			res.problem(&res.Wrong, "wrong: %s is %s on %v; go test says %s", k, acts[0], got.Workers[k], want)
 		}
@@ -526,13 +576,13 @@ func (h *Harness) check(res *Result, got Outcome, inj []*injected) {
 
 // detection times each link fault: from its injection to godist's first note, after
 // it, that a gateway of its link was lost.
-func (h *Harness) detection(res *Result, inj []*injected, lines []timedLine) {
+func (h *Harness) detection(res *Result, gws map[Link][]string, inj []*injected, lines []timedLine) {
 	for _, i := range inj {
 		if !i.Kind.linkFault() || i.missed {
 			continue
 		}
 		ids := map[string]bool{}
-		for _, id := range h.ids[i.Link] {
+		for _, id := range gws[i.Link] {
 			ids[id] = true
 		}
 		for _, l := range lines {

@@ -35,7 +35,7 @@ func main() {
 	work := flag.String("work", "", "work `DIR` (default: a new temporary directory)")
 	keep := flag.Bool("keep", false, "keep the logs of good runs too")
 	var fixed []chaos.Fault
-	flag.Func("fault", "inject `KIND[@LINK]+MARKS` or `KIND[@LINK]=DELAY` in every run instead of random faults (repeatable)", func(v string) error {
+	flag.Func("fault", "inject `KIND[@LINK][(TEST)]+MARKS` or `KIND[@LINK][(TEST)]=DELAY` in every run instead of random faults (repeatable)", func(v string) error {
 		f, err := chaos.ParseFault(v)
 		fixed = append(fixed, f)
 		return err
@@ -152,6 +152,9 @@ func randomFaults(rng *rand.Rand) []chaos.Fault {
 			f.Link = []chaos.Link{chaos.LinkSSH, chaos.LinkProxy}[rng.IntN(2)]
 		case chaos.CutLink, chaos.FreezeLink:
 			f.Link = []chaos.Link{chaos.LinkProxy, chaos.LinkSocket, chaos.LinkExec}[rng.IntN(3)]
+		}
+		if f.Kind == chaos.KillTest && rng.IntN(2) == 0 {
+			f.Test = "TestLong" // one go test passes: it must turn into a crash
 		}
 		if f.Kind == chaos.KillTest || rng.IntN(5) < 3 {
 			f.AfterMarks = 1 + rng.IntN(chaos.MarkedPackages*10)
