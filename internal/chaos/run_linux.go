@@ -117,6 +117,7 @@ type Result struct {
 	Exit            int
 	Elapsed         time.Duration
 	LogDir          string
+	Aborted         bool // ctx ended: the run was cut short by the harness and checks nothing
 }
 
 // Bad says whether the run found anything wrong.
@@ -216,6 +217,14 @@ func (h *Harness) RunOn(ctx context.Context, dir string, links []Link, faults []
 	case <-ctx.Done():
 		cmd.Process.Kill()
 		<-exited
+	}
+	if ctx.Err() != nil {
+		// The harness itself was stopped: this run proves nothing either way.
+		res.Aborted = true
+		wg.Wait()
+		h.endFreezes(inj)
+		h.checkOrphans(res, master, lw)
+		return res
 	}
 	res.Elapsed = time.Since(start)
 	wg.Wait()

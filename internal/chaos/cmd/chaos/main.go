@@ -84,6 +84,9 @@ func main() {
 		}
 		dir := filepath.Join(*work, "runs", fmt.Sprintf("%03d", n+1))
 		r := h.Run(ctx, dir, faults)
+		if r.Aborted {
+			break
+		}
 		total.Lost += r.Lost
 		total.Doubled += r.Doubled
 		total.Wrong += r.Wrong
@@ -159,7 +162,8 @@ func randomFaults(rng *rand.Rand) []chaos.Fault {
 		if f.Kind == chaos.KillTest || rng.IntN(5) < 3 {
 			f.AfterMarks = 1 + rng.IntN(chaos.MarkedPackages*10)
 		} else {
-			f.Delay = time.Duration(rng.IntN(6000)) * time.Millisecond
+			// Runs take 2-8 s: start-up, sync and the tests themselves.
+			f.Delay = time.Duration(rng.IntN(3000)) * time.Millisecond
 		}
 		out = append(out, f)
 	}
