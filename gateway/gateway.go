@@ -18,7 +18,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -99,7 +98,7 @@ type Gateway struct {
 
 	sess    *channel.Session
 	link    *link
-	watch   *watch // the liveness check of a pipe link (exec=); nil for others
+	watch   *watch // the worker's liveness check (liveness.go)
 	onClose func()
 	release func(timeout time.Duration) error // for a gateway sharing another's worker
 
@@ -274,7 +273,8 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 	}
 	// A start-up that hangs (a shell that never answers) must still end with ctx.
 	stop := context.AfterFunc(ctx, l.kill)
-	sess, err := channel.NewSession(ctx, rwc, true, cfg)
+	stream := clock(rwc)
+	sess, err := channel.NewSession(ctx, stream, true, cfg)
 	stop()
 	if err != nil {
 		err = g.explain(err) // before the kill, which would only add "signal: killed"
@@ -297,13 +297,11 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 		g.Close()
 		return nil, g.explain(err)
 	}
-	if p, ok := l.rwc.(*pipeRWC); ok && spec.Type == xspec.TypeExec && spec.Via == "" {
-		bound := opts.Keepalive
-		if bound <= 0 {
-			bound = DefaultKeepalive
-		}
-		g.watch = g.watchPipe(p, bound)
+	bound := opts.Keepalive
+	if bound <= 0 {
+		bound = DefaultKeepalive
 	}
+	g.watch = g.watchWorker(stream, bound)
 	return g, nil
 }
 
@@ -358,7 +356,6 @@ func startProcess(argv []string, dir string, env []string, what string) (*proces
 		close(exited)
 	}()
 	rwc := &pipeRWC{r: outR, w: inW}
-	rwc.clock.tick()
 	var once sync.Once
 	kill := func() {
 		once.Do(func() {
@@ -549,35 +546,15 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 }
 
 type pipeRWC struct {
-	r      *os.File
-	w      *os.File
-	clock  readClock             // when r last delivered bytes
-	broken atomic.Pointer[error] // why the liveness check killed the link, if it did
-}
-
-// cause is err, or why the liveness check broke the pipe if it did.
-func (p *pipeRWC) cause(err error) error {
-	if b := p.broken.Load(); b != nil && err != nil {
-		return *b
-	}
-	return err
+	r *os.File
+	w *os.File
 }
 
 // SetReadDeadline lets the channel session's receivers read the pipe themselves.
 func (p *pipeRWC) SetReadDeadline(t time.Time) error { return p.r.SetReadDeadline(t) }
 
-func (p *pipeRWC) Read(b []byte) (int, error) {
-	n, err := p.r.Read(b)
-	if n > 0 {
-		p.clock.tick()
-	}
-	return n, p.cause(err)
-}
-
-func (p *pipeRWC) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	return n, p.cause(err)
-}
+func (p *pipeRWC) Read(b []byte) (int, error)  { return p.r.Read(b) }
+func (p *pipeRWC) Write(b []byte) (int, error) { return p.w.Write(b) }
 
 // CloseWrite ends the process's input and keeps its output open.
 func (p *pipeRWC) CloseWrite() error { return p.w.Close() }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,18 +11,70 @@ import (
 	"github.com/godist/godist/proto"
 )
 
-// A pipe link (exec=) has no keepalive of its own: the command that carries it (kubectl,
-// docker exec, ssh, ...) may freeze, its peer may be partitioned away, and its pipes stay
-// open all the same. watchPipe gives such a link what ssh= and socket= have: when nothing
-// has come from the worker for a third of the bound, it asks for the worker's Info (any
-// answer, any byte, counts), and once nothing has come for the whole bound it kills the
-// link, so that the gateway is lost and its work moves.
+// A link may fail without closing: the command that carries an exec= link (kubectl,
+// docker exec, ssh, ...) may freeze or its peer be partitioned away with its pipes open,
+// and a worker may freeze (stopped, or its host wedged) behind a transport that stays up
+// and answers its own keepalives (sshd does). watchWorker checks the whole way to the
+// worker: when nothing has come from the worker for a third of the bound it asks for
+// its Info (any answer, any byte, counts), and once nothing has come for the whole bound
+// it kills the link, so that the gateway is lost and its work moves.
 
-// readClock records when a pipe last delivered bytes.
-type readClock struct{ last atomic.Int64 } // UnixNano of the last read of one byte or more
+// clockedStream is a worker's byte stream that records when it last delivered bytes, and
+// whose reads and writes fail with the liveness check's reason once it broke the link.
+type clockedStream struct {
+	io.ReadWriteCloser
+	last   atomic.Int64          // UnixNano of the last read of one byte or more
+	broken atomic.Pointer[error] // why the liveness check killed the link, if it did
+}
 
-func (c *readClock) tick()               { c.last.Store(time.Now().UnixNano()) }
-func (c *readClock) idle() time.Duration { return time.Since(time.Unix(0, c.last.Load())) }
+// clockedDeadline is a clockedStream over a stream whose reads can be interrupted, which
+// the channel session uses (see its deadliner).
+type clockedDeadline struct {
+	*clockedStream
+	d interface{ SetReadDeadline(time.Time) error }
+}
+
+func (c clockedDeadline) SetReadDeadline(t time.Time) error { return c.d.SetReadDeadline(t) }
+
+// clock wraps rwc in a clockedStream, keeping its SetReadDeadline if it has one.
+func clock(rwc io.ReadWriteCloser) io.ReadWriteCloser {
+	c := &clockedStream{ReadWriteCloser: rwc}
+	c.last.Store(time.Now().UnixNano())
+	if d, ok := rwc.(interface{ SetReadDeadline(time.Time) error }); ok {
+		return clockedDeadline{c, d}
+	}
+	return c
+}
+
+func clockOf(s io.ReadWriteCloser) *clockedStream {
+	if d, ok := s.(clockedDeadline); ok {
+		return d.clockedStream
+	}
+	return s.(*clockedStream)
+}
+
+func (c *clockedStream) Read(b []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Read(b)
+	if n > 0 {
+		c.last.Store(time.Now().UnixNano())
+	}
+	return n, c.cause(err)
+}
+
+func (c *clockedStream) Write(b []byte) (int, error) {
+	n, err := c.ReadWriteCloser.Write(b)
+	return n, c.cause(err)
+}
+
+// cause is err, or why the liveness check broke the link if it did.
+func (c *clockedStream) cause(err error) error {
+	if b := c.broken.Load(); b != nil && err != nil {
+		return *b
+	}
+	return err
+}
+
+func (c *clockedStream) idle() time.Duration { return time.Since(time.Unix(0, c.last.Load())) }
 
 // watch is a running liveness check. stop ends it and waits for its goroutines.
 type watch struct {
@@ -30,10 +83,10 @@ type watch struct {
 	why    atomic.Pointer[error] // set once the check killed the link
 }
 
-// watchPipe starts the liveness check of g, whose worker's bytes arrive through pipe,
-// with bound as Options.Keepalive says. It ends with g's session.
-func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
-	clock := &pipe.clock
+// watchWorker starts the liveness check of g, whose session runs over stream (made by
+// clock), with bound as Options.Keepalive says. It ends with g's session or stop.
+func (g *Gateway) watchWorker(stream io.ReadWriteCloser, bound time.Duration) *watch {
+	c := clockOf(stream)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &watch{cancel: cancel}
 	interval := bound / keepaliveCount
@@ -43,7 +96,7 @@ func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
 		t := time.NewTimer(interval)
 		defer t.Stop()
 		asking := false
-		answered := make(chan struct{}, 1)
+		answered := make(chan struct{}, 1) // one request at a time: never blocks
 		for {
 			select {
 			case <-ctx.Done():
@@ -55,12 +108,12 @@ func (g *Gateway) watchPipe(pipe *pipeRWC, bound time.Duration) *watch {
 				continue
 			case <-t.C:
 			}
-			idle := clock.idle()
+			idle := c.idle()
 			if idle >= bound {
-				err := fmt.Errorf("the link delivered nothing for %v (--keepalive %v): the worker or the command that reaches it is frozen or cut off; killed it",
+				err := fmt.Errorf("nothing came from the worker for %v (--keepalive %v): it, or the link to it, is frozen or cut off; killed the link",
 					idle.Round(time.Millisecond), bound)
 				w.why.Store(&err)
-				pipe.broken.Store(&err) // what the session's reads and writes now fail with
+				c.broken.Store(&err) // what the session's reads and writes now fail with
 				g.link.kill()
 				return
 			}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -72,13 +73,65 @@ func TestExecFrozenLinkLostWithinBound(t *testing.T) {
 	if took := time.Since(stopped); took > bound+time.Second {
 		t.Errorf("lost after %v, bound %v", took, bound)
 	}
-	if err := g.Err(); err == nil || !strings.Contains(err.Error(), "delivered nothing for") {
-		t.Errorf("Err = %v, want it to say the link delivered nothing", err)
+	if err := g.Err(); err == nil || !strings.Contains(err.Error(), "nothing came from the worker for") {
+		t.Errorf("Err = %v, want it to say nothing came from the worker", err)
 	}
 	g.Close()
+	// The link's process group is killed; its members other than the command may take
+	// a moment to be reaped.
 	for _, pid := range frozen {
-		if proc.Alive(pid) {
-			t.Errorf("process %d of the frozen link outlived its gateway", pid)
+		deadline := time.Now().Add(5 * time.Second)
+		for proc.Alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
 		}
+		if proc.Alive(pid) {
+			t.Errorf("process %d of the frozen link outlived its gateway by 5s", pid)
+		}
+	}
+}
+
+// A popen worker that is stopped (SIGSTOP) rather than dead: its process and pipes stay,
+// and only the liveness check finds it, within the bound; Close then leaves nothing.
+func TestStoppedWorkerLostWithinBound(t *testing.T) {
+	const bound = 1500 * time.Millisecond
+	s, err := xspec.Parse("popen")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe, _ := os.Executable()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before := proc.Descendants(os.Getpid())
+	g, err := Start(ctx, "gw0", s, Options{Executable: exe, Env: []string{workerEnv + "=1"}, Keepalive: bound})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var worker []int
+	for _, pid := range proc.Descendants(os.Getpid()) {
+		if !slices.Contains(before, pid) {
+			worker = append(worker, pid)
+		}
+	}
+	if len(worker) != 1 {
+		t.Fatalf("want one new process (the worker), got %v", worker)
+	}
+	syscall.Kill(worker[0], syscall.SIGSTOP)
+	defer syscall.Kill(worker[0], syscall.SIGCONT)
+	stopped := time.Now()
+	select {
+	case <-g.Done():
+	case <-time.After(bound + 3*time.Second):
+		t.Fatalf("a stopped worker was not lost within %v", bound+3*time.Second)
+	}
+	if took := time.Since(stopped); took > bound+time.Second {
+		t.Errorf("lost after %v, bound %v", took, bound)
+	}
+	if err := g.Err(); err == nil || !strings.Contains(err.Error(), "nothing came from the worker for") {
+		t.Errorf("Err = %v, want it to say nothing came from the worker", err)
+	}
+	g.Close()
+	if proc.Alive(worker[0]) {
+		t.Errorf("the stopped worker %d outlived its gateway", worker[0])
 	}
 }
