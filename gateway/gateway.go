@@ -229,11 +229,15 @@ func shellLink(sh *sshShell, what string) *link {
 	var once sync.Once
 	return &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
 		kill: func() {
-			once.Do(func() { sh.Close() })
-			select {
-			case <-sh.Done():
-			case <-time.After(5 * time.Second):
-			}
+			// Once: a session that does not end within the wait (its command stopped)
+			// costs the wait once, not at every call.
+			once.Do(func() {
+				sh.Close()
+				select {
+				case <-sh.Done():
+				case <-time.After(5 * time.Second):
+				}
+			})
 		},
 		ended: func() string {
 			if err := sh.ExitErr(); err != nil {
@@ -531,11 +535,13 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 			g.sess.Close()
 		}
 		g.watch.stop()
-		select {
-		case <-g.link.done:
-		case <-time.After(timeout):
-			g.link.kill()
-			g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+		if g.watch.err() == nil { // else it killed the link: the worker is past waiting for
+			select {
+			case <-g.link.done:
+			case <-time.After(timeout):
+				g.link.kill()
+				g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+			}
 		}
 		g.link.kill() // releases what holds the link (an ssh session) even after a clean exit
 		if g.onClose != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/internal/proc"
+	"github.com/godist/godist/internal/sshdtest"
 	"github.com/godist/godist/xspec"
 )
 
@@ -133,5 +134,57 @@ func TestStoppedWorkerLostWithinBound(t *testing.T) {
 	g.Close()
 	if proc.Alive(worker[0]) {
 		t.Errorf("the stopped worker %d outlived its gateway", worker[0])
+	}
+}
+
+// A worker stopped behind sshd, on a connection another gateway shares: sshd answers the
+// keepalives and never closes the session (its command still runs), so only the liveness
+// check finds it, within the bound; its gateway is lost and closes, and the other one
+// goes on working over the same connection.
+func TestStoppedSSHWorkerLostWithinBound(t *testing.T) {
+	s := sshdtest.Start(t, sshdtest.Options{})
+	sshUse(t, s.Home)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	const bound = 1500 * time.Millisecond
+	group := NewGroup(Options{Binaries: testBinaries(t), Env: []string{workerEnv + "=1"}, Keepalive: bound})
+	defer group.Terminate(5 * time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	spec := sshSpec(t, s.Alias)
+	a, err := group.Start(ctx, "gw0", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := group.Start(ctx, "gw1", spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(s.Children(), a.Info.PID) {
+		t.Fatalf("worker pid %d is not below sshd (%v)", a.Info.PID, s.Children())
+	}
+	syscall.Kill(a.Info.PID, syscall.SIGSTOP)
+	defer syscall.Kill(a.Info.PID, syscall.SIGCONT)
+	stopped := time.Now()
+	select {
+	case <-a.Done():
+	case <-time.After(bound + 5*time.Second):
+		t.Fatalf("a stopped worker behind sshd was not lost within %v", bound+5*time.Second)
+	}
+	if took := time.Since(stopped); took > bound+time.Second {
+		t.Errorf("lost after %v, bound %v", took, bound)
+	}
+	if err := a.Err(); err == nil || !strings.Contains(err.Error(), "nothing came from the worker for") {
+		t.Errorf("Err = %v, want it to say nothing came from the worker", err)
+	}
+	closed := make(chan struct{})
+	go func() { a.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close of the lost gateway hung")
+	}
+	var got string
+	if err := callFn(t, b, "echo", "still there", &got); err != nil || got != "still there" {
+		t.Fatalf("the other gateway on the connection: %q, %v", got, err)
 	}
 }
