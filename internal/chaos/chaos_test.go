@@ -138,6 +138,13 @@ func TestChaosRemoteWorkerKilled(t *testing.T) {
 	runFault(t, Fault{Kind: KillWorker, AfterMarks: 2, MarkFrom: LinkSSH}, LinkSSH, LinkSocket)
 }
 
+// A remote worker stopped (SIGSTOP) behind sshd, which answers the keepalives and keeps
+// the session open: the liveness check (gateway/liveness.go) finds it within the bound,
+// its gateway is lost and closed, its tests run elsewhere.
+func TestChaosRemoteWorkerStopped(t *testing.T) {
+	assertDetected(t, runFault(t, Fault{Kind: StopWorker, AfterMarks: 2, MarkFrom: LinkSSH}, LinkSSH, LinkSocket))
+}
+
 // A test process killed: that test fails as a crash (with the crash note), the tests
 // that shared its process run again, everything else is go test's.
 func TestChaosTestProcessKilled(t *testing.T) {

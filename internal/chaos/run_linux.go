@@ -19,6 +19,7 @@ type Kind string
 
 const (
 	KillWorker      Kind = "kill-worker"       // SIGKILL a worker process (local or remote)
+	StopWorker      Kind = "stop-worker"       // SIGSTOP a worker process (its transport stays up)
 	KillTest        Kind = "kill-test"         // SIGKILL a test process
 	KillSession     Kind = "kill-sshd-session" // SIGKILL the sshd process of an ssh connection
 	CutLink         Kind = "cut-link"          // close every connection of a Proxy
@@ -29,7 +30,7 @@ const (
 )
 
 // Kinds are every kind of fault.
-var Kinds = []Kind{KillWorker, KillTest, KillSession, CutLink, FreezeLink, StopSession, KillMaster, InterruptMaster}
+var Kinds = []Kind{KillWorker, StopWorker, KillTest, KillSession, CutLink, FreezeLink, StopSession, KillMaster, InterruptMaster}
 
 // linkFault says whether k cuts or freezes a link (whose detection is timed).
 func (k Kind) linkFault() bool {
@@ -134,11 +135,12 @@ func (r *Result) problem(count *int, format string, args ...any) {
 type injected struct {
 	Fault
 	at      time.Time
-	what    string // what it hit
-	missed  bool   // nothing to hit (the run was over, or no such process)
-	killed  int    // the test process of KillTest
-	stopped []int  // processes SIGSTOPped
-	proxy   *Proxy // frozen
+	what    string   // what it hit
+	missed  bool     // nothing to hit (the run was over, or no such process)
+	killed  int      // the test process of KillTest
+	stopped []int    // processes SIGSTOPped
+	gws     []string // the gateways a stopped worker serves (when known)
+	proxy   *Proxy   // frozen
 }
 
 // Run runs godist once on the module over Config.Gateways with faults injected, logs
@@ -350,10 +352,14 @@ func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.
 		kill(p.pid, syscall.SIGKILL)
 		i.killed = p.pid
 		i.what = fmt.Sprintf("killed test process %d (%s %s on %s)", p.pid, m.Package, m.Test, m.Worker)
-	case KillWorker:
+	case KillWorker, StopWorker:
 		var w procInfo
-		if _, p, ok := latest(func(_ Mark, p procInfo) bool { return t[p.ppid].isWorker() }); ok {
+		if m, p, ok := latest(func(_ Mark, p procInfo) bool { return t[p.ppid].isWorker() }); ok {
 			w = t[p.ppid]
+			i.gws = []string{m.Worker}
+			if slices.Contains(ids[LinkLocal], m.Worker) {
+				i.gws = ids[LinkLocal] // one worker process serves them all
+			}
 		} else {
 			for _, q := range below(t, self) {
 				if q.isWorker() && q.state != 'Z' {
@@ -365,6 +371,12 @@ func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.
 		if w.pid == 0 || !mine(w.pid) {
 			i.missed, i.what = true, "no worker running"
 			return i
+		}
+		if f.Kind == StopWorker {
+			kill(w.pid, syscall.SIGSTOP)
+			i.stopped = append(i.stopped, w.pid)
+			i.what = "stopped worker " + w.String()
+			break
 		}
 		kill(w.pid, syscall.SIGKILL)
 		i.what = "killed worker " + w.String()
@@ -583,15 +595,15 @@ func (h *Harness) check(res *Result, got Outcome, inj []*injected) {
 	}
 }
 
-// detection times each link fault: from its injection to godist's first note, after
-// it, that a gateway of its link was lost.
+// detection times each link fault and stopped worker: from its injection to godist's
+// first note, after it, that a gateway of its link (or the worker's) was lost.
 func (h *Harness) detection(res *Result, gws map[Link][]string, inj []*injected, lines []timedLine) {
 	for _, i := range inj {
-		if !i.Kind.linkFault() || i.missed {
+		if !i.Kind.linkFault() && !(i.Kind == StopWorker && len(i.gws) > 0) || i.missed {
 			continue
 		}
 		ids := map[string]bool{}
-		for _, id := range gws[i.Link] {
+		for _, id := range append(gws[i.Link], i.gws...) {
 			ids[id] = true
 		}
 		for _, l := range lines {
