@@ -76,9 +76,10 @@ type Options struct {
 	// SSH configures ssh= and socket= connections (nil = keepalives every 5 s, 3 missed =
 	// dead). Tests of this package set it; others set Keepalive.
 	SSH *sshPoolConfig
-	// Keepalive bounds how long an ssh= or socket= link may deliver nothing before it
-	// counts as dead and its gateway as lost: a keepalive request goes out every third of
-	// it while the link is idle (0 = DefaultKeepalive). Ignored when SSH is set.
+	// Keepalive bounds how long the worker may send nothing before the gateway counts as
+	// lost (liveness.go: it is asked for its Info after a third of it) and how long an
+	// ssh= or socket= connection may (its keepalives every third of it, unless SSH is
+	// set). 0 = DefaultKeepalive.
 	Keepalive time.Duration
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries

@@ -44,8 +44,8 @@ type sshPoolConfig struct {
 	Logf func(format string, args ...any)
 }
 
-// DefaultKeepalive is how long an ssh= or socket= link may stay silent before its gateway
-// is lost, when Options.Keepalive does not say: 3 keepalives 5 s apart.
+// DefaultKeepalive is how long a worker, or an ssh= or socket= connection, may stay silent
+// before its gateway is lost, when Options.Keepalive does not say: 3 requests 5 s apart.
 const DefaultKeepalive = 15 * time.Second
 
 // keepaliveCount is how many keepalive intervals make up Options.Keepalive.

@@ -115,7 +115,7 @@ type Config struct {
 	// Session, if set, keeps the gateways up after the run, for the next one.
 	Session    *Session
 	Executable string // the worker binary ("" = this one)
-	// Keepalive is how long an ssh= or socket= link may deliver nothing before its
+	// Keepalive is how long a gateway's worker or link may send nothing before the
 	// gateway counts as lost and its work moves (0 = gateway.DefaultKeepalive). A
 	// Session's gateways keep the bound the session was made with.
 	Keepalive time.Duration

@@ -190,7 +190,7 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringVar(&o.shard, "shard", "", "run only part `I/N` (1-based) of the tests, balanced by recorded durations (see --durations)")
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
-	f.StringVar(&o.keepalive, "keepalive", gateway.DefaultKeepalive.String(), "lose an ssh= or socket= gateway, and move its work, once its link has delivered nothing for `DURATION` (at least 1s)")
+	f.StringVar(&o.keepalive, "keepalive", gateway.DefaultKeepalive.String(), "lose a gateway, and move its work, once nothing has come from its worker for `DURATION` (a dead or frozen link or worker; at least 1s)")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache); off: no result cache")
 	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
