@@ -68,7 +68,7 @@ func shared(t *testing.T) *Harness {
 		defer cancel()
 		harness, harnessErr = Setup(ctx, Config{
 			Godist: godistBin, Fixtures: fixtures, Work: filepath.Join(filepath.Dir(godistBin), "work"),
-			Keepalive: testKeepalive, RunBound: time.Minute,
+			Keepalive: testKeepalive, RunBound: 30 * time.Second,
 			Packages: []string{"./m0", "./m1"},
 			Gateways: []Link{LinkLocal, LinkSSH, LinkSocket, LinkExec},
 		})
@@ -143,6 +143,13 @@ func TestChaosRemoteWorkerKilled(t *testing.T) {
 // its gateway is lost and closed, its tests run elsewhere.
 func TestChaosRemoteWorkerStopped(t *testing.T) {
 	assertDetected(t, runFault(t, Fault{Kind: StopWorker, AfterMarks: 2, MarkFrom: LinkSSH}, LinkSSH, LinkSocket))
+}
+
+// The worker of a via= gateway stopped on the hop's host: the end-to-end liveness check
+// finds it, and the hop kills it when the master closes its channel, although it never
+// ends its output (gateway/via.go).
+func TestChaosViaWorkerStopped(t *testing.T) {
+	assertDetected(t, runFault(t, Fault{Kind: StopWorker, AfterMarks: 2, MarkFrom: LinkVia}, LinkVia, LinkSocket))
 }
 
 // A test process killed: that test fails as a crash (with the crash note), the tests

@@ -51,6 +51,10 @@ const (
 	LinkProxy  Link = "proxy"  // 2*ssh= to the second sshd, through a Proxy
 	LinkSocket Link = "socket" // socket= to a godist serve, through a Proxy
 	LinkExec   Link = "exec"   // exec= running OpenSSH's ssh to the first sshd: a pipe link
+	// LinkVia is popen via=hop, a worker started on the host of gateway "hop" (ssh= to
+	// the second sshd, through its Proxy, counted as LinkProxy's), its bytes relayed by
+	// the hop's worker.
+	LinkVia Link = "via"
 )
 
 // Harness is the infrastructure the runs share: two sshds, a godist serve, the proxies in
@@ -144,7 +148,7 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 		return h, err
 	}
 	for _, l := range cfg.Gateways {
-		if !slices.Contains([]Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec}, l) {
+		if !slices.Contains([]Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec, LinkVia}, l) {
 			return h, fmt.Errorf("chaos: unknown link %q", l)
 		}
 	}
@@ -291,6 +295,12 @@ func (h *Harness) gateways(links []Link) (specs []string, ids map[Link][]string)
 			add(l, 1, "socket="+h.sockProxy.Addr)
 		case LinkExec:
 			add(l, 1, "exec=ssh -F "+filepath.Join(h.home, ".ssh", "config")+" h1 sh")
+		case LinkVia:
+			// The hop is the second sshd's, behind its proxy: its id goes with that link.
+			specs = append(specs, "ssh=h2//id=hop")
+			ids[LinkProxy] = append(ids[LinkProxy], "hop")
+			n++
+			add(l, 1, "popen//via=hop")
 		}
 	}
 	return specs, ids
@@ -342,7 +352,7 @@ func (l *lineLog) snapshot() []timedLine {
 }
 
 // lostLine matches godist's notes that a gateway was lost (runner/drive.go, batch.go).
-var lostLine = regexp.MustCompile(`\b(gw\d+)\b.*\blost\b|\blost\b.*\b(gw\d+)\b`)
+var lostLine = regexp.MustCompile(`\bgateway (\S+) lost\b|\b(\S+) was lost\b`)
 
 // sortedKeys is m's keys in order, for stable reports.
 func sortedKeys[V any](m map[string]V) []string {

@@ -213,9 +213,14 @@ func (h *Harness) RunOn(ctx context.Context, dir string, links []Link, faults []
 	select {
 	case <-exited:
 	case <-time.After(h.cfg.RunBound):
-		res.problem(&res.Hung, "hung: godist still running after %v; killed", h.cfg.RunBound)
-		cmd.Process.Kill()
-		<-exited
+		res.problem(&res.Hung, "hung: godist still running after %v; killed (its goroutines are in the log)", h.cfg.RunBound)
+		cmd.Process.Signal(syscall.SIGQUIT) // the Go runtime prints every goroutine, then exits
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
 	case <-ctx.Done():
 		cmd.Process.Kill()
 		<-exited
@@ -372,14 +377,18 @@ func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.
 			i.missed, i.what = true, "no worker running"
 			return i
 		}
+		of := ""
+		if len(i.gws) > 0 {
+			of = " of " + strings.Join(i.gws, ",")
+		}
 		if f.Kind == StopWorker {
 			kill(w.pid, syscall.SIGSTOP)
 			i.stopped = append(i.stopped, w.pid)
-			i.what = "stopped worker " + w.String()
+			i.what = "stopped worker" + of + " " + w.String()
 			break
 		}
 		kill(w.pid, syscall.SIGKILL)
-		i.what = "killed worker " + w.String()
+		i.what = "killed worker" + of + " " + w.String()
 	case KillSession, StopSession:
 		root := sshd[f.Link]
 		var conns []procInfo // the sshd processes right under the listener
