@@ -89,7 +89,7 @@ func Setup(ctx context.Context, cfg Config) (h *Harness, err error) {
 		cfg.Keepalive = 3 * time.Second
 	}
 	if len(cfg.Gateways) == 0 {
-		cfg.Gateways = []Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec}
+		cfg.Gateways = []Link{LinkLocal, LinkSSH, LinkProxy, LinkSocket, LinkExec, LinkVia}
 	}
 	h = &Harness{cfg: cfg, Mod: filepath.Join(cfg.Work, "mod"), marks: filepath.Join(cfg.Work, "marks"),
 		home: filepath.Join(cfg.Work, "home"), ours: map[int]bool{},

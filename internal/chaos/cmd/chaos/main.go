@@ -156,6 +156,10 @@ func randomFaults(rng *rand.Rand) []chaos.Fault {
 		case chaos.CutLink, chaos.FreezeLink:
 			f.Link = []chaos.Link{chaos.LinkProxy, chaos.LinkSocket, chaos.LinkExec}[rng.IntN(3)]
 		}
+		if (f.Kind == chaos.KillWorker || f.Kind == chaos.StopWorker) && rng.IntN(2) == 0 {
+			// The worker of a test on a given kind of gateway (else the newest test's).
+			f.MarkFrom = []chaos.Link{chaos.LinkLocal, chaos.LinkSSH, chaos.LinkProxy, chaos.LinkSocket, chaos.LinkExec, chaos.LinkVia}[rng.IntN(6)]
+		}
 		if f.Kind == chaos.KillTest && rng.IntN(2) == 0 {
 			f.Test = "TestLong" // one go test passes: it must turn into a crash
 		}
