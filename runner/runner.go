@@ -135,6 +135,7 @@ type runner struct {
 	uid        string
 	ledger     *ledger.Ledger
 	lost       atomic.Bool // some work could not run: no gateway was left for it
+	lostEnded  endedSubtests
 	failedFast atomic.Bool // -failfast and a test failed: no new package starts
 	// upMu guards anyReady, whether a gateway came up (ready for work), and
 	// unstartedErrs, the gateways that did not come up before one did.

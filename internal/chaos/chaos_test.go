@@ -152,6 +152,13 @@ func TestChaosViaWorkerStopped(t *testing.T) {
 	assertDetected(t, runFault(t, Fault{Kind: StopWorker, AfterMarks: 2, MarkFrom: LinkVia}, LinkVia, LinkSocket))
 }
 
+// A worker killed while a test runs its subtests, some of them ended: the test runs
+// again elsewhere, and the subtests that had ended are not reported a second time
+// (runner/batch.go, endedSubtests).
+func TestChaosWorkerKilledBetweenSubtests(t *testing.T) {
+	runFault(t, Fault{Kind: KillWorker, Test: "TestSubs/slow", AfterMarks: 1}, LinkLocal, LinkSocket)
+}
+
 // A test process killed: that test fails as a crash (with the crash note), the tests
 // that shared its process run again, everything else is go test's.
 func TestChaosTestProcessKilled(t *testing.T) {

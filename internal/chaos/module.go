@@ -55,8 +55,8 @@ func WriteModule(dir, fixtures, marks string) error {
 }
 
 // markedTests is the test file of generated package name: tests of different lengths
-// (one long enough to be caught running), one failing, one skipping, one with a passing
-// and a failing subtest.
+// (one long enough to be caught running), one failing, one skipping, one with a passing,
+// a slow (marked) and a failing subtest. A subtest's marker has ~ for each / of its name.
 func markedTests(name string, i int, marks string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `package %s
@@ -65,6 +65,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -77,7 +78,7 @@ func mark(t *testing.T) {
 	}
 	dir := filepath.Join(%q, uid)
 	os.MkdirAll(dir, 0o755)
-	file := filepath.Join(dir, fmt.Sprintf("%s.%%s.%%d", t.Name(), os.Getpid()))
+	file := filepath.Join(dir, fmt.Sprintf("%s.%%s.%%d", strings.ReplaceAll(t.Name(), "/", "~"), os.Getpid()))
 	os.WriteFile(file+".tmp", []byte(os.Getenv("GODIST_WORKER")), 0o644)
 	os.Rename(file+".tmp", file)
 }
@@ -95,6 +96,7 @@ func TestSkips(t *testing.T) { mark(t); t.Skip("skips, as it always does") }
 func TestSubs(t *testing.T) {
 	mark(t)
 	t.Run("ok", func(t *testing.T) { time.Sleep(100 * time.Millisecond) })
+	t.Run("slow", func(t *testing.T) { mark(t); time.Sleep(700 * time.Millisecond) })
 	t.Run("bad", func(t *testing.T) { t.Error("this subtest fails") })
 }
 `, name, marks, name)
@@ -151,7 +153,7 @@ func readMarks(marks string) []Mark {
 			}
 			file := filepath.Join(marks, r.Name(), name)
 			w, _ := os.ReadFile(file)
-			m := Mark{Package: "chaosmod/" + parts[0], Test: parts[1], Worker: string(w), PID: pid}
+			m := Mark{Package: "chaosmod/" + parts[0], Test: strings.ReplaceAll(parts[1], "~", "/"), Worker: string(w), PID: pid}
 			if st, err := os.Stat(file); err == nil {
 				m.At = st.ModTime()
 			}

@@ -50,7 +50,8 @@ type Fault struct {
 	// AfterMarks, and the test or worker a kill picks): a fault that must hit a gateway
 	// while it holds work.
 	MarkFrom Link
-	// Test, if set, is the test whose process KillTest kills (a marked one, running).
+	// Test, if set, is the marked test (or subtest) whose process a kill or stop picks,
+	// or whose worker or sshd session.
 	Test string
 }
 
@@ -278,13 +279,9 @@ func (h *Harness) masterFault(inj []*injected) bool {
 func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.Time, exited <-chan struct{}) *injected {
 	i := &injected{Fault: f}
 	marks := func() []Mark {
-		ms := readMarks(h.marks)
-		if f.MarkFrom == "" {
-			return ms
-		}
 		var out []Mark
-		for _, m := range ms {
-			if slices.Contains(ids[f.MarkFrom], m.Worker) {
+		for _, m := range readMarks(h.marks) {
+			if (f.MarkFrom == "" || slices.Contains(ids[f.MarkFrom], m.Worker)) && (f.Test == "" || m.Test == f.Test) {
 				out = append(out, m)
 			}
 		}
@@ -349,7 +346,7 @@ func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.
 		kill(master, sig)
 		i.what = fmt.Sprintf("%v to godist %d", sig, master)
 	case KillTest:
-		m, p, ok := latest(func(m Mark, _ procInfo) bool { return f.Test == "" || m.Test == f.Test })
+		m, p, ok := latest(func(Mark, procInfo) bool { return true })
 		if !ok || !mine(p.pid) {
 			i.missed, i.what = true, "no marked test process running"
 			return i
@@ -365,7 +362,7 @@ func (h *Harness) inject(f Fault, ids map[Link][]string, master int, start time.
 			if slices.Contains(ids[LinkLocal], m.Worker) {
 				i.gws = ids[LinkLocal] // one worker process serves them all
 			}
-		} else {
+		} else if f.Test == "" && f.MarkFrom == "" {
 			for _, q := range below(t, self) {
 				if q.isWorker() && q.state != 'Z' {
 					w = q
@@ -553,7 +550,7 @@ func (h *Harness) check(res *Result, got Outcome, inj []*injected) {
 		}
 		for _, m := range readMarks(h.marks) {
 			if m.PID == i.killed {
-				crashed[key(m.Package, m.Test)] = true
+				crashed[parentOf(key(m.Package, m.Test))] = true // the top-level test crashes
 				crashed[m.Package] = true
 			}
 		}
