@@ -162,7 +162,7 @@ func TestChaosWorkerKilledBetweenSubtests(t *testing.T) {
 // A test process killed: that test fails as a crash (with the crash note), the tests
 // that shared its process run again, everything else is go test's.
 func TestChaosTestProcessKilled(t *testing.T) {
-	r := runFault(t, Fault{Kind: KillTest, Test: "TestLong", AfterMarks: 3}, LinkLocal, LinkSSH)
+	r := runFault(t, Fault{Kind: KillTest, Test: "TestLong", AfterMarks: 2}, LinkLocal, LinkSSH)
 	if r.Crashes != 1 {
 		t.Errorf("%d tests reported as crashed, want 1 (TestLong, which go test passes)", r.Crashes)
 	}

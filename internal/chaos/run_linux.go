@@ -51,7 +51,7 @@ type Fault struct {
 	// while it holds work.
 	MarkFrom Link
 	// Test, if set, is the marked test (or subtest) whose process a kill or stop picks,
-	// or whose worker or sshd session.
+	// or whose worker or sshd session; AfterMarks then counts its markers only.
 	Test string
 }
 

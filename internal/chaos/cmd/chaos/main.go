@@ -163,9 +163,12 @@ func randomFaults(rng *rand.Rand) []chaos.Fault {
 		if f.Kind == chaos.KillTest && rng.IntN(2) == 0 {
 			f.Test = "TestLong" // one go test passes: it must turn into a crash
 		}
-		if f.Kind == chaos.KillTest || rng.IntN(5) < 3 {
+		switch {
+		case f.Test != "":
+			f.AfterMarks = 1 + rng.IntN(chaos.MarkedPackages) // one TestLong a package
+		case f.Kind == chaos.KillTest || rng.IntN(5) < 3:
 			f.AfterMarks = 1 + rng.IntN(chaos.MarkedPackages*10)
-		} else {
+		default:
 			// Runs take 2-8 s: start-up, sync and the tests themselves.
 			f.Delay = time.Duration(rng.IntN(3000)) * time.Millisecond
 		}
