@@ -1,7 +1,7 @@
 # godist's own tasks. `make test` is what CI runs (.ci/run).
 GO ?= go
 
-.PHONY: lint build test deps dockerd vet fuzz bench run crossbuild
+.PHONY: lint build test deps dockerd vet fuzz bench chaos run crossbuild
 
 build:
 	CGO_ENABLED=0 $(GO) build -o godist ./cmd/godist
@@ -102,3 +102,9 @@ bench:
 	bash bench/shard.sh
 	bash bench/timeline.sh
 	bash bench/netns.sh
+
+# Faults injected into godist runs over local workers, real sshds and a godist serve (about
+# 20 minutes for 200 runs; figures in bench/CHAOS.md).
+CHAOS_RUNS ?= 200
+chaos:
+	bash bench/chaos.sh $(CHAOS_RUNS)

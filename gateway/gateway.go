@@ -73,8 +73,14 @@ type Options struct {
 	Env []string
 	// Config of the channel session ("nil" = channel.DefaultConfig()).
 	Config *channel.Config
-	// SSH configures ssh= connections (nil = keepalives every 5 s, 3 missed = dead).
+	// SSH configures ssh= and socket= connections (nil = keepalives every 5 s, 3 missed =
+	// dead). Tests of this package set it; others set Keepalive.
 	SSH *sshPoolConfig
+	// Keepalive bounds how long the worker may send nothing before the gateway counts as
+	// lost (liveness.go: it is asked for its Info after a third of it) and how long an
+	// ssh= or socket= connection may (its keepalives every third of it, unless SSH is
+	// set). 0 = DefaultKeepalive.
+	Keepalive time.Duration
 	// Binaries finds worker binaries for bootstraps (nil = DefaultBinaries()).
 	Binaries *Binaries
 	// BootstrapTimeout bounds each step of a bootstrap (ssh=, exec=, docker=): the shell's
@@ -94,6 +100,7 @@ type Gateway struct {
 
 	sess    *channel.Session
 	link    *link
+	watch   *watch // the worker's liveness check (liveness.go)
 	onClose func()
 	release func(timeout time.Duration) error // for a gateway sharing another's worker
 
@@ -115,7 +122,7 @@ type link struct {
 // Start starts the gateway id of spec on its own (not sharing connections with others; see
 // Group) and waits for its handshake and Info. On error nothing it started is left running.
 func Start(ctx context.Context, id string, spec *xspec.Spec, opts Options) (*Gateway, error) {
-	pool := newSSHPool(opts.SSH)
+	pool := newSSHPool(opts.sshConfig())
 	g, err := start(ctx, id, spec, opts, pool)
 	if err != nil {
 		pool.Close()
@@ -229,11 +236,15 @@ func shellLink(sh *sshShell, what string) *link {
 	var once sync.Once
 	return &link{rwc: sh, stderr: sh.stderr, done: sh.Done(),
 		kill: func() {
-			once.Do(func() { sh.Close() })
-			select {
-			case <-sh.Done():
-			case <-time.After(5 * time.Second):
-			}
+			// Once: a session that does not end within the wait (its command stopped)
+			// costs the wait once, not at every call.
+			once.Do(func() {
+				sh.Close()
+				select {
+				case <-sh.Done():
+				case <-time.After(5 * time.Second):
+				}
+			})
 		},
 		ended: func() string {
 			if err := sh.ExitErr(); err != nil {
@@ -273,7 +284,8 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 	}
 	// A start-up that hangs (a shell that never answers) must still end with ctx.
 	stop := context.AfterFunc(ctx, l.kill)
-	sess, err := channel.NewSession(ctx, rwc, true, cfg)
+	stream := clock(rwc)
+	sess, err := channel.NewSession(ctx, stream, true, cfg)
 	stop()
 	if err != nil {
 		err = g.explain(err) // before the kill, which would only add "signal: killed"
@@ -296,6 +308,11 @@ func connect(ctx context.Context, id string, spec *xspec.Spec, opts Options, l *
 		g.Close()
 		return nil, g.explain(err)
 	}
+	bound := opts.Keepalive
+	if bound <= 0 {
+		bound = DefaultKeepalive
+	}
+	g.watch = g.watchWorker(stream, bound)
 	return g, nil
 }
 
@@ -503,6 +520,9 @@ func (g *Gateway) Done() <-chan struct{} { return g.sess.Done() }
 func (g *Gateway) Err() error {
 	select {
 	case <-g.sess.Done():
+		if err := g.watch.err(); err != nil {
+			return err
+		}
 		return g.explain(g.sess.Err())
 	default:
 		return nil
@@ -525,11 +545,14 @@ func (g *Gateway) Terminate(timeout time.Duration) error {
 		if g.sess != nil {
 			g.sess.Close()
 		}
-		select {
-		case <-g.link.done:
-		case <-time.After(timeout):
-			g.link.kill()
-			g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+		g.watch.stop()
+		if g.watch.err() == nil { // else it killed the link: the worker is past waiting for
+			select {
+			case <-g.link.done:
+			case <-time.After(timeout):
+				g.link.kill()
+				g.closeErr = fmt.Errorf("gateway %s: worker did not exit within %v; killed", g.ID, timeout)
+			}
 		}
 		g.link.kill() // releases what holds the link (an ssh session) even after a clean exit
 		if g.onClose != nil {

@@ -56,7 +56,7 @@ type hopState struct {
 
 // NewGroup returns an empty group whose gateways start with opts.
 func NewGroup(opts Options) *Group {
-	return &Group{opts: opts, ssh: newSSHPool(opts.SSH), ready: map[string]*hopState{}, shared: map[*xspec.Spec]*sharedWorker{}}
+	return &Group{opts: opts, ssh: newSSHPool(opts.sshConfig()), ready: map[string]*hopState{}, shared: map[*xspec.Spec]*sharedWorker{}}
 }
 
 // Start starts one gateway of the group.

@@ -44,11 +44,30 @@ type sshPoolConfig struct {
 	Logf func(format string, args ...any)
 }
 
+// DefaultKeepalive is how long a worker, or an ssh= or socket= connection, may stay silent
+// before its gateway is lost, when Options.Keepalive does not say: 3 requests 5 s apart.
+const DefaultKeepalive = 15 * time.Second
+
+// keepaliveCount is how many keepalive intervals make up Options.Keepalive.
+const keepaliveCount = 3
+
+// sshConfig is the pool configuration opts ask for: opts.SSH, or one whose keepalives
+// fail a link that delivered nothing for opts.Keepalive (nil: the defaults).
+func (opts Options) sshConfig() *sshPoolConfig {
+	if opts.SSH != nil || opts.Keepalive <= 0 {
+		return opts.SSH
+	}
+	c := defaultSSHPoolConfig()
+	c.KeepaliveInterval = opts.Keepalive / keepaliveCount
+	c.KeepaliveCountMax = keepaliveCount
+	return c
+}
+
 // defaultSSHPoolConfig is the configuration newSSHPool(nil) uses.
 func defaultSSHPoolConfig() *sshPoolConfig {
 	return &sshPoolConfig{
-		KeepaliveInterval: 5 * time.Second,
-		KeepaliveCountMax: 3,
+		KeepaliveInterval: DefaultKeepalive / keepaliveCount,
+		KeepaliveCountMax: keepaliveCount,
 		ConnectTimeout:    15 * time.Second,
 		HandshakeTimeout:  30 * time.Second,
 		StderrTail:        8 << 10,
@@ -662,7 +681,12 @@ func (c *sshConn) newShell(command string, env []string) (*sshShell, error) {
 		sess.Close()
 		return nil, err
 	}
-	sh := &sshShell{c: c, sess: sess, stdin: stdin, stdout: stdout, stderr: tail.New(c.pool.cfg.StderrTail), waited: make(chan struct{})}
+	// stdin and stdout go through pipes so that Close can end a Write or Read blocked on
+	// a command that neither reads nor exits (a stopped worker: sshd then never closes
+	// the channel, and its window stays shut).
+	pr, pw := io.Pipe()
+	inR, inW := io.Pipe()
+	sh := &sshShell{c: c, sess: sess, stdin: inW, stdout: pr, stderr: tail.New(c.pool.cfg.StderrTail), waited: make(chan struct{})}
 	sess.Stderr = sh.stderr
 	if err := sess.Start(command); err != nil {
 		sess.Close()
@@ -674,11 +698,28 @@ func (c *sshConn) newShell(command string, env []string) (*sshShell, error) {
 		c.limit = c.open
 	}
 	c.pool.mu.Unlock()
-	c.pool.wg.Add(1)
+	c.pool.wg.Add(3)
 	go func() {
 		defer c.pool.wg.Done()
 		sh.waitErr = sess.Wait()
 		close(sh.waited)
+		inW.CloseWithError(errSessionEnded) // the stdin goroutine waits for nothing more
+	}()
+	go func() {
+		// Ends with the channel, or the connection (the pool closes every one).
+		defer c.pool.wg.Done()
+		_, err := io.Copy(pw, stdout)
+		pw.CloseWithError(err) // nil: io.EOF
+	}()
+	go func() {
+		// The one writer of the channel's stdin; ends with CloseWrite or Close, or (when
+		// blocked on a command that does not read) with the channel or the connection.
+		defer c.pool.wg.Done()
+		_, err := io.Copy(stdin, inR)
+		if err == nil {
+			stdin.Close() // CloseWrite: the command's end of input
+		}
+		inR.CloseWithError(err)
 	}()
 	return sh, nil
 }
@@ -689,8 +730,8 @@ func (c *sshConn) newShell(command string, env []string) (*sshShell, error) {
 type sshShell struct {
 	c      *sshConn
 	sess   *ssh.Session
-	stdin  io.WriteCloser
-	stdout io.Reader
+	stdin  *io.PipeWriter // to the session's stdin, through a goroutine
+	stdout *io.PipeReader // from the session's stdout, through a goroutine
 	stderr *tail.Buffer
 
 	waited  chan struct{} // closed when the session has ended
@@ -714,10 +755,16 @@ func (s *sshShell) Read(b []byte) (int, error) {
 
 // Write writes to the command's stdin.
 func (s *sshShell) Write(b []byte) (int, error) {
+	if lost := s.c.lostErr(); lost != nil {
+		return 0, lost // not into the pipe, where the stdin goroutine would drop it
+	}
 	n, err := s.stdin.Write(b)
 	if err != nil {
 		if lost := s.c.lostErr(); lost != nil {
 			return n, lost
+		}
+		if errors.Is(err, errShellClosed) {
+			return n, err
 		}
 		return n, hostErrorf(s.c.res, "writing to the session: %v", err)
 	}
@@ -757,14 +804,23 @@ func (s *sshShell) lost() error {
 // Idempotent; it does not wait for the command to exit.
 func (s *sshShell) Close() error {
 	s.closeOnce.Do(func() {
-		// Not s.stdin.Close: x/crypto's CloseWrite sets a flag that a Write in progress
-		// reads unlocked (a data race); closing the channel ends the command's stdin all
-		// the same.
+		// The channel's own stdin is not closed here: x/crypto's CloseWrite sets a flag
+		// that a Write in progress reads unlocked (a data race); closing the channel ends
+		// the command's stdin all the same.
 		s.sess.Close()
+		s.stdout.CloseWithError(errShellClosed)
+		s.stdin.CloseWithError(errShellClosed)
 		s.c.release()
 	})
 	return nil
 }
+
+// errShellClosed is what Read and Write return after Close; errSessionEnded what Write
+// returns once the session has ended.
+var (
+	errShellClosed  = errors.New("ssh: session closed by this side")
+	errSessionEnded = errors.New("ssh: the session has ended")
+)
 
 // Stderr is the tail of what the command wrote to stderr.
 func (s *sshShell) Stderr() []byte { return s.stderr.Bytes() }

@@ -654,6 +654,17 @@ func TestSSHDefaultKeepaliveWithin15s(t *testing.T) {
 	}
 }
 
+// Options.Keepalive is the whole bound: three keepalives a third of it apart.
+func TestSSHKeepaliveOptionIsTheWholeBound(t *testing.T) {
+	c := newSSHPool(Options{Keepalive: 3 * time.Second}.sshConfig()).cfg
+	if c.KeepaliveInterval != time.Second || c.KeepaliveCountMax != 3 {
+		t.Errorf("Keepalive 3s: every %v, %d missed; want every 1s, 3 missed", c.KeepaliveInterval, c.KeepaliveCountMax)
+	}
+	if d := newSSHPool(Options{}.sshConfig()).cfg; time.Duration(d.KeepaliveCountMax)*d.KeepaliveInterval != DefaultKeepalive {
+		t.Errorf("no Keepalive: bound %v, want DefaultKeepalive", time.Duration(d.KeepaliveCountMax)*d.KeepaliveInterval)
+	}
+}
+
 func TestSSHCloseReleasesEverything(t *testing.T) {
 	s := sshdtest.Start(t, sshdtest.Options{MaxSessions: 2})
 	sshUse(t, s.Home)

@@ -173,7 +173,12 @@ func ServeSpawn(ctx context.Context, ch *channel.Channel) error {
 	upDone := make(chan error, 1)
 	go func() {
 		_, err := io.Copy(l.rwc, ch.Reader())
-		if cw, ok := l.rwc.(interface{ CloseWrite() error }); ok {
+		var re *channel.RemoteError
+		if errors.As(err, &re) {
+			// The master killed it (its worker found frozen, say): at once, not when the
+			// inner side ends its output, which a stopped worker never does.
+			l.kill()
+		} else if cw, ok := l.rwc.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 		upDone <- err

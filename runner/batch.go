@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -123,6 +124,9 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 				r.durations.Record(b.Package, e.Test, st.elapsed)
 			}
 		}
+		if r.lostEnded.drop(s, e) {
+			return // it ended in a run on a gateway that was lost: said once already
+		}
 		r.ledger.Emit(s, e)
 	}, time.Now)
 
@@ -195,6 +199,7 @@ func (r *runner) runBatch(ctx context.Context, gw *gateway.Gateway, platform str
 				retry = append(retry, t)
 			}
 		}
+		r.lostEnded.add(s, retry, states)
 		if len(topLevelIn(states, gotest.ActionFail)) > 0 {
 			r.ledger.Fail(s)
 		}
@@ -486,4 +491,55 @@ func (r *runner) testEnv(id string) []string {
 // workerEnv is the environment every test process sees.
 func (r *runner) workerEnv(id string) []string {
 	return []string{"GODIST_WORKER=" + id, "GODIST_WORKER_COUNT=" + strconv.Itoa(r.nworkers), "GODIST_TESTRUNUID=" + r.uid}
+}
+
+// endedSubtests are the subtests that ended (and were reported) in a run of their
+// top-level test on a gateway that was lost before the test itself ended: the test runs
+// again elsewhere, and the new run's events of those subtests are dropped, so that each
+// still ends once. A top-level test's entries go when it ends (a --rerun-fails attempt
+// after that reports its subtests again, as a new run). Safe for concurrent use.
+type endedSubtests struct {
+	mu sync.Mutex
+	m  map[ledger.Scope]map[string]bool // scope -> subtest names
+}
+
+// add records the subtests of the tests of retry that ended in states.
+func (x *endedSubtests) add(s ledger.Scope, retry []string, states map[string]*testState) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for name, st := range states {
+		top, _, sub := strings.Cut(name, "/")
+		if !sub || !gotest.IsTerminal(st.state) || !slices.Contains(retry, top) {
+			continue
+		}
+		if x.m == nil {
+			x.m = map[ledger.Scope]map[string]bool{}
+		}
+		if x.m[s] == nil {
+			x.m[s] = map[string]bool{}
+		}
+		x.m[s][name] = true
+	}
+}
+
+// drop reports whether e is an event of a subtest that ended before, in a lost run; a
+// top-level test's end clears its subtests.
+func (x *endedSubtests) drop(s ledger.Scope, e gotest.Event) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	ended := x.m[s]
+	if len(ended) == 0 {
+		return false
+	}
+	if !strings.Contains(e.Test, "/") {
+		if gotest.IsTerminal(e.Action) {
+			for name := range ended {
+				if strings.HasPrefix(name, e.Test+"/") {
+					delete(ended, name)
+				}
+			}
+		}
+		return false
+	}
+	return ended[e.Test]
 }

@@ -41,7 +41,7 @@ func (r *runner) drive(ctx context.Context, gws []xspec.Gateway) {
 	if sess != nil {
 		group = sess.group
 	} else {
-		group = gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable})
+		group = gateway.NewGroup(gateway.Options{Executable: r.cfg.Executable, Keepalive: r.cfg.Keepalive})
 		defer group.Terminate(5 * time.Second)
 	}
 	start := func(ctx context.Context, g xspec.Gateway) (*gateway.Gateway, error) {
@@ -425,9 +425,10 @@ type Session struct {
 }
 
 // NewSession makes a session whose gateways start workers from executable ("" = this
-// program).
-func NewSession(executable string) *Session {
-	return &Session{group: gateway.NewGroup(gateway.Options{Executable: executable}), live: map[string]*gateway.Gateway{}}
+// program) and whose ssh= and socket= links are lost after keepalive of silence (0 =
+// gateway.DefaultKeepalive).
+func NewSession(executable string, keepalive time.Duration) *Session {
+	return &Session{group: gateway.NewGroup(gateway.Options{Executable: executable, Keepalive: keepalive}), live: map[string]*gateway.Gateway{}}
 }
 
 // take returns gateway id's live worker, if it has one.

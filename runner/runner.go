@@ -118,6 +118,10 @@ type Config struct {
 	// Session, if set, keeps the gateways up after the run, for the next one.
 	Session    *Session
 	Executable string // the worker binary ("" = this one)
+	// Keepalive is how long a gateway's worker or link may send nothing before the
+	// gateway counts as lost and its work moves (0 = gateway.DefaultKeepalive). A
+	// Session's gateways keep the bound the session was made with.
+	Keepalive time.Duration
 	// Start, if set, starts the worker of gateway g (with env for its test processes)
 	// instead of gateway.Group: tests run the runner against in-process workers with it.
 	Start func(ctx context.Context, g xspec.Gateway, env []string) (*gateway.Gateway, error)
@@ -134,6 +138,7 @@ type runner struct {
 	uid        string
 	ledger     *ledger.Ledger
 	lost       atomic.Bool // some work could not run: no gateway was left for it
+	lostEnded  endedSubtests
 	failedFast atomic.Bool // -failfast and a test failed: no new package starts
 	// upMu guards anyReady, whether a gateway came up (ready for work), and
 	// unstartedErrs, the gateways that did not come up before one did.

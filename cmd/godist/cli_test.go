@@ -18,6 +18,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/godist/godist/gateway"
 	"github.com/godist/godist/runner"
 	"github.com/godist/godist/scheduler"
 )
@@ -135,6 +136,8 @@ func TestBadInputIsOneLineAndStatus2(t *testing.T) {
 		{args: []string{"--tx", "popen//id=a", "--tx", "popen//id=a", "./pass"}, want: `duplicate gateway id "a"`},
 		{args: []string{"--format", "fancy", "./pass"}, want: `--format "fancy": unknown format (accepted: `},
 		{args: []string{"--cache-max", "5Q", "./pass"}, want: "--cache-max 5Q: expected a size in bytes, such as 500M, 2G or 0"},
+		{args: []string{"--keepalive", "500ms", "./pass"}, want: "--keepalive 500ms: expected a duration of at least 1s, such as 3s or 15s (the default)"},
+		{args: []string{"--keepalive", "soon", "./pass"}, want: "--keepalive soon: expected a duration of at least 1s"},
 		{args: []string{"--durations", badDurations, "./pass"}, want: "durations file " + badDurations + ": ", needsGo: true},
 		{args: []string{"--durations", dirDurations, "./pass"}, want: "durations file " + dirDurations + ": is a directory (expected a file of godist's JSON durations format)", needsGo: true},
 		{args: []string{"ping", "--json=maybe", "--tx", "popen"}, want: `--json "maybe": expected true or false`},
@@ -380,6 +383,7 @@ func TestFlagConfig(t *testing.T) {
 		{[]string{"./a", "--", "-x", "-v"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "-v"} }},
 		{[]string{"./a", "-args", "-x", "--", "b"}, func(c *runner.Config) { c.Patterns, c.TestArgs = []string{"./a"}, []string{"-x", "--", "b"} }},
 		{[]string{"--cache-dir", dir}, func(c *runner.Config) { c.ResultCache = dir }},
+		{[]string{"--keepalive", "3s"}, func(c *runner.Config) { c.Keepalive = 3 * time.Second }},
 		{[]string{"--cache-dir", "off"}, func(c *runner.Config) { c.ResultCache = "" }}, // as GODIST_CACHE_DIR=off, not a directory "off"
 		{[]string{"--dist=each", "--maxfail=3", "--rerun-fails", "2", "--shard", "2/3"}, func(c *runner.Config) {
 			c.Mode, c.MaxFail, c.RerunFails, c.ShardI, c.ShardN = scheduler.Each, 3, 2, 2, 3
@@ -391,7 +395,7 @@ func TestFlagConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := runner.Config{Timeout: 10 * time.Minute, Mode: scheduler.Load}
+			want := runner.Config{Timeout: 10 * time.Minute, Mode: scheduler.Load, Keepalive: gateway.DefaultKeepalive}
 			c.want(&want)
 			if len(got.Gateways) != 1 {
 				t.Errorf("%d gateways for -n 1", len(got.Gateways))

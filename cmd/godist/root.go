@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/godist/godist/gateway"
 	"github.com/godist/godist/gotest"
 	"github.com/godist/godist/ledger"
 	"github.com/godist/godist/report"
@@ -48,6 +49,7 @@ type rootOptions struct {
 	maxfail, rerunFails, slowest int
 	junitfile, shard             string
 	timeline                     string
+	keepalive                    string
 	rsyncDirs, rsyncIgnore       []string
 	cacheDir, cacheMax           string
 	lastFailed, watch            bool
@@ -190,6 +192,7 @@ func addRootFlags(f *pflag.FlagSet, o *rootOptions) {
 	f.StringVar(&o.shard, "shard", "", "run only part `I/N` (1-based) of the tests, balanced by recorded durations (see --durations)")
 	f.StringArrayVar(&o.rsyncDirs, "rsyncdir", nil, "also ship `DIR` to gateways that do not share this machine's files, repeatable")
 	f.StringArrayVar(&o.rsyncIgnore, "rsyncignore", nil, "leave `PATTERN` (gitignore syntax) out of what is shipped, repeatable")
+	f.StringVar(&o.keepalive, "keepalive", gateway.DefaultKeepalive.String(), "lose a gateway, and move its work, once nothing has come from its worker for `DURATION` (a dead or frozen link or worker; at least 1s)")
 	f.StringVar(&o.durations, "durations", "", "read and update recorded test durations in `FILE` (default: the user cache)")
 	f.StringVar(&o.cacheDir, "cache-dir", "", "keep passed packages' results in `DIR` and reuse them while nothing they read changed (default: $GODIST_CACHE_DIR, else the user cache); off: no result cache")
 	f.StringVar(&o.cacheMax, "cache-max", "", "trim the result cache to `SIZE` after the run (e.g. 500M, 2G; default 1G; 0: no trim)")
@@ -232,6 +235,11 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
 		Bench: o.bench, List: o.list, Vet: o.vet,
 		DurationsFile: o.durations, RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
+	}
+	if d, err := time.ParseDuration(o.keepalive); err != nil || d < time.Second {
+		return cfg, usagef("--keepalive %s: expected a duration of at least 1s, such as 3s or 15s (the default)", printable(o.keepalive))
+	} else {
+		cfg.Keepalive = d
 	}
 	for _, f := range []string{o.jsonfile, o.junitfile, o.coverprofile, o.durations, o.timeline} {
 		if f != "" {

@@ -44,7 +44,7 @@ func watch(ctx context.Context, o *rootOptions, pkgs, testArgs []string, stdin i
 	}
 	ignore := watchIgnored(o, root)
 
-	sess := runner.NewSession("")
+	sess := runner.NewSession("", cfg.Keepalive)
 	defer sess.Close()
 
 	keys, restore := readKeys(stdin)

@@ -33,7 +33,7 @@ func TestLayers(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
 		pkg := strings.TrimPrefix(f[0], mod)
-		if strings.HasPrefix(pkg, "fixtures") || strings.HasPrefix(pkg, "internal/difftest") || strings.HasPrefix(pkg, "internal/benchreal") || strings.HasPrefix(pkg, "internal/sshdtest") || strings.HasPrefix(pkg, "internal/dockertest") || strings.HasPrefix(pkg, "internal/netnstest") || strings.HasPrefix(pkg, "internal/chromiumtest") || strings.HasPrefix(pkg, "internal/layers") {
+		if strings.HasPrefix(pkg, "fixtures") || strings.HasPrefix(pkg, "internal/difftest") || strings.HasPrefix(pkg, "internal/benchreal") || strings.HasPrefix(pkg, "internal/sshdtest") || strings.HasPrefix(pkg, "internal/dockertest") || strings.HasPrefix(pkg, "internal/netnstest") || strings.HasPrefix(pkg, "internal/chromiumtest") || strings.HasPrefix(pkg, "internal/chaos") || strings.HasPrefix(pkg, "internal/layers") {
 			continue // harnesses and test helpers, above everything
 		}
 		l, ok := layer[pkg]
