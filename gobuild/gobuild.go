@@ -339,10 +339,10 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 	failedBuild := map[string]string{} // package -> FailedBuild of its build-fail event
 	var wg sync.WaitGroup
 	errs := make([]error, len(groups))
-	for i, g := range groups {
+	launch := func(i int, g []Package) error {
 		dir := filepath.Join(outDir, fmt.Sprint(i))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+			return err
 		}
 		byName := map[string]Package{} // the binaries the group makes
 		for _, p := range g {
@@ -437,8 +437,29 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			}
 			errs[i] = err
 		}()
+		return nil
 	}
-	wg.Wait()
+	// The groups of packages without tests only (their names taken by tested packages in
+	// the groups before) build no binary: they go after the others, not beside them.
+	untestedOnly := func(g []Package) bool {
+		for _, p := range g {
+			if p.HasTests {
+				return false
+			}
+		}
+		return true
+	}
+	for _, later := range []bool{false, true} {
+		for i, g := range groups {
+			if untestedOnly(g) == later {
+				if err := launch(i, g); err != nil {
+					wg.Wait()
+					return nil, err
+				}
+			}
+		}
+		wg.Wait()
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -732,8 +753,8 @@ func watchLinks(dir string, names []string, before map[string]fileID, linked fun
 }
 
 // BinaryPaths says where Build(…, pkgs, outDir, …) puts the test binary of each package
-// with tests: in outDir/K/NAME.test, K counting the earlier packages whose binary has the
-// same NAME, tested or not (go test -c -o DIR/ writes one binary per name).
+// with tests: in outDir/K/NAME.test, K counting the earlier packages with tests whose
+// binary has the same NAME (go test -c -o DIR/ writes one binary per name).
 func BinaryPaths(pkgs []Package, outDir string) map[string]string {
 	out := map[string]string{}
 	idx := groupsOf(pkgs)
@@ -745,16 +766,22 @@ func BinaryPaths(pkgs []Package, outDir string) map[string]string {
 	return out
 }
 
-// groupsOf says which go command (and directory) of Build builds each package: the number
-// of packages before it in pkgs with its binary name, with or without tests (go refuses
-// two of one name in one command).
+// groupsOf says which go command (and directory) of Build builds each package: no two of
+// one binary name in one command, tested or not (go refuses them).
 func groupsOf(pkgs []Package) map[string]int {
 	idx := map[string]int{}
 	seen := map[string]int{}
-	for _, p := range pkgs {
-		name := ExecName(p.ImportPath)
-		idx[p.ImportPath] = seen[name]
-		seen[name]++
+	// Tested packages first: each the first command without its name. Then the others,
+	// after the tested packages of their name, so that a package without tests (a
+	// cmd/NAME beside the module's NAME) never takes a tested one's place in a command.
+	for _, tested := range []bool{true, false} {
+		for _, p := range pkgs {
+			if p.HasTests == tested {
+				name := ExecName(p.ImportPath)
+				idx[p.ImportPath] = seen[name]
+				seen[name]++
+			}
+		}
 	}
 	return idx
 }

@@ -229,8 +229,8 @@ func TestNetnsVia(t *testing.T) {
 // A link cut mid-run: h2's two workers run the tests (h2 has GODIST_FIXTURE_SLOW, so its
 // TestSlow of stopslow/slow sleeps 30s) while the only other gateway waits at a gate the
 // test holds shut. When the stream shows TestSlow running on h2, the test cuts h2's link
-// and opens the gate. godist must find h2 lost within its ssh keepalive bound (5 s × 3,
-// gateway/ssh.go; no flag shortens it), run what h2 did not finish on the other gateway,
+// and opens the gate. godist must find h2 lost within its keepalive bound (--keepalive 3s
+// here), run what h2 did not finish on the other gateway,
 // and report every test once, with go test's outcome.
 func TestNetnsLinkCutMidRun(t *testing.T) {
 	t.Parallel()
@@ -245,7 +245,7 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 	standby := fmt.Sprintf("exec=sh -c 'while [ ! -e %s ]; do sleep 0.02; done; exec ssh -F %s h1 sh'", gate, tb.ConfigFile)
 	jf := filepath.Join(t.TempDir(), "run.json")
 	cmd := tb.Command(godistBin, append([]string{"--jsonfile", jf, "--durations", filepath.Join(t.TempDir(), "d.json"),
-		"--tx", "2*ssh=h2//env:GODIST_FIXTURE_SLOW=1", "--tx", standby}, args...)...)
+		"--keepalive", "3s", "--tx", "2*ssh=h2//env:GODIST_FIXTURE_SLOW=1", "--tx", standby}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cmd.Env, "NO_COLOR=1")
 	// Its output (notes go to stdout without -json, errors to stderr), in one pipe.
@@ -333,8 +333,8 @@ func TestNetnsLinkCutMidRun(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d, want 1 (subtests fail)", code)
 	}
-	// The keepalive bound (gateway/ssh.go: 5 s × 3), plus what a loaded machine adds.
-	const bound = 15 * time.Second
+	// The keepalive bound (--keepalive), plus what a loaded machine adds.
+	const bound = 3 * time.Second
 	switch {
 	case lostAt == 0:
 		t.Errorf("godist never said h2's gateways were lost")
