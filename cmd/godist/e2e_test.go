@@ -679,12 +679,7 @@ func TestEndToEndUntestedPackagesBuildAsGoTest(t *testing.T) {
 	cmd.Dir = dir
 	goOut, _ := cmd.Output()
 	want := parseStream(t, goOut, false)
-	// A user cache of its own (no resolve record, no kept binaries), go's build cache as it is.
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache))}
+	env := ownUserCache(t)
 	for _, run := range []string{"first", "second"} {
 		jf := filepath.Join(t.TempDir(), "run.json")
 		stdout, _, code := runCmdEnv(t, dir, env, godistBin, "-n", "2", "--jsonfile", jf, "./...")
@@ -701,6 +696,17 @@ func TestEndToEndUntestedPackagesBuildAsGoTest(t *testing.T) {
 			}
 		}
 	}
+}
+
+// ownUserCache is the environment of a godist with a user cache of its own (no resolve
+// record, no kept binaries, no up-to-date record) and go's build cache as it is.
+func ownUserCache(t *testing.T) []string {
+	t.Helper()
+	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache))}
 }
 
 // settle waits until everything under dir is older than treesnap trusts (100 ms): a run
@@ -730,10 +736,6 @@ func settle(t *testing.T, dir string) {
 // workspace (a go.work above the module) the tree alone cannot tell, and go always runs.
 func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
 	t.Parallel()
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, workspace := range []bool{false, true} {
 		top := t.TempDir()
 		dir := top
@@ -747,7 +749,7 @@ func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
 		// The test writes into the tree (an output beside it): not a source, no change.
 		write("a/a_test.go", "package a\n\nimport (\n\t\"os\"\n\t\"testing\"\n)\n\nfunc TestX(t *testing.T) {\n\tos.WriteFile(\"out.txt\", []byte(\"x\"), 0o644)\n\tif X != 1 {\n\t\tt.Fatal(X)\n\t}\n}\n")
 		write("plain/plain.go", "package plain\n")
-		env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache)), "GODIST_TRACE=1", "NO_COLOR=1"}
+		env := append(ownUserCache(t), "GODIST_TRACE=1", "NO_COLOR=1")
 		settle(t, top)
 		const fast = "binaries up to date (tree unchanged)"
 		jf := filepath.Join(dir, "out.json")
@@ -781,17 +783,13 @@ func TestEndToEndUnchangedTreeNeedsNoGo(t *testing.T) {
 // with its old size and modification time is seen, and the run fails as go test does.
 func TestEndToEndUnchangedTreeWithEmbeddedFiles(t *testing.T) {
 	t.Parallel()
-	gocache, err := exec.Command("go", "env", "GOCACHE").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	write := func(name, body string) { writeTestFile(t, dir, name, body) }
 	write("go.mod", "module embed.example\n\ngo 1.26\n")
 	write("e/data.txt", "one")
 	write("e/e.go", "package e\n\nimport _ \"embed\"\n\n//go:embed data.txt\nvar Data string\n")
 	write("e/e_test.go", "package e\n\nimport \"testing\"\n\nfunc TestData(t *testing.T) {\n\tif Data != \"one\" {\n\t\tt.Fatal(Data)\n\t}\n}\n")
-	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOCACHE=" + strings.TrimSpace(string(gocache)), "GODIST_TRACE=1", "NO_COLOR=1"}
+	env := append(ownUserCache(t), "GODIST_TRACE=1", "NO_COLOR=1")
 	settle(t, dir)
 	const fast = "binaries up to date (tree unchanged)"
 	for i, wantFast := range []bool{false, true} {
