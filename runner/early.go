@@ -28,36 +28,51 @@ type earlyBuild struct {
 	unlock func()
 }
 
-// startEarly starts the early build when the run can take it: the pipeline's path, no
-// durations recorded (the build would order packages by them), a user cache for the
-// binaries. It is a guess: every failure only means no early build.
-func (r *runner) startEarly(ctx context.Context, bopts gobuild.Options) {
-	if !r.canStartFromRecord() || len(r.durations.Tests) > 0 || len(r.durations.Failed) > 0 {
-		return
+// guessedBinDir is where the run's binaries will be built, guessed before go list has
+// said which module the packages are in: the binary directory of the nearest go.mod's
+// module (moduleRootOf). Both the early build and the up-to-date check start from it;
+// buildLocked compares it with the directory of the module go list found.
+type guessedBinDir struct {
+	root, keep string
+	pl         string // the one platform of the run
+}
+
+// guessBinDir is the guess, nil where the run cannot start before go list (not the
+// pipeline's path, no module root found, no user cache for the binaries).
+func (r *runner) guessBinDir(bopts gobuild.Options) *guessedBinDir {
+	if !r.canStartFromRecord() {
+		return nil
 	}
 	root := moduleRootOf(r.cfg.Dir)
 	if root == "" {
-		return
+		return nil
 	}
 	pl := r.platforms()[0]
-	saved := r.moduleRoot
-	r.moduleRoot = root
-	keep := r.binDir("", pl, bopts)
-	r.moduleRoot = saved
-	if keep == "" || !filepath.IsAbs(keep) {
+	keep := binDirOf(root, "", pl, bopts)
+	if !filepath.IsAbs(keep) {
+		return nil
+	}
+	return &guessedBinDir{root: root, keep: keep, pl: pl}
+}
+
+// startEarly starts the early build into g's directory when the run can take it: no
+// durations recorded (the build would order packages by them). It is a guess: every
+// failure only means no early build.
+func (r *runner) startEarly(ctx context.Context, bopts gobuild.Options, g *guessedBinDir) {
+	if g == nil || len(r.durations.Tests) > 0 || len(r.durations.Failed) > 0 {
 		return
 	}
-	unlock, err := lockDir(keep)
+	unlock, err := lockDir(g.keep)
 	if err != nil {
 		return
 	}
-	b, err := gobuild.StartEarly(ctx, platformOptions(bopts, pl), r.cfg.Patterns, keep)
+	b, err := gobuild.StartEarly(ctx, platformOptions(bopts, g.pl), r.cfg.Patterns, g.keep)
 	if err != nil {
 		unlock()
 		return
 	}
 	tracef("early build (go test -c on the patterns)")
-	r.early = &earlyBuild{b: b, keep: keep, unlock: unlock}
+	r.early = &earlyBuild{b: b, keep: g.keep, unlock: unlock}
 }
 
 // takeEarly gives buildLocked the early build of keep, with its lock held; nil if there is

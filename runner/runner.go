@@ -227,11 +227,16 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	tracef("resolve")
 	key := resolveKey(cfg, bopts)
 	var pkgs []gobuild.Package
-	var err error
+	if err := r.loadDurations(); err != nil {
+		return nil, err
+	}
+	var guess *guessedBinDir
 	if fromRecord {
-		r.tree = r.takeTree(key, bopts)
+		guess = r.guessBinDir(bopts)
+		r.tree = r.takeTree(key, bopts, guess)
 		tracef("tree walked")
 	}
+	var err error
 	if r.tree != nil && r.tree.rec != nil {
 		// Nothing changed since a build that succeeded: its packages and binaries stand.
 		pkgs = r.tree.rec.Packages
@@ -254,10 +259,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 		pkgs, ctx = rec, bctx
 	} else {
 		if rec == nil {
-			if err := r.loadDurations(); err != nil {
-				return nil, err
-			}
-			r.startEarly(ctx, bopts)
+			r.startEarly(ctx, bopts, guess)
 			defer r.abandonEarly()
 		}
 		pkgs, err = gobuild.Resolve(ctx, bopts, cfg.Patterns)
@@ -288,11 +290,6 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	for _, o := range cfg.Observers {
 		if pd, ok := o.(PackageDirs); ok {
 			pd.PackageDirs(dirs)
-		}
-	}
-	if r.durations == nil {
-		if err := r.loadDurations(); err != nil {
-			return nil, err
 		}
 	}
 	if cfg.LastFailed {
@@ -554,11 +551,16 @@ func (r *runner) platforms() []string {
 // not link again a binary that is already there and up to date — on a warm build cache
 // that halves the time a build takes. Without a user cache, tmp.
 func (r *runner) binDir(tmp, platform string, opts gobuild.Options) string {
+	return binDirOf(r.moduleRoot, tmp, platform, opts)
+}
+
+// binDirOf is binDir for the module at root.
+func binDirOf(root, tmp, platform string, opts gobuild.Options) string {
 	dir, err := os.UserCacheDir()
 	if err != nil {
 		return filepath.Join(tmp, strings.ReplaceAll(platform, "/", "_"))
 	}
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v\x00%q\x00%s", r.moduleRoot, platform, opts.Tags, opts.Race, opts.Cover, opts.Flags, opts.Vet)
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v\x00%q\x00%s", root, platform, opts.Tags, opts.Race, opts.Cover, opts.Flags, opts.Vet)
 	return filepath.Join(dir, "godist", "testbin", hashString(key))
 }
 

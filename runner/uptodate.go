@@ -133,8 +133,8 @@ func buildEnvKey() string {
 
 // takeTree snapshots the module tree of the run, for the record check and for a record
 // this run's build may leave; nil when the tree cannot be vouched for.
-func (r *runner) takeTree(key string, bopts gobuild.Options) *upToDate {
-	if !r.canStartFromRecord() {
+func (r *runner) takeTree(key string, bopts gobuild.Options, g *guessedBinDir) *upToDate {
+	if g == nil {
 		return nil
 	}
 	for _, f := range bopts.Flags {
@@ -142,16 +142,8 @@ func (r *runner) takeTree(key string, bopts gobuild.Options) *upToDate {
 			return nil // inputs outside the tree
 		}
 	}
-	root := moduleRootOf(r.cfg.Dir)
-	if root == "" || hasLocalReplace(root) {
-		return nil
-	}
-	pl := r.platforms()[0]
-	saved := r.moduleRoot
-	r.moduleRoot = root
-	keep := r.binDir("", pl, bopts)
-	r.moduleRoot = saved
-	if !filepath.IsAbs(keep) {
+	root, keep := g.root, g.keep
+	if hasLocalReplace(root) {
 		return nil
 	}
 	skip := map[string]bool{}
