@@ -36,11 +36,7 @@ func (r *runner) build(ctx context.Context, bopts gobuild.Options, pkgs []gobuil
 	b := &builds{bins: map[string]map[string]string{}, events: map[string][]gotest.Event{},
 		settled: map[string]map[string]bool{}, binOf: map[string]map[string]gobuild.Binary{}}
 	for _, pl := range r.platforms() {
-		opts := bopts
-		if pl != hostPlatform() {
-			goos, goarch, _ := strings.Cut(pl, "/")
-			opts.Env = []string{"GOOS=" + goos, "GOARCH=" + goarch}
-		}
+		opts := platformOptions(bopts, pl)
 		var evs []gotest.Event
 		keep := r.binDir(tmp, pl, bopts)
 		res, err := r.buildLocked(ctx, opts, pkgs, keep, r.ownBinDir(tmp, keep), func(e gotest.Event) { evs = append(evs, e) })
