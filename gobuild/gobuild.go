@@ -209,8 +209,7 @@ func isVersionElement(s string) bool {
 // commands at once. Nothing reaches the caller before Build takes it (with the packages
 // go list resolved); Build stops it where the packages do not fit one go command.
 type Early struct {
-	dir    string            // outDir/0
-	before map[string]fileID // the binaries in dir before go started
+	dir    string // outDir/0
 	run    *groupRun
 	cancel context.CancelFunc
 	mu     sync.Mutex
@@ -229,7 +228,7 @@ func StartEarly(ctx context.Context, opts Options, patterns []string, outDir str
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	e := &Early{dir: dir, before: snapshot(dir), cancel: cancel}
+	e := &Early{dir: dir, cancel: cancel}
 	run, err := startGroup(ctx, opts, patterns, dir, true)
 	if err != nil {
 		cancel()
@@ -263,11 +262,7 @@ func (e *Early) adopt(ctx context.Context, opts Options, g []Package, linked fun
 		return false, errors.New("go test -c: the early build was abandoned")
 	}
 	defer e.cancel()
-	if opts.Ready != nil {
-		stopWatch := watchLinks(e.dir, execNames(g), e.before, linked)
-		defer stopWatch()
-	}
-	return e.run.finish(ctx, emit)
+	return e.run.finishWatched(ctx, opts.Ready != nil, g, linked, emit)
 }
 
 // BuildError is a go test -c that failed without saying which package did not build: a
@@ -516,19 +511,11 @@ func buildGroup(ctx context.Context, opts Options, g []Package, dir string, link
 	for i, p := range g { // in the caller's order: go starts the packages named first first
 		targets[i] = p.ImportPath
 	}
-	var before map[string]fileID
-	if opts.Ready != nil {
-		before = snapshot(dir)
-	}
 	run, err := startGroup(ctx, opts, targets, dir, opts.Ready != nil)
 	if err != nil {
 		return false, err
 	}
-	if opts.Ready != nil {
-		stopWatch := watchLinks(dir, execNames(g), before, linked)
-		defer stopWatch()
-	}
-	return run.finish(ctx, emit)
+	return run.finishWatched(ctx, opts.Ready != nil, g, linked, emit)
 }
 
 func execNames(g []Package) []string {
@@ -546,6 +533,8 @@ type groupRun struct {
 	env    []string // opts.Env, for a BuildError
 	stderr bytes.Buffer
 	work   string // go's work directory, removed at finish ("" if none)
+	dir    string
+	before map[string]fileID // the binaries in dir before go started (with rename)
 
 	mu       sync.Mutex
 	evs      []gotest.Event
@@ -577,8 +566,9 @@ func startGroup(ctx context.Context, opts Options, targets []string, dir string,
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = opts.Dir
 	cmd.Env = append(os.Environ(), opts.Env...)
-	g := &groupRun{cmd: cmd, env: opts.Env, wake: make(chan struct{}, 1)}
+	g := &groupRun{cmd: cmd, env: opts.Env, dir: dir, wake: make(chan struct{}, 1)}
 	if rename {
+		g.before = snapshot(dir)
 		g.work = filepath.Join(dir, ".work")
 		if err := os.MkdirAll(g.work, 0o755); err != nil {
 			return nil, err
@@ -628,6 +618,16 @@ func (g *groupRun) poke() {
 	case g.wake <- struct{}{}:
 	default:
 	}
+}
+
+// finishWatched is finish; with watch, each binary of pkgs that go links meanwhile (a new
+// file in the directory, renamed into place) goes to linked as it appears.
+func (g *groupRun) finishWatched(ctx context.Context, watch bool, pkgs []Package, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
+	if watch {
+		stopWatch := watchLinks(g.dir, execNames(pkgs), g.before, linked)
+		defer stopWatch()
+	}
+	return g.finish(ctx, emit)
 }
 
 // finish passes every event of the run to emit, in go's order, waits for go to end and
