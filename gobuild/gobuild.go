@@ -534,7 +534,7 @@ type groupRun struct {
 	stderr bytes.Buffer
 	work   string // go's work directory, removed at finish ("" if none)
 	dir    string
-	before map[string]fileID // the binaries in dir before go started (with rename)
+	before map[string]filesum.ID // the binaries in dir before go started (with rename)
 
 	mu       sync.Mutex
 	evs      []gotest.Event
@@ -688,29 +688,13 @@ func GOROOT(ctx context.Context, opts Options) string {
 	return strings.TrimSpace(string(out))
 }
 
-// fileID tells a file from the one that was there before: go renames a new binary into
-// place.
-type fileID struct {
-	ino  uint64
-	mod  time.Time
-	size int64
-}
-
-func idOf(path string) (fileID, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return fileID{}, false
-	}
-	return fileID{ino: filesum.Inode(fi), mod: fi.ModTime(), size: fi.Size()}, true
-}
-
 // snapshot is the identity of every test binary in dir now.
-func snapshot(dir string) map[string]fileID {
-	out := map[string]fileID{}
+func snapshot(dir string) map[string]filesum.ID {
+	out := map[string]filesum.ID{}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if strings.HasSuffix(e.Name(), ".test") {
-			if v, ok := idOf(filepath.Join(dir, e.Name())); ok {
+			if v, ok := filesum.IDOf(filepath.Join(dir, e.Name())); ok {
 				out[e.Name()] = v
 			}
 		}
@@ -721,7 +705,7 @@ func snapshot(dir string) map[string]fileID {
 // watchLinks watches dir for the test binaries names that go links anew (a file that was
 // not there before, or another file than before) and calls linked with each one's name,
 // once, from its own goroutine, until stop, which returns once the watching has ended.
-func watchLinks(dir string, names []string, before map[string]fileID, linked func(name string)) (stop func()) {
+func watchLinks(dir string, names []string, before map[string]filesum.ID, linked func(name string)) (stop func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
@@ -734,7 +718,7 @@ func watchLinks(dir string, names []string, before map[string]fileID, linked fun
 				if seen[name] {
 					continue
 				}
-				if v, ok := idOf(filepath.Join(dir, name)); ok && v != before[name] {
+				if v, ok := filesum.IDOf(filepath.Join(dir, name)); ok && v != before[name] {
 					seen[name] = true
 					linked(name)
 				}

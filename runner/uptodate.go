@@ -55,22 +55,19 @@ type upToDateRecord struct {
 	Binaries    map[string]binIdentity `json:"binaries"` // import path -> its binary in keep
 }
 
-// binIdentity tells a binary from another file at its path: go renames a new binary into
-// place (another inode). Its status change time is left out: this run's hard link of it,
-// and the link's removal, move it.
+// binIdentity is a binary's path and what tells it from another file there
+// (filesum.ID: go renames a new binary into place).
 type binIdentity struct {
 	Path string `json:"path"`
-	Ino  uint64 `json:"ino"`
-	Size int64  `json:"size"`
-	Mod  int64  `json:"mod"`
+	filesum.ID
 }
 
 func identityOf(path string) (binIdentity, bool) {
-	fi, err := os.Stat(path)
-	if err != nil || !fi.Mode().IsRegular() || filesum.Inode(fi) == 0 {
-		return binIdentity{}, false
+	id, ok := filesum.IDOf(path)
+	if !ok || id.Ino == 0 {
+		return binIdentity{}, false // no inode here: a replaced file could look the same
 	}
-	return binIdentity{Path: path, Ino: filesum.Inode(fi), Size: fi.Size(), Mod: fi.ModTime().UnixNano()}, true
+	return binIdentity{Path: path, ID: id}, true
 }
 
 // upToDate is what the run knows of its tree before go runs.

@@ -48,3 +48,22 @@ func GoBuildID(path string) (id string, ok bool) {
 	}
 	return string(data[16 : 16+descsz]), true
 }
+
+// ID tells a file from another one at the same path, from its metadata: a program that
+// writes a new file and renames it into place (go does with binaries) gives another inode.
+// Its status change time is left out: a hard link to the file, or the link's removal,
+// moves it.
+type ID struct {
+	Ino  uint64 `json:"ino"`
+	Size int64  `json:"size"`
+	Mod  int64  `json:"mod"` // modification time, Unix nanoseconds
+}
+
+// IDOf is the ID of the regular file at path (links followed); ok is false if there is none.
+func IDOf(path string) (id ID, ok bool) {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return ID{}, false
+	}
+	return ID{Ino: Inode(fi), Size: fi.Size(), Mod: fi.ModTime().UnixNano()}, true
+}
