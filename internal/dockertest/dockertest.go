@@ -75,10 +75,7 @@ func Require(t testing.TB) {
 	if availOK {
 		return
 	}
-	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("dockertest: %s (and %s is set)", availWhy, RequireEnv)
-	}
-	t.Skipf("dockertest: %s", availWhy)
+	sshdtest.Unavailable(t, "dockertest", availWhy)
 }
 
 // ImageOptions say what goes into an image.

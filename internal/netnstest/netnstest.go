@@ -136,13 +136,7 @@ func Require(t testing.TB) {
 	}
 }
 
-func unavailable(t testing.TB, why string) {
-	t.Helper()
-	if os.Getenv(sshdtest.RequireEnv) != "" {
-		t.Fatalf("netnstest: %s (and %s is set)", why, sshdtest.RequireEnv)
-	}
-	t.Skipf("netnstest: %s (set %s to make this a failure)", why, sshdtest.RequireEnv)
-}
+func unavailable(t testing.TB, why string) { sshdtest.Unavailable(t, "netnstest", why) }
 
 // Start builds a testbed as opts say and registers Close with t.Cleanup. It calls Require
 // first (and for a busybox host, checks as sshdtest.Start does that a chrooted sshd can

@@ -160,12 +160,16 @@ func Require(t testing.TB) {
 	}
 }
 
-func unavailable(t testing.TB, why string) {
+func unavailable(t testing.TB, why string) { Unavailable(t, "sshdtest", why) }
+
+// Unavailable ends t for a tool this machine lacks: a failure when RequireEnv is set (as
+// CI sets it), a skip otherwise. who names the helper, why says what is missing.
+func Unavailable(t testing.TB, who, why string) {
 	t.Helper()
 	if os.Getenv(RequireEnv) != "" {
-		t.Fatalf("sshdtest: %s (and %s is set)", why, RequireEnv)
+		t.Fatalf("%s: %s (and %s is set)", who, why, RequireEnv)
 	}
-	t.Skipf("sshdtest: %s (set %s to make this a failure)", why, RequireEnv)
+	t.Skipf("%s: %s (set %s to make this a failure)", who, why, RequireEnv)
 }
 
 func sshdPath() (string, error) {
