@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -73,7 +72,6 @@ func identityOf(path string) (binIdentity, bool) {
 // upToDate is what the run knows of its tree before go runs.
 type upToDate struct {
 	key  string
-	root string // the module root the snapshot is of
 	keep string // the binary directory the record lives in
 	snap treesnap.Snap
 	rec  *upToDateRecord // the record the tree matches, nil if none
@@ -153,7 +151,7 @@ func (r *runner) takeTree(key string, bopts gobuild.Options, g *guessedBinDir) *
 	if err != nil {
 		return nil
 	}
-	u := &upToDate{key: key + "-" + buildEnvKey(), root: root, keep: keep, snap: snap}
+	u := &upToDate{key: key + "-" + buildEnvKey(), keep: keep, snap: snap}
 	data, err := os.ReadFile(u.recordPath())
 	if err != nil {
 		return u
@@ -214,16 +212,13 @@ func (u *upToDate) fresh(keep string) (bins []gobuild.Binary, ok bool) {
 // save leaves the record of a build of pkgs into keep that succeeded for every package:
 // bins are its binaries there.
 func (u *upToDate) save(keep string, pkgs []gobuild.Package, bins []gobuild.Binary) {
-	if u == nil || keep != u.keep {
+	// The sources are some of the files: untrusted, so is the whole tree.
+	if u == nil || keep != u.keep || !u.snap.Trusted(u.snap.Sources) {
 		return
 	}
 	rec := upToDateRecord{Version: upToDateVersion, Key: u.key, Tree: u.snap, Packages: pkgs, Binaries: map[string]binIdentity{}}
-	rec.SourcesOnly = !readsOtherFiles(u.root)
-	view := u.snap.All
-	if rec.SourcesOnly {
-		view = u.snap.Sources
-	}
-	if !u.snap.Trusted(view) {
+	rec.SourcesOnly = !readsOtherFiles(u.snap.GoFiles)
+	if !rec.SourcesOnly && !u.snap.Trusted(u.snap.All) {
 		return
 	}
 	for _, b := range bins {
@@ -255,36 +250,19 @@ func (u *upToDate) forget() {
 	}
 }
 
-// readsOtherFiles reports whether a build of root's packages may read files other than
-// its sources (treesnap.IsSource): some Go file of the module embeds files (go:embed) or
+// readsOtherFiles reports whether a build of the module's packages may read files other
+// than its sources (treesnap.IsSource): one of its Go files (goFiles, as the tree's walk
+// found them) embeds files (go:embed) or
 // uses cgo, whose directives may name libraries and headers of any name. It errs on the
 // side of yes: a mention in a comment counts, and so does a file it cannot read.
-func readsOtherFiles(root string) bool {
-	found := false
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if path != root && d.Name() == ".git" {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(d.Name(), ".go") {
-			return nil
-		}
+func readsOtherFiles(goFiles []string) bool {
+	for _, path := range goFiles {
 		data, err := os.ReadFile(path)
-		if err != nil {
-			return err
+		if err != nil || bytes.Contains(data, []byte("go:embed")) || bytes.Contains(data, []byte(`"C"`)) {
+			return true
 		}
-		if bytes.Contains(data, []byte("go:embed")) || bytes.Contains(data, []byte(`"C"`)) {
-			found = true
-			return filepath.SkipAll
-		}
-		return nil
-	})
-	return found || err != nil
+	}
+	return false
 }
 
 // hasLocalReplace reports whether root's go.mod replaces a module by a directory (whose

@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/godist/godist/internal/filesum"
@@ -48,6 +49,9 @@ type Snap struct {
 	Sources View      `json:"sources"`
 	Taken   time.Time `json:"taken"`  // when the walk started
 	Coarse  bool      `json:"coarse"` // every time was whole seconds: a coarse file system
+	// GoFiles are the paths of the Go files the walk saw (not recorded: for the caller
+	// that wants to read them without walking the tree again).
+	GoFiles []string `json:"-"`
 }
 
 // sourceExt are the file name extensions of what go build reads of a package by name.
@@ -140,6 +144,9 @@ func Take(root string, skipDirs map[string]bool, skipFiles map[string]bool, limi
 			return err
 		}
 		source := !fi.IsDir() && IsSource(d.Name())
+		if source && strings.HasSuffix(d.Name(), ".go") {
+			s.GoFiles = append(s.GoFiles, path)
+		}
 		if err := add(rel, fi, source); err != nil {
 			return err
 		}
