@@ -168,18 +168,7 @@ func inContainer(pid int, id string) bool {
 // hang test runs in one of the image's containers, with its test processes there.
 func startDockerHang(t *testing.T, im *dockertest.Image) (*exec.Cmd, *bytes.Buffer, []int) {
 	t.Helper()
-	cmd := exec.Command(godistBin, "--tx", "2*docker="+im.Ref, "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
-	cmd.Dir = fixturesDir(t)
-	cmd.Env = dockerEnv(t)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	cmd, out := startHangRun(t, "2*docker="+im.Ref)
 	var tests []int
 	if !waitFor(90*time.Second, func() bool {
 		tests = nil
@@ -211,7 +200,7 @@ func startDockerHang(t *testing.T, im *dockertest.Image) (*exec.Cmd, *bytes.Buff
 	if !gws["gw0"] || !gws["gw1"] {
 		t.Errorf("containers labelled for gateways %v, want gw0 and gw1", gws)
 	}
-	return cmd, &out, tests
+	return cmd, out, tests
 }
 
 // A master killed with SIGKILL leaves no container behind: its docker clients die with it
@@ -313,18 +302,7 @@ func TestDockerExecMasterKilledLeavesNothing(t *testing.T) {
 	dockertest.Require(t)
 	im := dockertest.NewImage(t, dockertest.ImageOptions{})
 	ctr := im.Start(t)
-	cmd := exec.Command(godistBin, "--tx", "2*exec=docker exec -i "+ctr.ID+" sh", "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
-	cmd.Dir = fixturesDir(t)
-	cmd.Env = dockerEnv(t)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	cmd, out := startHangRun(t, "2*exec=docker exec -i "+ctr.ID+" sh")
 	running := func(what string) bool { return strings.Contains(dockertest.Docker(t, "top", ctr.ID), what) }
 	if !waitFor(90*time.Second, func() bool { return running("-test.v=test2json") }) {
 		t.Fatalf("the hang test never started in the container; godist said:\n%s", out.String())
@@ -334,4 +312,23 @@ func TestDockerExecMasterKilledLeavesNothing(t *testing.T) {
 	if !waitFor(30*time.Second, func() bool { return !running(" worker") && !running("-test.v=test2json") }) {
 		t.Errorf("30s after the master was killed the container still runs:\n%s", dockertest.Docker(t, "top", ctr.ID))
 	}
+}
+
+// startHangRun starts godist on the fixtures' hang package over tx (killed at the test's
+// end if still running), its output in the buffer.
+func startHangRun(t *testing.T, tx string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	cmd := exec.Command(godistBin, "--tx", tx, "-timeout", "1m", "--durations", filepath.Join(t.TempDir(), "d.json"), "./hang")
+	cmd.Dir = fixturesDir(t)
+	cmd.Env = dockerEnv(t)
+	out := &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return cmd, out
 }
