@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/godist/godist/gotest"
 	"github.com/godist/godist/internal/filesum"
 )
@@ -705,13 +706,30 @@ func snapshot(dir string) map[string]filesum.ID {
 // watchLinks watches dir for the test binaries names that go links anew (a file that was
 // not there before, or another file than before) and calls linked with each one's name,
 // once, from its own goroutine, until stop, which returns once the watching has ended.
+// A file system notification (go renames each binary into dir) says at once when to look;
+// a slower poll stands in where there is none.
 func watchLinks(dir string, names []string, before map[string]filesum.ID, linked func(name string)) (stop func()) {
 	done := make(chan struct{})
 	ended := make(chan struct{})
+	var changed chan fsnotify.Event
+	var failed chan error
+	interval := 20 * time.Millisecond
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(dir); err != nil {
+			w.Close()
+			w = nil
+		} else {
+			changed, failed, interval = w.Events, w.Errors, 200*time.Millisecond
+		}
+	}
 	go func() {
 		defer close(ended)
+		if w != nil {
+			defer w.Close()
+		}
 		seen := map[string]bool{}
-		t := time.NewTicker(20 * time.Millisecond)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			for _, name := range names {
@@ -727,6 +745,8 @@ func watchLinks(dir string, names []string, before map[string]filesum.ID, linked
 			case <-done:
 				return
 			case <-t.C:
+			case <-changed:
+			case <-failed: // an overflow: the poll and the next look catch up
 			}
 		}
 	}()
