@@ -87,6 +87,10 @@ type Planned struct {
 	// Gone is set when the scope leaves the run before it ran (its binary did not build
 	// after all): it has no work.
 	Gone bool
+	// Expected is set for a package that is to run but is not built yet: it weighs Whole
+	// (or what the others weigh) until it is planned, and is done once the package has a
+	// result, wherever from (the build, the result cache, a worker).
+	Expected bool
 }
 
 // PlanObserver is an Observer that also wants the work planned (the live view's progress

@@ -53,6 +53,8 @@ type scopeWork struct {
 	doneSum time.Duration
 	running map[runKey]time.Time // top-level tests running in it, since
 	ended   bool
+	// expected: the package is to run, not yet built (ledger.Planned.Expected).
+	expected bool
 }
 
 type runKey struct{ worker, test string }
@@ -106,7 +108,7 @@ func (v *liveView) planned(p ledger.Planned) {
 		w = &scopeWork{done: map[string]time.Duration{}, running: map[runKey]time.Time{}}
 		v.work[p.Scope] = w
 	}
-	w.tests, w.total = p.Tests, p.Whole
+	w.tests, w.total, w.expected = p.Tests, p.Whole, p.Expected
 	if p.Tests != nil {
 		w.total = 0
 		for _, d := range p.Tests {
@@ -124,6 +126,15 @@ func (v *liveView) scope(pkg, worker string) *scopeWork {
 
 // event follows a test or package event: what runs where, and the work done.
 func (v *liveView) event(e gotest.Event, now time.Time) {
+	if e.Worker == "" && e.Package != "" && e.Test == "" && gotest.IsTerminal(e.Action) {
+		// A package the build settled (it did not build) or whose result came whole: the
+		// work expected of it, in every scope, is done.
+		for s, w := range v.work {
+			if s.Package == e.Package && w.expected {
+				w.ended = true
+			}
+		}
+	}
 	if e.Worker == "" || e.Package == "" {
 		return
 	}

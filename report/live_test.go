@@ -324,3 +324,38 @@ func TestShortDuration(t *testing.T) {
 		}
 	}
 }
+
+// A package expected to run but not built yet weighs as work to come, so that a first run's
+// bar does not stand at 100 % once its first packages have passed; it is done once the
+// package has a result, from a worker or from the build (no worker), and a plan replaces it.
+func TestLiveViewProgressCountsExpectedPackages(t *testing.T) {
+	v := newLiveView(false)
+	t0 := time.Unix(1000, 0)
+	v.planned(ledger.Planned{Scope: ledger.Scope{Package: "a"}, Tests: map[string]time.Duration{"TestA": time.Second}})
+	v.planned(ledger.Planned{Scope: ledger.Scope{Package: "b"}, Expected: true})
+	v.planned(ledger.Planned{Scope: ledger.Scope{Package: "c"}, Expected: true, Whole: 2 * time.Second})
+	v.planned(ledger.Planned{Scope: ledger.Scope{Package: "d"}, Expected: true})
+	v.setState("gw0", "busy", t0)
+	v.event(gotest.Event{Action: "run", Package: "a", Test: "TestA", Worker: "gw0"}, t0)
+	v.event(gotest.Event{Action: "pass", Package: "a", Test: "TestA", Worker: "gw0", Elapsed: ptr(1.0)}, t0)
+	v.event(gotest.Event{Action: "pass", Package: "a", Worker: "gw0"}, t0)
+	// a (1s) done; b and d weigh the average of what is known (1.5s), c its 2s.
+	if total, done, _ := v.progress(t0); total != 6*time.Second || done != time.Second {
+		t.Fatalf("progress %v of %v with b, c, d to come, want 1s of 6s", done, total)
+	}
+	// b does not build: the build's result (no worker) ends it.
+	v.event(gotest.Event{Action: "fail", Package: "b", FailedBuild: "b [b.test]"}, t0)
+	// c is planned anew with its tests, and d's result comes from a worker.
+	v.planned(ledger.Planned{Scope: ledger.Scope{Package: "c"}, Tests: map[string]time.Duration{"TestC": 4 * time.Second}})
+	v.event(gotest.Event{Action: "pass", Package: "d", Worker: "gw0"}, t0)
+	total, done, _ := v.progress(t0)
+	// a 1s, b and d 2.5s each (the average of a's 1s and c's 4s), c 4s, of which c is left.
+	if total != 10*time.Second || done != 6*time.Second {
+		t.Errorf("progress %v of %v, want 6s of 10s (only c left)", done, total)
+	}
+	// A build event of a package that was planned (not expected) is not its end.
+	v.event(gotest.Event{Action: "fail", Package: "c"}, t0)
+	if _, d, _ := v.progress(t0); d != done {
+		t.Errorf("done %v after a worker-less event of a planned package, want %v", d, done)
+	}
+}

@@ -54,6 +54,15 @@ func (r *runner) pipeline(ctx context.Context, bopts gobuild.Options, pkgs []gob
 	if r.tree != nil && r.tree.rec != nil {
 		order = &readyOrder{}
 	}
+	// Until a package is linked and planned, the live view weighs it as expected work: a
+	// first run's bar is not at 100 % once its first small packages have passed.
+	for _, p := range pkgs {
+		if p.HasTests && spec[p.ImportPath] == nil {
+			for _, s := range r.scopesOf(p.ImportPath, ids) {
+				r.ledger.Planned(ledger.Planned{Scope: s, Whole: r.durations.PackageEstimate(p.ImportPath), Expected: true})
+			}
+		}
+	}
 	opts.Ready = func(b gobuild.Binary) {
 		if !r.check.confirmed() {
 			return // the packages changed: this run is abandoned, nothing of it counts
