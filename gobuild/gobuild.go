@@ -89,6 +89,10 @@ type Options struct {
 	// Build takes it as its go command when pkgs fit one command (no two packages of one
 	// binary name) in outDir/0, and stops it otherwise; either way Build owns it.
 	Early *Early
+	// Shim, if set, is a program that acts as the build shim when ShimRequested (the
+	// godist binary): a build into a directory with no test binary yet then runs go test
+	// -exec Shim, which builds exactly as go test does, in one go command (shim.go).
+	Shim string
 }
 
 // listFlags are the build flags that change what go list finds.
@@ -210,7 +214,8 @@ func isVersionElement(s string) bool {
 // commands at once. Nothing reaches the caller before Build takes it (with the packages
 // go list resolved); Build stops it where the packages do not fit one go command.
 type Early struct {
-	dir    string // outDir/0
+	dir    string // outDir/0; outDir itself with exec
+	exec   bool   // go test -exec with the shim (shim.go), not go test -c
 	run    *groupRun
 	cancel context.CancelFunc
 	mu     sync.Mutex
@@ -230,7 +235,14 @@ func StartEarly(ctx context.Context, opts Options, patterns []string, outDir str
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	e := &Early{dir: dir, cancel: cancel}
-	run, err := startGroup(ctx, opts, patterns, dir, true)
+	var run *groupRun
+	var err error
+	if canExec(opts) {
+		e.dir, e.exec = outDir, true
+		run, err = startExec(ctx, opts, patterns, outDir, false)
+	} else {
+		run, err = startGroup(ctx, opts, patterns, dir, true)
+	}
 	if err != nil {
 		cancel()
 		return nil, err
@@ -253,13 +265,18 @@ func (e *Early) Abandon() {
 	e.run.finish(context.Background(), func(gotest.Event) {})
 }
 
-// adopt is buildGroup for group 0, g, with the go command already running.
-func (e *Early) adopt(ctx context.Context, opts Options, g []Package, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
+// take marks e taken by Build; false if it was abandoned.
+func (e *Early) take() bool {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	taken := e.taken
 	e.taken = true
-	e.mu.Unlock()
-	if taken {
+	return !taken
+}
+
+// adopt is buildGroup for group 0, g, with the go command already running.
+func (e *Early) adopt(ctx context.Context, opts Options, g []Package, linked func(name string), emit func(gotest.Event)) (failed bool, err error) {
+	if !e.take() {
 		return false, errors.New("go test -c: the early build was abandoned")
 	}
 	defer e.cancel()
@@ -314,25 +331,59 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 	// Every package goes to go test -c, as go test builds them all: one without test
 	// files is reported "no test files" by go, or "build failed" when it does not build.
 	// go refuses two packages of one binary name (with or without tests) in one command.
-	var groups [][]Package
 	groupIdx := groupsOf(pkgs)
-	for _, p := range pkgs {
+	early := opts.Early
+	opts.Early = nil
+	failedBuild := map[string]string{} // package -> FailedBuild of its build-fail event
+	onBuildFail := func(e gotest.Event) {
+		if e.Action == gotest.ActionBuildFail {
+			mu.Lock()
+			failedBuild[buildPackage(e.ImportPath)] = e.ImportPath
+			mu.Unlock()
+		}
+	}
+	todo := pkgs
+	if early != nil && early.exec || early == nil && canExec(opts) {
+		// A first build: go test -exec with the shim, in one go command.
+		missing, started, err := buildExec(ctx, opts, pkgs, outDir, groupIdx, early, func(e gotest.Event) {
+			onBuildFail(e)
+			if e.Package != "" {
+				mu.Lock()
+				res.Reported[e.Package] = true
+				mu.Unlock()
+			}
+			locked(e)
+		}, func(b Binary) {
+			mu.Lock()
+			defer mu.Unlock()
+			if opts.Ready != nil {
+				opts.Ready(b)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		if started {
+			// What go built without a shim handing it over (none, but for a shim that
+			// could not reach this process), go test -c builds.
+			todo, early = missing, nil
+		}
+	}
+	var groups [][]Package
+	for _, p := range todo {
 		k := groupIdx[p.ImportPath]
 		for len(groups) <= k {
 			groups = append(groups, nil)
 		}
 		groups[k] = append(groups[k], p)
 	}
-	early := opts.Early
-	opts.Early = nil
-	if early != nil && (len(groups) != 1 || early.dir != filepath.Join(outDir, "0")) {
+	if early != nil && (early.exec || len(groups) != 1 || early.dir != filepath.Join(outDir, "0")) {
 		early.Abandon() // its go refuses the packages, or builds elsewhere
 		early = nil
 	}
 	if early != nil {
 		defer context.AfterFunc(ctx, early.cancel)()
 	}
-	failedBuild := map[string]string{} // package -> FailedBuild of its build-fail event
 	var wg sync.WaitGroup
 	errs := make([]error, len(groups))
 	launch := func(i int, g []Package) error {
@@ -367,9 +418,9 @@ func Build(ctx context.Context, opts Options, pkgs []Package, outDir string, emi
 			vague := false                   // a failure go did not pin on a package of the group
 			onEvent := func(e gotest.Event) {
 				if e.Action == gotest.ActionBuildFail {
+					onBuildFail(e)
 					mu.Lock()
 					pkg := buildPackage(e.ImportPath)
-					failedBuild[pkg] = e.ImportPath
 					if inGroup[pkg] && strings.HasSuffix(e.ImportPath, ".test]") {
 						groupFailed[pkg] = true // "p [p.test]": p's test binary alone
 					} else {
@@ -543,6 +594,8 @@ type groupRun struct {
 	reported bool           // go said which package failed
 	eof      bool
 	wake     chan struct{} // a token when evs grew or eof came
+	handoffs []handoff     // binaries the shims handed over, not yet taken
+	shim     *shimServer   // the shims' socket (go test -exec), nil for go test -c
 }
 
 // startGroup starts go test -c -json -o dir/ on targets (import paths or patterns). With
@@ -576,16 +629,24 @@ func startGroup(ctx context.Context, opts Options, targets []string, dir string,
 		}
 		cmd.Env = append(cmd.Env, "GOTMPDIR="+g.work)
 	}
-	cmd.Stderr = &g.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err == nil {
-		err = cmd.Start()
-	}
-	if err != nil {
+	if err := g.start(); err != nil {
 		if g.work != "" {
 			os.RemoveAll(g.work)
 		}
-		return nil, fmt.Errorf("go test -c: %w", err)
+		return nil, err
+	}
+	return g, nil
+}
+
+// start starts g.cmd with its events read as go writes them.
+func (g *groupRun) start() error {
+	g.cmd.Stderr = &g.stderr
+	stdout, err := g.cmd.StdoutPipe()
+	if err == nil {
+		err = g.cmd.Start()
+	}
+	if err != nil {
+		return fmt.Errorf("go test -c: %w", err)
 	}
 	go func() {
 		sc := bufio.NewScanner(stdout)
@@ -611,7 +672,7 @@ func startGroup(ctx context.Context, opts Options, targets []string, dir string,
 		g.mu.Unlock()
 		g.poke()
 	}()
-	return g, nil
+	return nil
 }
 
 func (g *groupRun) poke() {
@@ -634,10 +695,30 @@ func (g *groupRun) finishWatched(ctx context.Context, watch bool, pkgs []Package
 // finish passes every event of the run to emit, in go's order, waits for go to end and
 // says whether it failed, as buildGroup does. It must be called exactly once.
 func (g *groupRun) finish(ctx context.Context, emit func(gotest.Event)) (failed bool, err error) {
+	return g.finishWith(ctx, nil, emit)
+}
+
+// finishWith is finish, with each binary a shim handed over (go test -exec) passed to take
+// before the events that came after it.
+func (g *groupRun) finishWith(ctx context.Context, take func(handoff), emit func(gotest.Event)) (failed bool, err error) {
 	if g.work != "" {
 		defer os.RemoveAll(g.work)
 	}
+	drain := func() {
+		g.mu.Lock()
+		hs := g.handoffs
+		g.handoffs = nil
+		g.mu.Unlock()
+		for _, h := range hs {
+			if take != nil {
+				take(h)
+			} else {
+				os.Remove(h.staged)
+			}
+		}
+	}
 	for {
+		drain() // before the events: go writes a package's result after its shim ended
 		g.mu.Lock()
 		evs, eof := g.evs, g.eof
 		g.evs = nil
@@ -653,6 +734,10 @@ func (g *groupRun) finish(ctx context.Context, emit func(gotest.Event)) (failed 
 		}
 	}
 	err = g.cmd.Wait()
+	if g.shim != nil {
+		g.shim.close()
+		drain()
+	}
 	if ctx.Err() != nil {
 		return false, ctx.Err()
 	}

@@ -2,6 +2,7 @@ package gobuild
 
 import (
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"os"
@@ -12,6 +13,40 @@ import (
 
 	"github.com/godist/godist/gotest"
 )
+
+func TestMain(m *testing.M) {
+	if ShimRequested() {
+		os.Exit(RunShim(os.Args[1:], os.Stdout)) // this test binary as go test -exec's shim
+	}
+	os.Exit(m.Run())
+}
+
+// bothWays runs f once building with go test -c (shim "") and once with go test -exec
+// and this test binary as the shim (shim.go), which a first build takes.
+func bothWays(t *testing.T, f func(t *testing.T, shim string)) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, shim string }{{"test-c", ""}, {"exec-shim", exe}} {
+		t.Run(c.name, func(t *testing.T) { f(t, c.shim) })
+	}
+}
+
+// ldflagsOf is the -ldflags a Go binary was built with, from its build information.
+func ldflagsOf(t *testing.T, bin string) string {
+	t.Helper()
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatalf("%s: %v", bin, err)
+	}
+	for _, kv := range info.Settings {
+		if kv.Key == "-ldflags" {
+			return kv.Value
+		}
+	}
+	return ""
+}
 
 func TestExecName(t *testing.T) {
 	for _, c := range []struct{ in, want string }{
@@ -49,7 +84,9 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 // A module whose path ends in /v2, with a package named like its root (internal/foo), two
 // packages of one name, a main package and a package of external tests only: every test
 // binary is built, under the name go gives it, and none is reported as a build failure.
-func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) {
+func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) { bothWays(t, testBuildNamesAndGroups) }
+
+func testBuildNamesAndGroups(t *testing.T, shim string) {
 	root := t.TempDir()
 	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
@@ -72,7 +109,7 @@ func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) {
 		"internal/foo/v2/nested_test.go": "package v2\n" + pass,
 	})
 	ctx := context.Background()
-	opts := Options{Dir: root}
+	opts := Options{Dir: root, Shim: shim}
 	pkgs, err := Resolve(ctx, opts, []string{"./..."})
 	if err != nil {
 		t.Fatal(err)
@@ -87,6 +124,15 @@ func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) {
 	for _, b := range res.Binaries {
 		if paths[b.Package.ImportPath] != b.Path {
 			t.Errorf("%s: built at %s, BinaryPaths says %s", b.Package.ImportPath, b.Path, paths[b.Package.ImportPath])
+		}
+		// go test -c links with the -ldflags go test gives what it runs; go test -exec is
+		// go test's own link, with no -ldflags of ours.
+		want := "-s -w"
+		if shim != "" {
+			want = ""
+		}
+		if got := ldflagsOf(t, b.Path); got != want {
+			t.Errorf("%s: linked with -ldflags %q, want %q", b.Package.ImportPath, got, want)
 		}
 	}
 	built := map[string]string{}
@@ -214,6 +260,10 @@ func TestLinkFlagsOmitDebugAsGoTest(t *testing.T) {
 // build is reported "build failed", as go test -json reports it, not "no test files"; one
 // that builds is "no test files"; a package of one name with a tested one builds beside it.
 func TestBuildReportsUntestedPackagesAsGoTest(t *testing.T) {
+	bothWays(t, testBuildReportsUntestedPackages)
+}
+
+func testBuildReportsUntestedPackages(t *testing.T, shim string) {
 	root := t.TempDir()
 	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
@@ -229,7 +279,7 @@ func TestBuildReportsUntestedPackagesAsGoTest(t *testing.T) {
 		"usesbad/u_test.go": "package usesbad\n\nimport _ \"example.com/m/bad\"\n" + pass,
 	})
 	ctx := context.Background()
-	opts := Options{Dir: root}
+	opts := Options{Dir: root, Shim: shim}
 	pkgs, err := Resolve(ctx, opts, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +325,9 @@ func TestBuildReportsUntestedPackagesAsGoTest(t *testing.T) {
 
 // A go test -c started early on the patterns is taken over by Build: every binary is
 // built once, each given to Ready once, with the events of a Build of its own.
-func TestEarlyBuildIsTakenOver(t *testing.T) {
+func TestEarlyBuildIsTakenOver(t *testing.T) { bothWays(t, testEarlyBuildIsTakenOver) }
+
+func testEarlyBuildIsTakenOver(t *testing.T, shim string) {
 	root := t.TempDir()
 	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
@@ -287,7 +339,7 @@ func TestEarlyBuildIsTakenOver(t *testing.T) {
 	})
 	ctx := context.Background()
 	outDir := t.TempDir()
-	early, err := StartEarly(ctx, Options{Dir: root}, nil, outDir)
+	early, err := StartEarly(ctx, Options{Dir: root, Shim: shim}, nil, outDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +348,7 @@ func TestEarlyBuildIsTakenOver(t *testing.T) {
 		t.Fatal(err)
 	}
 	ready := map[string]int{}
-	opts := Options{Dir: root, Early: early, Ready: func(b Binary) { ready[b.Package.ImportPath]++ }}
+	opts := Options{Dir: root, Early: early, Shim: shim, Ready: func(b Binary) { ready[b.Package.ImportPath]++ }}
 	terminal := map[string]string{}
 	res, err := Build(ctx, opts, pkgs, outDir, func(e gotest.Event) {
 		if e.Package != "" && e.Test == "" && (e.Action == gotest.ActionFail || e.Action == gotest.ActionSkip) {
@@ -313,8 +365,10 @@ func TestEarlyBuildIsTakenOver(t *testing.T) {
 		t.Errorf("package results %v: want plain skip (no test files), bad fail", terminal)
 	}
 	early.Abandon() // after Build: nothing to stop, and no hang
-	if _, err := os.Stat(filepath.Join(outDir, "0", ".work")); !os.IsNotExist(err) {
-		t.Errorf("go's work directory is left: %v", err)
+	for _, work := range []string{filepath.Join(outDir, "0", ".work"), filepath.Join(outDir, ".work")} {
+		if _, err := os.Stat(work); !os.IsNotExist(err) {
+			t.Errorf("go's work directory is left: %v", err)
+		}
 	}
 }
 
@@ -358,6 +412,12 @@ func TestEarlyBuildStoppedWhenNamesClash(t *testing.T) {
 // though go test -c names only it: the binary an earlier build left for an importer is not
 // kept as if up to date, whether the broken package has tests of its own or not.
 func TestBuildDropsBinariesOfImportersOfABrokenPackage(t *testing.T) {
+	bothWays(t, testBuildDropsBinariesOfImporters)
+}
+
+// With a shim, the first build is go test -exec's and the second go test -c's, over the
+// binaries the first left.
+func testBuildDropsBinariesOfImporters(t *testing.T, shim string) {
 	for _, tested := range []bool{false, true} {
 		root := t.TempDir()
 		pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
@@ -372,7 +432,7 @@ func TestBuildDropsBinariesOfImportersOfABrokenPackage(t *testing.T) {
 		}
 		writeFiles(t, root, files)
 		ctx := context.Background()
-		opts := Options{Dir: root}
+		opts := Options{Dir: root, Shim: shim}
 		pkgs, err := Resolve(ctx, opts, nil)
 		if err != nil {
 			t.Fatal(err)

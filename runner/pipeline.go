@@ -223,7 +223,6 @@ func (r *runner) isDeselected(pkg string) bool {
 type speculation struct {
 	pkg    string
 	path   string // the run's own link of the earlier binary
-	id     fileID // of the earlier binary, before the build
 	done   chan struct{}
 	ok     bool // set before done is closed: the binary was up to date
 	once   sync.Once
@@ -241,13 +240,12 @@ func (sp *speculation) resolve(ok bool) {
 	})
 }
 
-// sameAs reports whether path, the binary go left, is the one the speculation runs: go
-// renames a binary it links anew into place (another inode), and one it finds up to date
-// it only touches; where it copied into the file instead, only the content tells, so a
-// file with the same inode is compared by content (binarySum) with the speculation's own.
+// sameAs reports whether path, the binary go left, is the one the speculation runs: the
+// same content (binarySum: a Go binary's build ID names its content), whether go found it
+// up to date or linked it anew to the same bytes (go test -exec links every binary its
+// test cache does not vouch for, gobuild/shim.go).
 func (sp *speculation) sameAs(path string) bool {
-	id, ok := idOf(path)
-	if !ok || sp.broken || id.ino != sp.id.ino || id.size != sp.id.size {
+	if sp.broken {
 		return false
 	}
 	a, err1 := binarySum(path)
@@ -320,7 +318,7 @@ func (r *runner) speculate(ctx context.Context, pkgs []gobuild.Package, keep, sp
 		if oid, ok := idOf(own); !ok || oid.ino != id.ino {
 			continue // it changed meanwhile, or is a copy: no speculation on it
 		}
-		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, id: id, done: make(chan struct{}), checked: make(chan struct{})}
+		out[p.ImportPath] = &speculation{pkg: p.ImportPath, path: own, done: make(chan struct{}), checked: make(chan struct{})}
 		bins = append(bins, gobuild.Binary{Package: p, Path: own})
 	}
 	// Each binary's sum, before go may touch the files (sameAs compares with it).

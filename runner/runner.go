@@ -118,6 +118,9 @@ type Config struct {
 	// Session, if set, keeps the gateways up after the run, for the next one.
 	Session    *Session
 	Executable string // the worker binary ("" = this one)
+	// BuildShim, if set, is the godist binary, for go test -exec to run as the shim of a
+	// first build (gobuild.Options.Shim).
+	BuildShim string
 	// Keepalive is how long a gateway's worker or link may send nothing before the
 	// gateway counts as lost and its work moves (0 = gateway.DefaultKeepalive). A
 	// Session's gateways keep the bound the session was made with.
@@ -221,7 +224,7 @@ func run(ctx context.Context, cfg Config, fromRecord bool) (*Result, error) {
 	r.ledger = ledger.New(ledger.Options{Coverage: r.coverage, Ended: r.scopeEnded}, obs...)
 
 	// Resolve.
-	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet}
+	bopts := gobuild.Options{Dir: cfg.Dir, Tags: cfg.Tags, Race: cfg.Race, Cover: cfg.Cover, Flags: cfg.BuildFlags, Vet: cfg.Vet, Shim: cfg.BuildShim}
 	goroot := make(chan string, 1) // asked meanwhile: a go command costs its start-up
 	go func(ctx context.Context) { goroot <- gobuild.GOROOT(ctx, bopts) }(ctx)
 	tracef("resolve")

@@ -14,10 +14,19 @@ import (
 	"strconv"
 	"syscall"
 
+	"github.com/godist/godist/gobuild"
 	"github.com/godist/godist/runner"
 )
 
+// buildShim is this program's own binary when it runs as a command (not inside a test):
+// go test -exec runs it as the build shim of a first build (gobuild/shim.go).
+var buildShim string
+
 func main() {
+	if gobuild.ShimRequested() {
+		os.Exit(gobuild.RunShim(os.Args[1:], os.Stdout))
+	}
+	buildShim, _ = os.Executable()
 	os.Exit(profiled(func() int { return run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr) }))
 }
 

@@ -235,6 +235,7 @@ func (o *rootOptions) config(pkgs, testArgs []string) (runner.Config, error) {
 		Failfast: o.failfast, Timeout: o.timeout, TestArgs: testArgs,
 		Bench: o.bench, List: o.list, Vet: o.vet,
 		DurationsFile: o.durations, RsyncDirs: o.rsyncDirs, RsyncIgnore: o.rsyncIgnore,
+		BuildShim: buildShim,
 	}
 	if d, err := time.ParseDuration(o.keepalive); err != nil || d < time.Second {
 		return cfg, usagef("--keepalive %s: expected a duration of at least 1s, such as 3s or 15s (the default)", printable(o.keepalive))
