@@ -231,10 +231,23 @@ func (s *shimServer) close() {
 }
 
 // canExec reports whether a build can run go test with the shim: a shim, no coverage (go
-// test would read the coverage the shim does not write), and a target whose binaries keep
-// their names (not windows' .exe).
+// test would read the coverage the shim does not write), a target whose binaries keep
+// their names (not windows' .exe), and go's test cache on (a -count in GOFLAGS turns it
+// off: every binary would be linked on every build, where go test -c keeps those that
+// are up to date).
 func canExec(opts Options) bool {
-	return opts.Shim != "" && !opts.Cover && targetGOOS(opts) != "windows"
+	return opts.Shim != "" && !opts.Cover && targetGOOS(opts) != "windows" && !strings.Contains(goflags(opts), "-count")
+}
+
+// goflags is the GOFLAGS the go command sees.
+func goflags(opts Options) string {
+	v := os.Getenv("GOFLAGS")
+	for _, kv := range opts.Env {
+		if f, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			v = f
+		}
+	}
+	return v
 }
 
 func targetGOOS(opts Options) string {
