@@ -239,6 +239,10 @@ func canExec(opts Options) bool {
 	return opts.Shim != "" && !opts.Cover && targetGOOS(opts) != "windows" && !strings.Contains(goflags(opts), "-count")
 }
 
+// BuildsWithShim reports whether Build builds with go test -exec and the shim for opts
+// (else with go test -c, whose binaries are other bytes).
+func BuildsWithShim(opts Options) bool { return canExec(opts) }
+
 // goflags is the GOFLAGS the go command sees.
 func goflags(opts Options) string {
 	v := os.Getenv("GOFLAGS")

@@ -563,7 +563,11 @@ func binDirOf(root, tmp, platform string, opts gobuild.Options) string {
 	if err != nil {
 		return filepath.Join(tmp, strings.ReplaceAll(platform, "/", "_"))
 	}
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v\x00%q\x00%s", root, platform, opts.Tags, opts.Race, opts.Cover, opts.Flags, opts.Vet)
+	// Binaries go test -exec links (gobuild/shim.go) are not the bytes go test -c links for
+	// the same package: a directory holds one kind, or each build would link the other's
+	// again.
+	shim := gobuild.BuildsWithShim(platformOptions(opts, platform))
+	key := fmt.Sprintf("%s\x00%s\x00%s\x00%v\x00%v\x00%q\x00%s\x00%v", root, platform, opts.Tags, opts.Race, opts.Cover, opts.Flags, opts.Vet, shim)
 	return filepath.Join(dir, "godist", "testbin", hashString(key))
 }
 
