@@ -68,6 +68,13 @@ func TestExecName(t *testing.T) {
 	}
 }
 
+// goMod and passTest are the go.mod of the test modules and a passing test to follow a
+// package clause.
+const (
+	goMod    = "module example.com/m\n\ngo 1.21\n"
+	passTest = "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
+)
+
 func writeFiles(t *testing.T, root string, files map[string]string) {
 	t.Helper()
 	for name, body := range files {
@@ -88,25 +95,24 @@ func TestBuildNamesAndGroupsAsGoDoes(t *testing.T) { bothWays(t, testBuildNamesA
 
 func testBuildNamesAndGroups(t *testing.T, shim string) {
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
 		"go.mod":                         "module example.com/foo/v2\n\ngo 1.21\n",
 		"foo.go":                         "package foo\n",
-		"foo_test.go":                    "package foo\n" + pass,
+		"foo_test.go":                    "package foo\n" + passTest,
 		"internal/foo/foo.go":            "package foo\n",
-		"internal/foo/foo_test.go":       "package foo\n" + pass,
-		"a/util/util_test.go":            "package util\n" + pass,
-		"b/util/util_test.go":            "package util\n" + pass,
+		"internal/foo/foo_test.go":       "package foo\n" + passTest,
+		"a/util/util_test.go":            "package util\n" + passTest,
+		"b/util/util_test.go":            "package util\n" + passTest,
 		"cmd/tool/main.go":               "package main\n\nfunc main() {}\n",
-		"cmd/tool/main_test.go":          "package main\n" + pass,
-		"xonly/x_test.go":                "package xonly_test\n" + pass,
+		"cmd/tool/main_test.go":          "package main\n" + passTest,
+		"xonly/x_test.go":                "package xonly_test\n" + passTest,
 		"v3/v3.go":                       "package v3\n",
-		"v3/v3_test.go":                  "package v3\n" + pass,
+		"v3/v3_test.go":                  "package v3\n" + passTest,
 		"notests/notests.go":             "package notests\n",
 		"broken/broken_test.go":          "package broken\n\nvar x int = \"no\"\n",
-		"broken/v4/broken_test.go":       "package v4\n" + pass,
-		"internal/broken/b_test.go":      "package broken\n" + pass,
-		"internal/foo/v2/nested_test.go": "package v2\n" + pass,
+		"broken/v4/broken_test.go":       "package v4\n" + passTest,
+		"internal/broken/b_test.go":      "package broken\n" + passTest,
+		"internal/foo/v2/nested_test.go": "package v2\n" + passTest,
 	})
 	ctx := context.Background()
 	opts := Options{Dir: root, Shim: shim}
@@ -182,7 +188,7 @@ func testBuildNamesAndGroups(t *testing.T, shim string) {
 func TestBuildErrorNamesTheCause(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
-		"go.mod":    "module example.com/m\n\ngo 1.21\n",
+		"go.mod":    goMod,
 		"m_test.go": "package m\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
 	})
 	ctx := context.Background()
@@ -205,7 +211,7 @@ func TestBuildErrorNamesTheCause(t *testing.T) {
 func TestNoSplitDirective(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
-		"go.mod":      "module example.com/m\n\ngo 1.21\n",
+		"go.mod":      goMod,
 		"a/a_test.go": "package a\n\n//godist:nosplit\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
 		"b/b_test.go": "package b\n\n// mentions //godist:nosplit in prose only\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
 		"c/c_test.go": "package c_test\n\n\t//godist:nosplit\n\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n",
@@ -265,18 +271,17 @@ func TestBuildReportsUntestedPackagesAsGoTest(t *testing.T) {
 
 func testBuildReportsUntestedPackages(t *testing.T, shim string) {
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
-		"go.mod":            "module example.com/m\n\ngo 1.21\n",
-		"ok/ok_test.go":     "package ok\n" + pass,
+		"go.mod":            goMod,
+		"ok/ok_test.go":     "package ok\n" + passTest,
 		"plain/plain.go":    "package plain\n",
 		"bad/bad.go":        "package bad\n\nvar x int = \"no\"\n",
-		"a/util/u_test.go":  "package util\n" + pass,
+		"a/util/u_test.go":  "package util\n" + passTest,
 		"b/util/util.go":    "package util\n",
 		"c/util/util.go":    "package util\n\nfunc f() { undefined() }\n",
-		"d/util/u_test.go":  "package util\n" + pass,
+		"d/util/u_test.go":  "package util\n" + passTest,
 		"d/util/u.go":       "package util\n",
-		"usesbad/u_test.go": "package usesbad\n\nimport _ \"example.com/m/bad\"\n" + pass,
+		"usesbad/u_test.go": "package usesbad\n\nimport _ \"example.com/m/bad\"\n" + passTest,
 	})
 	ctx := context.Background()
 	opts := Options{Dir: root, Shim: shim}
@@ -329,11 +334,10 @@ func TestEarlyBuildIsTakenOver(t *testing.T) { bothWays(t, testEarlyBuildIsTaken
 
 func testEarlyBuildIsTakenOver(t *testing.T, shim string) {
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
-		"go.mod":          "module example.com/m\n\ngo 1.21\n",
-		"a/a_test.go":     "package a\n" + pass,
-		"b/b_test.go":     "package b\n" + pass,
+		"go.mod":          goMod,
+		"a/a_test.go":     "package a\n" + passTest,
+		"b/b_test.go":     "package b\n" + passTest,
 		"plain/plain.go":  "package plain\n",
 		"bad/bad_test.go": "package bad\n\nvar x int = \"no\"\n",
 	})
@@ -377,11 +381,10 @@ func testEarlyBuildIsTakenOver(t *testing.T, shim string) {
 // complaint among the events.
 func TestEarlyBuildStoppedWhenNamesClash(t *testing.T) {
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
-		"go.mod":           "module example.com/m\n\ngo 1.21\n",
-		"a/util/u_test.go": "package util\n" + pass,
-		"b/util/u_test.go": "package util\n" + pass,
+		"go.mod":           goMod,
+		"a/util/u_test.go": "package util\n" + passTest,
+		"b/util/u_test.go": "package util\n" + passTest,
 	})
 	ctx := context.Background()
 	outDir := t.TempDir()
@@ -420,15 +423,14 @@ func TestBuildDropsBinariesOfImportersOfABrokenPackage(t *testing.T) {
 func testBuildDropsBinariesOfImporters(t *testing.T, shim string) {
 	for _, tested := range []bool{false, true} {
 		root := t.TempDir()
-		pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 		files := map[string]string{
-			"go.mod":      "module example.com/m\n\ngo 1.21\n",
+			"go.mod":      goMod,
 			"lib/lib.go":  "package lib\n\nfunc V() int { return 1 }\n",
 			"a/a_test.go": "package a\n\nimport (\n\t\"testing\"\n\n\t\"example.com/m/lib\"\n)\n\nfunc TestA(t *testing.T) { _ = lib.V() }\n",
-			"b/b_test.go": "package b\n" + pass,
+			"b/b_test.go": "package b\n" + passTest,
 		}
 		if tested {
-			files["lib/lib_test.go"] = "package lib\n" + pass
+			files["lib/lib_test.go"] = "package lib\n" + passTest
 		}
 		writeFiles(t, root, files)
 		ctx := context.Background()

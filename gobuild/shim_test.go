@@ -20,12 +20,11 @@ import (
 // failure, and Build builds those packages with go test -c. No failure reaches the run.
 func TestExecBuildFallsBackWhenTheShimFails(t *testing.T) {
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
-		"go.mod":           "module example.com/m\n\ngo 1.21\n",
-		"a/a_test.go":      "package a\n" + pass,
-		"x/util/u_test.go": "package util\n" + pass,
-		"y/util/u_test.go": "package util\n" + pass,
+		"go.mod":           goMod,
+		"a/a_test.go":      "package a\n" + passTest,
+		"x/util/u_test.go": "package util\n" + passTest,
+		"y/util/u_test.go": "package util\n" + passTest,
 		"plain/plain.go":   "package plain\n",
 	})
 	failing := filepath.Join(t.TempDir(), "shim")
@@ -70,12 +69,11 @@ func TestExecBuildFallsBackWhenTheShimFails(t *testing.T) {
 func TestExecBuildLinksOnlyWhatChanged(t *testing.T) {
 	exe, _ := os.Executable()
 	root := t.TempDir()
-	pass := "\nimport \"testing\"\n\nfunc TestOK(t *testing.T) {}\n"
 	writeFiles(t, root, map[string]string{
-		"go.mod":      "module example.com/m\n\ngo 1.21\n",
-		"a/a_test.go": "package a\n" + pass,
-		"b/b_test.go": "package b\n" + pass,
-		"c/c_test.go": "package c\n" + pass,
+		"go.mod":      goMod,
+		"a/a_test.go": "package a\n" + passTest,
+		"b/b_test.go": "package b\n" + passTest,
+		"c/c_test.go": "package c\n" + passTest,
 	})
 	ctx := context.Background()
 	opts := Options{Dir: root, Shim: exe}
@@ -121,7 +119,7 @@ func TestExecBuildLinksOnlyWhatChanged(t *testing.T) {
 	if again := build(); !reflect.DeepEqual(again, first) {
 		t.Errorf("nothing changed, yet binaries changed:\n%v\n%v", first, again)
 	}
-	writeFiles(t, root, map[string]string{"b/b_test.go": "package b\n" + pass + "\nfunc TestMore(t *testing.T) {}\n"})
+	writeFiles(t, root, map[string]string{"b/b_test.go": "package b\n" + passTest + "\nfunc TestMore(t *testing.T) {}\n"})
 	os.Remove(filepath.Join(outDir, "0", "c.test"))
 	changed := build()
 	for pkg, same := range map[string]bool{"example.com/m/a": true, "example.com/m/b": false, "example.com/m/c": false} {
@@ -129,7 +127,7 @@ func TestExecBuildLinksOnlyWhatChanged(t *testing.T) {
 			t.Errorf("%s: binary %s, was %s: want it kept %v", pkg, changed[pkg], first[pkg], same)
 		}
 	}
-	writeFiles(t, root, map[string]string{"b/b_test.go": "package b\n" + pass})
+	writeFiles(t, root, map[string]string{"b/b_test.go": "package b\n" + passTest})
 	undone := build()
 	id := func(s string) string { return strings.Fields(s)[0] }
 	if id(undone["example.com/m/b"]) != id(first["example.com/m/b"]) {
