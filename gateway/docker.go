@@ -191,16 +191,24 @@ func dockerImage(ctx context.Context, docker string, spec *xspec.Spec, timeout t
 // the engine may be removing it already (--rm, once its process ended), or it is there
 // still (its docker client was killed, or broke off when its output was closed), and then
 // docker rm -f removes it. It polls docker inspect: one call when the container is gone.
+// Only docker's "no such container" counts as gone; any other failure of an inspect is
+// asked again.
 func removeContainer(docker, ctr string, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	removed := false
 	for {
-		status, _, err := runDocker(context.Background(), timeout, docker, "container", "inspect", "--format", "{{.State.Status}}", "--", ctr)
-		if err != nil {
-			return // no such container (or an engine that no longer answers: nothing to do)
+		status, msg, err := runDocker(context.Background(), timeout, docker, "container", "inspect", "--format", "{{.State.Status}}", "--", ctr)
+		if err != nil && noSuchContainer(msg) {
+			return // gone
 		}
 		if time.Now().After(deadline) {
 			return
+		}
+		if err != nil {
+			// Not an answer about the container (the client or the engine failed this
+			// once, under load): asked again, until deadline.
+			time.Sleep(20 * time.Millisecond)
+			continue
 		}
 		if status != "removing" && !removed {
 			runDocker(context.Background(), timeout, docker, "rm", "--force", "--", ctr)
@@ -209,6 +217,12 @@ func removeContainer(docker, ctr string, timeout time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the engine, bounded by deadline
 	}
+}
+
+// noSuchContainer reports whether msg, docker's one-line reason (runDocker), says that
+// the container is not there.
+func noSuchContainer(msg string) bool {
+	return strings.Contains(msg, "No such container") || strings.Contains(msg, "No such object")
 }
 
 // runDocker runs the docker client with args, within timeout, and returns its output

@@ -197,3 +197,19 @@ func TestDockerEngineSilent(t *testing.T) {
 		}
 	}
 }
+
+// Only docker's own "no such container" ends the wait for a container to go: any other
+// failure of an inspect (a client that failed, an engine slow to answer) is asked again.
+func TestNoSuchContainerIsDockersAnswerOnly(t *testing.T) {
+	for msg, gone := range map[string]bool{
+		"No such container: godist-gw1-0123456789abcdef":       true,
+		"No such object: godist-gw1-0123456789abcdef":          true,
+		"no answer within 30s (is the docker daemon running?)": false,
+		"signal: killed": false,
+		"":               false,
+	} {
+		if noSuchContainer(msg) != gone {
+			t.Errorf("noSuchContainer(%q) = %v, want %v", msg, !gone, gone)
+		}
+	}
+}
