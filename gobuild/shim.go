@@ -102,21 +102,8 @@ func RunShim(args []string, stdout io.Writer) int {
 	return 0
 }
 
-// shimMarker starts the line a shim prints: the ID of the binary it handed over.
+// shimMarker starts the line a shim prints: the content ID of the binary it handed over (filesum.ContentID).
 const shimMarker = "godist-binary v1 "
-
-// binaryID names a test binary by its content: its Go build ID (read from its header), or
-// the sha256 of a file that has none that can be read here (not ELF).
-func binaryID(path string) (string, error) {
-	if id, ok := filesum.GoBuildID(path); ok {
-		return "go:" + id, nil
-	}
-	sum, err := filesum.SHA256(path)
-	if err != nil {
-		return "", err
-	}
-	return "sha256:" + sum, nil
-}
 
 // handoff is a binary a shim handed over: renamed to staged, for the package in dir.
 type handoff struct{ dir, staged string }
@@ -211,7 +198,7 @@ func (s *shimServer) serve(c net.Conn) string {
 	if err := os.Rename(bin, staged); err != nil {
 		return err.Error()
 	}
-	id, err := binaryID(staged)
+	id, err := filesum.ContentID(staged)
 	if err != nil || strings.ContainsAny(id, " \n") {
 		os.Remove(staged)
 		return fmt.Sprintf("the test binary has no ID: %v", err)
@@ -321,7 +308,7 @@ func startExec(ctx context.Context, opts Options, targets []string, outDir strin
 // not a test result); every other event is passed on as go writes it. missing are the
 // packages with tests of which go neither gave a binary nor said why (a cached result whose
 // binary is gone, a shim that could not hand it over).
-func (g *groupRun) finishExec(ctx context.Context, pkgs []Package, place func(Package) string, ready func(Binary), emit func(gotest.Event)) (missing []Package, failed bool, err error) {
+func (g *groupRun) finishExec(ctx context.Context, pkgs []Package, place func(Package) string, ready func(Binary), emit func(gotest.Event)) (missing []Package, err error) {
 	byDir := map[string]Package{}
 	tested := map[string]Package{}
 	for _, p := range pkgs {
@@ -381,7 +368,7 @@ func (g *groupRun) finishExec(ctx context.Context, pkgs []Package, place func(Pa
 					continue
 				}
 				dst := place(p)
-				if have, err := binaryID(dst); err == nil && have == id {
+				if have, err := filesum.ContentID(dst); err == nil && have == id {
 					placed[e.Package] = true
 					ready(Binary{Package: p, Path: dst})
 				}
@@ -389,13 +376,14 @@ func (g *groupRun) finishExec(ctx context.Context, pkgs []Package, place func(Pa
 			}
 		}
 	}
-	failed, err = g.finishWith(ctx, take, onEvent)
+	// Whether go failed is in its events: a package it could not build is settled here.
+	_, err = g.finishWith(ctx, take, onEvent)
 	for _, p := range pkgs {
 		if p.HasTests && !placed[p.ImportPath] && !settled[p.ImportPath] {
 			missing = append(missing, p)
 		}
 	}
-	return missing, failed, err
+	return missing, err
 }
 
 // buildExec builds pkgs with go test -exec and the shim (early's go command when there is
@@ -418,7 +406,7 @@ func buildExec(ctx context.Context, opts Options, pkgs []Package, outDir string,
 	place := func(p Package) string {
 		return filepath.Join(outDir, fmt.Sprint(groupIdx[p.ImportPath]), ExecName(p.ImportPath)+".test")
 	}
-	missing, _, err = run.finishExec(ctx, pkgs, place, ready, emit)
+	missing, err = run.finishExec(ctx, pkgs, place, ready, emit)
 	if err != nil || len(missing) == 0 {
 		return missing, true, err
 	}
@@ -426,7 +414,7 @@ func buildExec(ctx context.Context, opts Options, pkgs []Package, outDir string,
 	if err != nil {
 		return missing, true, nil
 	}
-	missing, _, err = run.finishExec(ctx, missing, place, ready, emit)
+	missing, err = run.finishExec(ctx, missing, place, ready, emit)
 	return missing, true, err
 }
 

@@ -100,7 +100,7 @@ func TestExecBuildLinksOnlyWhatChanged(t *testing.T) {
 			if ready[b.Package.ImportPath] != 1 {
 				t.Errorf("%s: given to Ready %d times, want once", b.Package.ImportPath, ready[b.Package.ImportPath])
 			}
-			id, err := binaryID(b.Path)
+			id, err := filesum.ContentID(b.Path)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,11 @@ func TestShimSocketRefusesForeignRequests(t *testing.T) {
 	if _, err := os.Stat(outside); err != nil {
 		t.Errorf("a refused request moved a file: %v", err)
 	}
-	if r := ask(`{"token":"` + srv.token + `","dir":"/d","bin":"` + inside + `"}`); !strings.HasPrefix(r, "ok sha256:") {
+	want, err := filesum.ContentID(inside)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ask(`{"token":"` + srv.token + `","dir":"/d","bin":"` + inside + `"}`); r != "ok "+want {
 		t.Fatalf("the build's own request: %q", r)
 	}
 	if len(got) != 1 || got[0].dir != "/d" {

@@ -6,7 +6,6 @@ import (
 	"github.com/godist/godist/internal/filesum"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"github.com/godist/godist/gobuild"
@@ -102,17 +101,7 @@ func binarySum(path string) (string, error) {
 			}
 		}
 	}
-	// A Go executable names its content in its build ID (a page to read, not megabytes).
-	sum, err := "", error(nil)
-	if id, ok := filesum.GoBuildID(path); ok && strings.Count(id, "/") == 3 {
-		// An executable's build ID is actionID/contentID of its main package, then of its
-		// link: the last part hashes the binary's content. (Not the whole ID: a change
-		// that the linker drops, an unused function, leaves the same binary, as go test
-		// finds too.)
-		sum = "go-content-id:" + id[strings.LastIndex(id, "/")+1:]
-	} else {
-		sum, err = filesum.SHA256(path)
-	}
+	sum, err := filesum.ContentID(path)
 	if err == nil {
 		sums.Store(path, sum)
 		if fk != (fileKey{}) {

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"io"
 	"os"
+	"strings"
 )
 
 // SHA256 is the hex sha256 of the file at path.
@@ -47,6 +48,18 @@ func GoBuildID(path string) (id string, ok bool) {
 		return "", false
 	}
 	return string(data[16 : 16+descsz]), true
+}
+
+// ContentID names the content of the executable at path: for a Go executable, the content
+// part of its build ID (the last of actionID/contentID of its main package, then of its
+// link: a page to read, not megabytes; not the whole ID, since a change that the linker
+// drops, an unused function, leaves the same binary, as go test finds too); else its
+// sha256.
+func ContentID(path string) (string, error) {
+	if id, ok := GoBuildID(path); ok && strings.Count(id, "/") == 3 {
+		return "go-content-id:" + id[strings.LastIndex(id, "/")+1:], nil
+	}
+	return SHA256(path)
 }
 
 // ID tells a file from another one at the same path, from its metadata: a program that
