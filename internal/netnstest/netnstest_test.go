@@ -3,7 +3,6 @@
 package netnstest
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
@@ -13,18 +12,8 @@ import (
 	"time"
 
 	"github.com/godist/godist/internal/child"
+	"github.com/godist/godist/internal/sshdtest"
 )
-
-func run(t *testing.T, cmd *exec.Cmd) string {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v\nstderr: %s", cmd.Args, err, stderr.Bytes())
-	}
-	return string(out)
-}
 
 // The testbed as the brief draws it: every host answers OpenSSH's ssh from the client
 // namespace by its name, h3 only through h1, each with a HOME of its own; h4 has no libc;
@@ -36,7 +25,7 @@ func TestTestbed(t *testing.T) {
 		tb = Start(t, Options{})
 		// Nothing of it is in the root namespace: no address, no route in 198.18.0.0/15.
 		for _, args := range [][]string{{"-o", "addr", "show"}, {"route", "show", "table", "all"}} {
-			out := run(t, exec.Command("ip", args...))
+			out := sshdtest.Output(t, exec.Command("ip", args...))
 			for _, l := range strings.Split(out, "\n") {
 				if strings.Contains(l, " 198.18.") || strings.Contains(l, " 198.19.") || strings.HasPrefix(l, "198.1") {
 					t.Errorf("the root namespace has %q (ip %s)", l, strings.Join(args, " "))
@@ -45,7 +34,7 @@ func TestTestbed(t *testing.T) {
 		}
 		homes := map[string]string{}
 		for _, h := range tb.Hosts {
-			got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, h.Name, "echo $HOME")))
+			got := strings.TrimSpace(sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, h.Name, "echo $HOME")))
 			if h.Busybox {
 				if got != h.Server.RemoteHome {
 					t.Errorf("%s: HOME %q, want %q", h.Name, got, h.Server.RemoteHome)
@@ -76,7 +65,7 @@ func TestTestbed(t *testing.T) {
 		}
 		// From h1's own HOME (a via= hop's), h3 is reached directly.
 		cmd := exec.Command("ip", "netns", "exec", h1.NS, "ssh", "-F", h1.Home+"/.ssh/config", "h3", "echo $SSH_CONNECTION")
-		if f := strings.Fields(run(t, cmd)); len(f) != 4 || f[2] != h3.Addr || f[0] != behindNet(2)+"1" {
+		if f := strings.Fields(sshdtest.Output(t, cmd)); len(f) != 4 || f[2] != h3.Addr || f[0] != behindNet(2)+"1" {
 			t.Errorf("h3 from h1: SSH_CONNECTION %q, want from %s1 to %s", f, behindNet(2), h3.Addr)
 		}
 
@@ -92,7 +81,7 @@ func TestTestbed(t *testing.T) {
 		if err := h2.Restore(); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo back"))); got != "back" {
+		if got := strings.TrimSpace(sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo back"))); got != "back" {
 			t.Errorf("after Restore: %q", got)
 		}
 
@@ -101,7 +90,7 @@ func TestTestbed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, end := range [][2]string{{h2.farNS, h2.farDev}, {h2.NS, h2.nearDev}} {
-			out := run(t, exec.Command("tc", "-n", end[0], "qdisc", "show", "dev", end[1], "root"))
+			out := sshdtest.Output(t, exec.Command("tc", "-n", end[0], "qdisc", "show", "dev", end[1], "root"))
 			if !strings.Contains(out, "100Mbit") {
 				t.Errorf("qdisc on %s in %s: %q, want a 100Mbit rate", end[1], end[0], out)
 			}
@@ -115,7 +104,7 @@ func TestTestbed(t *testing.T) {
 		if err := h2.Unshape(); err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo unshaped"))); got != "unshaped" {
+		if got := strings.TrimSpace(sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo unshaped"))); got != "unshaped" {
 			t.Errorf("after Unshape: %q", got)
 		}
 	})
@@ -193,7 +182,7 @@ func TestRelayLinks(t *testing.T) {
 	if d := connect(h1.NS, h2.Addr); d < 20*time.Millisecond {
 		t.Errorf("connect over a link with 10ms each way took %v, want at least 20ms", d)
 	}
-	if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo far"))); got != "far" {
+	if got := strings.TrimSpace(sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, "h2", "echo far"))); got != "far" {
 		t.Errorf("ssh h2 through h1: %q", got)
 	}
 	// 1 MB at 10 Mbit/s: at least 0.8 s.
@@ -201,7 +190,7 @@ func TestRelayLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	out := run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "head -c 1000000 /dev/zero"))
+	out := sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "head -c 1000000 /dev/zero"))
 	if d := time.Since(start); len(out) != 1000000 || d < 800*time.Millisecond {
 		t.Errorf("1 MB at 10mbit: %d bytes in %v, want 1000000 in at least 800ms", len(out), d)
 	}
@@ -226,7 +215,7 @@ func TestRelayLinks(t *testing.T) {
 	if err := h1.Restore(); err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.TrimSpace(run(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "echo back"))); got != "back" {
+	if got := strings.TrimSpace(sshdtest.Output(t, tb.Command("ssh", "-F", tb.ConfigFile, "h1", "echo back"))); got != "back" {
 		t.Errorf("after Restore: %q", got)
 	}
 	if err := h1.Shape(Shape{Rate: "fast"}); err == nil {

@@ -2,9 +2,24 @@ package sshdtest
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"testing"
 )
+
+// WaitStdinOrSignal returns when the program's standard input ends (its parent went, or
+// closed it) or a signal comes on sig: how a helper program of the tests knows to stop.
+func WaitStdinOrSignal(sig <-chan os.Signal) {
+	eof := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	select {
+	case <-sig:
+	case <-eof:
+	}
+}
 
 // StartProgram starts a server as Start does, for a program rather than a test (benchmark
 // and chaos harnesses): logs go to stderr, and a failure is returned instead of failing

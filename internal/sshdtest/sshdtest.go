@@ -44,6 +44,19 @@ const RequireEnv = "GODIST_REQUIRE_SSHD"
 // usual temporary directories (/tmp is world-writable).
 const ChrootBase = "/var/lib/godist-sshdtest"
 
+// Output runs cmd and returns its standard output, failing t with its standard error if
+// it fails.
+func Output(t testing.TB, cmd *exec.Cmd) string {
+	t.Helper()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("%v: %v\nstderr: %s", cmd.Args, err, stderr.Bytes())
+	}
+	return string(out)
+}
+
 // DefaultApplets are the busybox applets a chroot gets as /bin/NAME symlinks: a POSIX shell
 // and the utilities a bootstrap script may reasonably expect on any host.
 var DefaultApplets = []string{

@@ -11,24 +11,13 @@ import (
 	"github.com/godist/godist/internal/child"
 )
 
-func run(t *testing.T, cmd *exec.Cmd) string {
-	t.Helper()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%v: %v\nstderr: %s", cmd.Args, err, stderr.Bytes())
-	}
-	return string(out)
-}
-
 func TestEcho(t *testing.T) {
 	s := Start(t, Options{})
-	if got := run(t, s.SSH("echo", "hi")); got != "hi\n" {
+	if got := Output(t, s.SSH("echo", "hi")); got != "hi\n" {
 		t.Fatalf("ssh %s echo hi = %q, want %q", s.Alias, got, "hi\n")
 	}
 	// Sessions get the temporary remote home, not the real one.
-	if got := strings.TrimSpace(run(t, s.SSH("echo $HOME $XDG_CACHE_HOME"))); got != s.RemoteHome+" "+s.RemoteHome+"/.cache" {
+	if got := strings.TrimSpace(Output(t, s.SSH("echo $HOME $XDG_CACHE_HOME"))); got != s.RemoteHome+" "+s.RemoteHome+"/.cache" {
 		t.Fatalf("remote HOME XDG_CACHE_HOME = %q, want %s", got, s.RemoteHome)
 	}
 	if s.HostKeyFingerprint == "" || !strings.HasPrefix(s.HostKeyFingerprint, "SHA256:") {
@@ -38,31 +27,31 @@ func TestEcho(t *testing.T) {
 
 func TestChroot(t *testing.T) {
 	s := Start(t, Options{Chroot: true})
-	if got := run(t, s.SSH("echo", "hi")); got != "hi\n" {
+	if got := Output(t, s.SSH("echo", "hi")); got != "hi\n" {
 		t.Fatalf("ssh %s echo hi = %q, want %q", s.Alias, got, "hi\n")
 	}
-	got := run(t, s.SSH("ls /lib* /usr 2>&1; busybox uname -m"))
+	got := Output(t, s.SSH("ls /lib* /usr 2>&1; busybox uname -m"))
 	t.Logf("ls /lib* /usr 2>&1; busybox uname -m:\n%s", got)
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if len(lines) != 3 || !strings.Contains(lines[0], "No such file") || !strings.Contains(lines[1], "No such file") || lines[2] == "" {
 		t.Errorf("want two No such file errors and a machine name, got %q", got)
 	}
-	if got, want := run(t, s.SSH("echo $HOME; pwd")), s.RemoteHome+"\n"+s.RemoteHome+"\n"; got != want {
+	if got, want := Output(t, s.SSH("echo $HOME; pwd")), s.RemoteHome+"\n"+s.RemoteHome+"\n"; got != want {
 		t.Errorf("HOME, pwd = %q; want %q", got, want)
 	}
-	if got := strings.Join(strings.Fields(run(t, s.SSH("ls /"))), " "); got != "bin dev home tmp" {
+	if got := strings.Join(strings.Fields(Output(t, s.SSH("ls /"))), " "); got != "bin dev home tmp" {
 		t.Errorf("ls / = %q, want %q", got, "bin dev home tmp")
 	}
-	if got := run(t, s.SSH("id -u")); got == "0\n" {
+	if got := Output(t, s.SSH("id -u")); got == "0\n" {
 		t.Errorf("chrooted session runs as root")
 	}
 	// Nothing resembling a libc or a dynamic loader anywhere in the chroot.
-	out := run(t, exec.Command("find", s.Chroot, "-name", "*.so*", "-o", "-name", "ld-*"))
+	out := Output(t, exec.Command("find", s.Chroot, "-name", "*.so*", "-o", "-name", "ld-*"))
 	if strings.TrimSpace(out) != "" {
 		t.Errorf("chroot holds shared libraries:\n%s", out)
 	}
 	// The home directory and /tmp are writable, /dev/null works.
-	got = run(t, s.SSH("echo x > ~/f && cat ~/f && echo y > /tmp/g && cat /tmp/g && echo z > /dev/null && echo ok"))
+	got = Output(t, s.SSH("echo x > ~/f && cat ~/f && echo y > /tmp/g && cat /tmp/g && echo z > /dev/null && echo ok"))
 	if got != "x\ny\nok\n" {
 		t.Errorf("writing in the chroot: %q", got)
 	}

@@ -27,7 +27,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -35,6 +34,7 @@ import (
 	"time"
 
 	"github.com/godist/godist/internal/netnstest"
+	"github.com/godist/godist/internal/sshdtest"
 )
 
 func main() {
@@ -95,15 +95,7 @@ func main() {
 	fmt.Fprintf(&b, "TB_LINKS=%s\nREADY\n", sh(kind))
 	os.Stdout.WriteString(b.String())
 
-	stdinEnd := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		close(stdinEnd)
-	}()
-	select {
-	case <-stdinEnd:
-	case <-sigs:
-	}
+	sshdtest.WaitStdinOrSignal(sigs)
 	start := time.Now()
 	if err := tb.Close(); err != nil {
 		fail(1, err)

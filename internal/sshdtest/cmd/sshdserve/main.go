@@ -11,7 +11,6 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -48,15 +47,7 @@ func main() {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	eof := make(chan struct{})
-	go func() {
-		io.Copy(io.Discard, os.Stdin)
-		close(eof)
-	}()
-	select {
-	case <-sig:
-	case <-eof:
-	}
+	sshdtest.WaitStdinOrSignal(sig)
 	stop()
 	os.Remove(*envFile)
 }
